@@ -1,0 +1,42 @@
+"""initdiag: diagnose neural-network weight initialization before training.
+
+    >>> import initdiag
+    >>> result = initdiag.probe("784,256,256,10", act="relu", init="he")
+    >>> result.summary.verdict, round(result.summary.forward_gain, 1)
+
+The names below are imported on first use, so ``import initdiag`` (and the CLI's start-up) stays light.
+"""
+
+from ._version import __version__
+
+_LAZY = {
+    "probe": "probe",
+    "run_probe": "probe",
+    "ProbeResult": "result",
+    "LayerStats": "result",
+    "Summary": "result",
+    "StackSpec": "spec",
+    "LayerSpec": "spec",
+    "ProbeSettings": "spec",
+    "Thresholds": "spec",
+    "parse_layers": "spec",
+    "get_initializer": "initializers",
+    "compute_fans": "initializers",
+    "get_activation": "activations",
+    "calculate_gain": "activations",
+    "InitdiagError": "errors",
+    "to_json": "render",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module = importlib.import_module(f".{_LAZY[name]}", __name__)
+        value = getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'initdiag' has no attribute {name!r}")

@@ -1,0 +1,344 @@
+"""The one rendering layer: a result becomes a rich table, JSON, CSV or markdown.
+
+The table and markdown share one column list; CSV and JSON use the contract's keys. Nothing here
+computes statistics or decides flags: it only reads a `ProbeResult`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .result import FLAGS, STAT_KEYS, LayerStats, ProbeResult
+
+FORMATS = ("table", "json", "csv", "markdown")
+
+# one distinct style per flag
+FLAG_STYLES = {
+    "vanishing": "bold blue",
+    "exploding": "bold red",
+    "dead": "bold yellow",
+    "saturated": "bold dark_orange",
+    "symmetric": "bold magenta",
+    "nonfinite": "bold white on red",
+}
+VERDICT_STYLES = {"ok": "bold green", "warn": "bold yellow", "fail": "bold red"}
+VERDICT_MARKS = {"ok": "✔", "warn": "!", "fail": "✘"}
+
+
+def fmt(x: float) -> str:
+    """Three significant digits; inf/nan spelled out."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "nan"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    if x == 0:
+        return "0"
+    return f"{x:.3g}".replace("e-0", "e-").replace("e+0", "e+")
+
+
+def fmt_percent(x: float) -> str:
+    if math.isnan(x):
+        return "nan"
+    if x == 0:
+        return "0"
+    return f"{100 * x:.3g}"
+
+
+def _std(var: float) -> float:
+    return math.sqrt(var) if var >= 0 else math.nan
+
+
+# --- JSON / CSV -------------------------------------------------------------------------------------
+
+
+def json_safe(value: Any) -> Any:
+    """Non-finite floats become None (JSON null); numpy scalars become Python numbers."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def to_json(result: ProbeResult) -> str:
+    """Strict JSON (no NaN literals), keys as the contract lists them."""
+    return json.dumps(json_safe(result.to_dict()), indent=2, allow_nan=False) + "\n"
+
+
+def to_csv(result: ProbeResult) -> str:
+    """One row per layer with the JSON keys as header; flags joined by ';'."""
+    rows = [layer.to_dict() for layer in result.layers]
+    header = list(rows[0])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([";".join(row[k]) if k == "flags" else _csv_value(row[k]) for k in header])
+    return buffer.getvalue()
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, float):
+        return fmt(value) if not math.isfinite(value) else repr(value)
+    return value
+
+
+# --- the shared column list for table and markdown ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    text: Callable[[LayerStats], str]
+    # which flags colour this cell (the cell signals that problem)
+    signals: tuple[str, ...] = ()
+    justify: str = "right"
+    priority: int = 0  # in a narrow terminal the highest numbers are hidden first
+
+
+def _grad_signals(layer: LayerStats, result: ProbeResult) -> bool:
+    t = result.settings.thresholds
+    g = layer.backward_gain
+    return not (1 / t.max_backward_gain <= g <= t.max_backward_gain) and not math.isnan(g)
+
+
+def _fwd_signals(layer: LayerStats, result: ProbeResult) -> bool:
+    t = result.settings.thresholds
+    g = layer.forward_gain
+    return not (1 / t.max_forward_gain <= g <= t.max_forward_gain) and not math.isnan(g)
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("layer", lambda s: s.name, justify="left"),
+    Column("shape", lambda s: f"{s.fan_in}→{s.fan_out}"),
+    Column("act", lambda s: s.act, justify="left", priority=3),
+    Column("W std", lambda s: fmt(s.weight_std), priority=4),
+    Column("z mean", lambda s: fmt(s.preact_mean), priority=5),
+    Column("z std", lambda s: fmt(_std(s.preact_var)), ("vanishing", "exploding")),
+    Column("a mean", lambda s: fmt(s.act_mean), priority=5),
+    Column("a std", lambda s: fmt(_std(s.act_var)), ("vanishing", "exploding"), priority=2),
+    Column("∂x std", lambda s: fmt(_std(s.grad_input_var)), ("vanishing", "exploding")),
+    Column("∂W std", lambda s: fmt(_std(s.grad_weight_var)), priority=4),
+    Column("dead%", lambda s: fmt_percent(s.dead_fraction), ("dead",), priority=1),
+    Column("sat%", lambda s: fmt_percent(s.saturated_fraction), ("saturated",), priority=1),
+    Column("distinct", lambda s: f"{s.distinct_units:.4g}", ("symmetric",), priority=1),
+)
+
+
+def _fit_columns(result: ProbeResult, width: int | None) -> tuple[list[Column], list[Column]]:
+    """The columns that fit in *width* terminal cells, and the ones hidden to make them fit."""
+    shown = list(COLUMNS)
+    if width is None:
+        return shown, []
+
+    def natural(column: Column) -> int:
+        return max(len(column.header), *(len(column.text(layer)) for layer in result.layers)) + 2
+
+    fixed = 2 + 7 + 1 + BAR_CELLS + max(len("flags"), *(len(" ".join(x.flags)) for x in result.layers)) + 2
+    hidden: list[Column] = []
+    while fixed + sum(natural(c) for c in shown) > width:
+        candidates = [c for c in shown if c.priority > 0]
+        if not candidates:
+            break
+        drop = max(candidates, key=lambda c: c.priority)
+        shown.remove(drop)
+        hidden.append(drop)
+    return shown, hidden
+
+
+def _cell_style(column: Column, layer: LayerStats, text: str, result: ProbeResult) -> str | None:
+    if text in ("nan", "inf", "-inf"):
+        return FLAG_STYLES["nonfinite"]
+    for flag in column.signals:
+        if flag not in layer.flags:
+            continue
+        if flag in ("vanishing", "exploding"):
+            # forward columns signal forward trouble, the gradient column backward trouble
+            relevant = (
+                _grad_signals(layer, result) if column.header == "∂x std" else _fwd_signals(layer, result)
+            )
+            if not relevant:
+                continue
+            gain = layer.backward_gain if column.header == "∂x std" else layer.forward_gain
+            return FLAG_STYLES["exploding" if gain > 1 else "vanishing"]
+        return FLAG_STYLES[flag]
+    return None
+
+
+# --- the cumulative gain on a log scale -------------------------------------------------------------
+
+BAR_CELLS = 13  # half a decade each: 1e-3 .. 1e3, gain 1 in the middle
+
+
+def gain_bar(gain: float, limit: float) -> tuple[str, int | None]:
+    """A 13-cell track, log10(gain) from -3 to 3; the marker's position (None when not finite).
+    Cells inside [1/limit, limit] are drawn '─', outside '·'; the middle (gain 1) is '┼'."""
+    centre = BAR_CELLS // 2
+    band = math.log10(limit) * 2
+    track = ["┼" if k == centre else ("─" if abs(k - centre) <= band else "·") for k in range(BAR_CELLS)]
+    if math.isnan(gain) or gain < 0:
+        return "".join(track), None
+    position = centre + (math.log10(gain) * 2 if gain > 0 else -math.inf)
+    if position < 0:
+        track[0], pos = "◀", 0
+    elif position > BAR_CELLS - 1:
+        track[-1], pos = "▶", BAR_CELLS - 1
+    else:
+        pos = round(position)
+        track[pos] = "●"
+    return "".join(track), pos
+
+
+def _gain_style(gain: float, limit: float) -> str:
+    if math.isnan(gain) or math.isinf(gain):
+        return FLAG_STYLES["nonfinite"] if math.isinf(gain) else "dim"
+    if gain > limit:
+        return FLAG_STYLES["exploding"]
+    if gain < 1 / limit:
+        return FLAG_STYLES["vanishing"]
+    if abs(math.log(gain)) > 0.5 * math.log(limit):  # the warn band: past sqrt(limit)
+        return "yellow"
+    return "green"
+
+
+def _gain_text(layer: LayerStats, result: ProbeResult) -> str:
+    text = fmt(layer.forward_gain)
+    if "forward_gain" in layer.sd and result.settings.trials > 1:
+        text += f" ±{fmt(layer.sd['forward_gain'])}"
+    return text
+
+
+# --- rich table -----------------------------------------------------------------------------------
+
+
+def title(result: ProbeResult) -> str:
+    s, settings = result.spec, result.settings
+    arrow = " → ".join(str(w) for w in s.widths) if len(s.widths) <= 8 else s.shorthand()
+    inits = sorted({layer.init for layer in s.layers})
+    acts = sorted({layer.act for layer in s.layers[:-1]}) or [s.layers[-1].act]
+    trials = f" · {settings.trials} trials" if settings.trials > 1 else ""
+    return (
+        f"{arrow} · {', '.join(acts)} · {', '.join(inits)} · batch {settings.batch} · "
+        f"seed {settings.seed}{trials} · {settings.dtype}"
+    )
+
+
+def verdict_line(result: ProbeResult) -> str:
+    sm = result.summary
+    return (
+        f"{VERDICT_MARKS[sm.verdict]} {sm.verdict}: forward gain {fmt(sm.forward_gain)}, "
+        f"backward gain {fmt(sm.backward_gain)}, loss {fmt(sm.loss)} ({result.settings.loss})"
+    )
+
+
+def probe_table(result: ProbeResult, width: int | None = None):
+    """The rich renderable: the per-layer table, then the verdict line, reasons and a legend.
+    With *width*, the least important columns are hidden until the table fits (and a note says so)."""
+    from rich import box
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    limit = result.settings.thresholds.max_forward_gain
+    table = Table(
+        title=title(result),
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+        pad_edge=False,
+        collapse_padding=True,
+        padding=(0, 1),
+    )
+    columns, hidden = _fit_columns(result, width)
+    for column in columns:
+        table.add_column(column.header, justify=column.justify, no_wrap=True)
+    table.add_column("fwd gain (log)", justify="left", no_wrap=True)
+    table.add_column("flags", justify="left")
+
+    for layer in result.layers:
+        cells = []
+        for column in columns:
+            text = column.text(layer)
+            cells.append(Text(text, style=_cell_style(column, layer, text, result) or ""))
+        bar, _ = gain_bar(layer.forward_gain, limit)
+        style = _gain_style(layer.forward_gain, limit)
+        gain = Text()
+        gain.append(f"{_gain_text(layer, result):>7} ", style=style if style != "green" else "")
+        for ch in bar:
+            gain.append(ch, style=style if ch in "●◀▶" else "dim")
+        cells.append(gain)
+        flags = Text()
+        for k, flag in enumerate(layer.flags):
+            if k:
+                flags.append(" ")
+            flags.append(flag, style=FLAG_STYLES[flag])
+        cells.append(flags)
+        table.add_row(*cells)
+
+    sm = result.summary
+    parts = [table, Text(verdict_line(result), style=VERDICT_STYLES[sm.verdict])]
+    for reason in sm.reasons:
+        parts.append(Text(f"  · {reason}"))
+    present = [f for f in FLAGS if f in sm.flags]
+    if present:
+        legend = Text("  flags: ", style="dim")
+        for k, flag in enumerate(present):
+            if k:
+                legend.append("  ")
+            legend.append(flag, style=FLAG_STYLES[flag])
+        parts.append(legend)
+    if hidden:
+        names = ", ".join(c.header for c in hidden)
+        parts.append(
+            Text(f"  hidden to fit the terminal: {names} (widen it, or use --format json)", style="dim")
+        )
+    if result.settings.trials > 1:
+        parts.append(
+            Text(
+                f"  means over {result.settings.trials} trials; JSON has each spread as <key>_sd", style="dim"
+            )
+        )
+    return Group(*parts)
+
+
+# --- markdown -------------------------------------------------------------------------------------
+
+
+def to_markdown(result: ProbeResult) -> str:
+    headers = [c.header for c in COLUMNS] + ["fwd gain", "flags"]
+    aligns = [":--" if c.justify == "left" else "--:" for c in COLUMNS] + ["--:", ":--"]
+    lines = [
+        f"**initdiag probe** · {title(result)}",
+        "",
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join(aligns) + "|",
+    ]
+    for layer in result.layers:
+        cells = [c.text(layer) for c in COLUMNS] + [_gain_text(layer, result), ", ".join(layer.flags)]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"**{verdict_line(result)}**"]
+    lines += [f"- {reason}" for reason in result.summary.reasons]
+    return "\n".join(lines) + "\n"
+
+
+def render_text(result: ProbeResult, fmt_name: str) -> str:
+    """JSON, CSV or markdown as a string (the table goes through `probe_table`)."""
+    if fmt_name == "json":
+        return to_json(result)
+    if fmt_name == "csv":
+        return to_csv(result)
+    if fmt_name == "markdown":
+        return to_markdown(result)
+    raise ValueError(fmt_name)
+
+
+__all__ = ["FORMATS", "STAT_KEYS", "probe_table", "render_text", "to_csv", "to_json", "to_markdown"]

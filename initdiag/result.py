@@ -1,0 +1,154 @@
+"""Plain-data results: what a probe returns and what every renderer reads."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._version import __version__
+from .spec import ProbeSettings, StackSpec
+
+SCHEMA_VERSION = 1
+FLAGS = ("vanishing", "exploding", "dead", "saturated", "symmetric", "nonfinite")
+
+# The per-layer statistics, in the order JSON and CSV list them (contract: DESIGN.md).
+STAT_KEYS = (
+    "weight_std",
+    "preact_mean",
+    "preact_var",
+    "act_mean",
+    "act_var",
+    "grad_input_var",
+    "grad_weight_var",
+    "grad_weight_ratio",
+    "dead_fraction",
+    "saturated_fraction",
+    "distinct_units",
+    "forward_gain",
+    "backward_gain",
+)
+
+
+@dataclass
+class LayerStats:
+    """One layer's statistics; with several trials each is the mean and ``sd[key]`` its spread.
+
+    ``forward_gain`` is E[z_l^2] / E[z_1^2] (cumulative from the first layer); ``backward_gain`` is
+    E[(dL/dx_l)^2] / E[(dL/dx_L)^2] (cumulative from the output back to this layer).
+    """
+
+    name: str
+    kind: str
+    fan_in: int
+    fan_out: int
+    act: str
+    init: str
+    bias_init: str
+    weight_std: float
+    preact_mean: float
+    preact_var: float
+    act_mean: float
+    act_var: float
+    grad_input_var: float
+    grad_weight_var: float
+    grad_weight_ratio: float
+    dead_fraction: float
+    saturated_fraction: float
+    distinct_units: float
+    forward_gain: float
+    backward_gain: float
+    flags: list[str] = field(default_factory=list)
+    sd: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "kind": self.kind,
+            "fan_in": self.fan_in,
+            "fan_out": self.fan_out,
+            "act": self.act,
+            "init": self.init,
+            "bias_init": self.bias_init,
+        }
+        for key in STAT_KEYS:
+            value = getattr(self, key)
+            if key == "distinct_units" and not self.sd and math.isfinite(value):
+                value = int(value)
+            out[key] = value
+        out["flags"] = list(self.flags)
+        for key in STAT_KEYS:
+            if key in self.sd:
+                out[f"{key}_sd"] = self.sd[key]
+        return out
+
+
+@dataclass
+class Summary:
+    """``forward_gain``: E[z^2] of the last layer over the first; ``backward_gain``: E[(dL/dx)^2]
+    at the first layer over at the last. ``verdict`` is ok, warn or fail, ``reasons`` say why."""
+
+    forward_gain: float
+    backward_gain: float
+    loss: float
+    verdict: str
+    flags: list[str]
+    reasons: list[str]
+    worst_layer: str | None
+    sd: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "forward_gain": self.forward_gain,
+            "backward_gain": self.backward_gain,
+            "loss": self.loss,
+            "verdict": self.verdict,
+            "flags": list(self.flags),
+            "reasons": list(self.reasons),
+            "worst_layer": self.worst_layer,
+        }
+        for key, value in self.sd.items():
+            out[f"{key}_sd"] = value
+        return out
+
+
+@dataclass
+class ProbeResult:
+    """A whole probe: the resolved stack, the settings, one `LayerStats` per layer, the summary."""
+
+    spec: StackSpec
+    settings: ProbeSettings
+    layers: list[LayerStats]
+    summary: Summary
+
+    def settings_dict(self) -> dict[str, Any]:
+        s, t = self.settings, self.settings.thresholds
+        return {
+            "batch": s.batch,
+            "seed": s.seed,
+            "trials": s.trials,
+            "loss": s.loss,
+            "input": s.input,
+            "dtype": s.dtype,
+            "max_forward_gain": t.max_forward_gain,
+            "max_backward_gain": t.max_backward_gain,
+            "max_dead_fraction": t.max_dead_fraction,
+            "max_saturated_fraction": t.max_saturated_fraction,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, as plain Python; non-finite numbers stay float (`to_json` writes null)."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "initdiag_version": __version__,
+            "spec": self.spec.to_dict(),
+            "settings": self.settings_dict(),
+            "layers": [layer.to_dict() for layer in self.layers],
+            "summary": self.summary.to_dict(),
+        }
+
+    def layer(self, name: str) -> LayerStats:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)

@@ -51,7 +51,8 @@ def _elu(z, alpha):
 
 
 def _elu_d(z, a, alpha):
-    return np.where(z > 0, 1.0, a + alpha).astype(z.dtype, copy=False)
+    # alpha * exp(z), not a + alpha: that subtraction loses the tail's precision (as PyTorch)
+    return np.where(z > 0, 1.0, alpha * np.exp(np.minimum(z, 0))).astype(z.dtype, copy=False)
 
 
 def _silu_d(z, _, __):
@@ -100,7 +101,7 @@ _KINDS: dict[str, _Kind] = {
     ),
     "selu": _Kind(
         lambda z, _: SELU_SCALE * _elu(z, SELU_ALPHA),
-        lambda z, a, _: np.where(z > 0, SELU_SCALE, a + SELU_SCALE * SELU_ALPHA).astype(z.dtype, copy=False),
+        lambda z, a, _: SELU_SCALE * _elu_d(z, a, SELU_ALPHA),
         lambda _: SELU_SCALE * SELU_ALPHA,
     ),
     "gelu": _Kind(_gelu, _gelu_d, lambda _: _max_derivative("gelu")),

@@ -27,6 +27,7 @@ import math
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -41,8 +42,9 @@ TRUNCATED_NORMAL_STD = 0.87962566103423978
 TRUNCATION = 2.0
 
 
-@dataclass(frozen=True)
-class Fans:
+class Fans(NamedTuple):
+    """(fan_in, fan_out); unpacks like PyTorch's ``_calculate_fan_in_and_fan_out``."""
+
     fan_in: int
     fan_out: int
 
@@ -76,32 +78,44 @@ class LayerContext:
     dtype: np.dtype = field(default_factory=lambda: np.dtype(np.float32))
 
 
-def truncated_standard_normal(rng: np.random.Generator, shape, dtype) -> np.ndarray:
+DRAW_CHUNK = 1 << 20  # float64 entries drawn at a time before the cast: bounded extra memory
+
+
+def _truncated_standard_normal(rng: np.random.Generator, size: int) -> np.ndarray:
     """N(0, 1) restricted to (-2, 2), by redrawing the ~4.6% of entries that fall outside."""
-    out = rng.standard_normal(shape, dtype=dtype)
-    flat = out.reshape(-1)
-    bad = np.flatnonzero(np.abs(flat) >= TRUNCATION)
+    out = rng.standard_normal(size)
+    bad = np.flatnonzero(np.abs(out) >= TRUNCATION)
     while bad.size:
-        flat[bad] = rng.standard_normal(bad.size, dtype=dtype)
-        bad = bad[np.abs(flat[bad]) >= TRUNCATION]
+        out[bad] = rng.standard_normal(bad.size)
+        bad = bad[np.abs(out[bad]) >= TRUNCATION]
     return out
 
 
 def _draw(rng, shape, dtype, distribution: str, std: float, mean: float = 0.0) -> np.ndarray:
-    """A draw with the given mean and std from one of the three distributions."""
-    if distribution == "normal":
-        out = rng.standard_normal(shape, dtype=dtype)
-        out *= std
-    elif distribution == "truncated_normal":
-        out = truncated_standard_normal(rng, shape, dtype)
-        out *= std / TRUNCATED_NORMAL_STD
-    else:  # uniform on [-limit, limit)
-        limit = math.sqrt(3.0) * std
-        out = rng.random(shape, dtype=dtype)
-        out *= 2 * limit
-        out -= limit
-    if mean:
-        out += mean
+    """A draw with the given mean and std from one of the three distributions.
+
+    Drawn in float64, ``DRAW_CHUNK`` entries at a time, and cast into the output: ``--dtype float32``
+    and ``float64`` probe the very same weights, and the extra memory stays small. (Chunked draws
+    are the same numbers as one big draw for normal and uniform.)
+    """
+    out = np.empty(shape, dtype=dtype)
+    flat = out.reshape(-1)
+    for start in range(0, flat.size, DRAW_CHUNK):
+        size = min(DRAW_CHUNK, flat.size - start)
+        if distribution == "normal":
+            block = rng.standard_normal(size)
+            block *= std
+        elif distribution == "truncated_normal":
+            block = _truncated_standard_normal(rng, size)
+            block *= std / TRUNCATED_NORMAL_STD
+        else:  # uniform on [-limit, limit)
+            limit = math.sqrt(3.0) * std
+            block = rng.random(size)
+            block *= 2 * limit
+            block -= limit
+        if mean:
+            block += mean
+        flat[start : start + size] = block
     return out
 
 
@@ -190,10 +204,9 @@ class Uniform(Initializer):
     name: str = "uniform"
 
     def sample(self, rng, ctx):
-        out = rng.random(ctx.shape, dtype=ctx.dtype)
-        out *= self.high - self.low
-        out += self.low
-        return out
+        # U(low, high) is U(-limit, limit) shifted: the same draw as _draw's uniform
+        half = (self.high - self.low) / 2
+        return _draw(rng, ctx.shape, ctx.dtype, "uniform", half / math.sqrt(3.0), self.low + half)
 
     def variance(self, ctx):
         return (self.high - self.low) ** 2 / 12.0

@@ -24,7 +24,7 @@ def make_target(loss: str, rng: np.random.Generator, shape: tuple[int, int], dty
     """The fixed random part of the loss: G or T (normal, shape of Y) or integer labels."""
     if loss == "xent":
         return rng.integers(0, shape[1], size=shape[0])
-    return rng.standard_normal(shape, dtype=dtype)
+    return rng.standard_normal(shape).astype(dtype, copy=False)  # same numbers for every dtype
 
 
 def loss_and_grad(loss: str, Y: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:

@@ -128,7 +128,8 @@ def estimate_memory(
     weights = 2 * params * item + (3 * largest * 8 if orthogonal else 0)
     widest = max(widths)
     cached = batch * (widths[0] + 2 * sum(widths[1:])) * item
-    transient = 3 * batch * widest * item + 16 * (1 << 20)  # dz, dact, dx; float64 stats chunks
+    # dz, dact, dx; float64 chunks of the statistics and of each sampling thread's draw
+    transient = 3 * batch * widest * item + 8 * (1 << 20) * (1 + (os.cpu_count() or 1))
     activations = cached + transient
     return MemoryEstimate(weights, activations, weights + activations)
 

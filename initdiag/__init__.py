@@ -10,8 +10,8 @@ The names below are imported on first use, so ``import initdiag`` (and the CLI's
 from ._version import __version__
 
 _LAZY = {
-    "probe": "probe",
-    "run_probe": "probe",
+    "probe": "probing",
+    "run_probe": "probing",
     "ProbeResult": "result",
     "LayerStats": "result",
     "Summary": "result",

@@ -225,7 +225,7 @@ def probe(
 ) -> None:
     """Probe one stack with one initializer: a per-layer table of activation and gradient statistics, then a one-line verdict."""  # noqa: E501
     from . import render
-    from .probe import probe as run
+    from .probing import probe as run
     from .spec import Thresholds
 
     fmt = _choice("--format", format, render.FORMATS)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .result import FLAGS, STAT_KEYS, LayerStats, ProbeResult
+from .result import FLAGS, STAT_KEYS, WARN_FRACTION, LayerStats, ProbeResult
 
 FORMATS = ("table", "json", "csv", "markdown")
 
@@ -206,7 +206,7 @@ def _gain_style(gain: float, limit: float) -> str:
         return FLAG_STYLES["exploding"]
     if gain < 1 / limit:
         return FLAG_STYLES["vanishing"]
-    if abs(math.log(gain)) > 0.5 * math.log(limit):  # the warn band: past sqrt(limit)
+    if abs(math.log(gain)) > WARN_FRACTION * math.log(limit):  # the verdict's warn band
         return "yellow"
     return "green"
 

@@ -11,6 +11,9 @@ from .spec import ProbeSettings, StackSpec
 
 SCHEMA_VERSION = 1
 FLAGS = ("vanishing", "exploding", "dead", "saturated", "symmetric", "nonfinite")
+# verdict "warn": a gain past limit**WARN_FRACTION on the log scale, or a dead / saturated share past
+# half its limit (deep relu stacks with He init reach ~35% dead units by depth 30: a true warning)
+WARN_FRACTION = 0.75
 
 # The per-layer statistics, in the order JSON and CSV list them (contract: DESIGN.md).
 STAT_KEYS = (

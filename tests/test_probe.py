@@ -320,7 +320,7 @@ def test_memory_limit_from_the_environment(monkeypatch):
 
 
 def test_memory_estimate_is_an_upper_bound_of_the_weights():
-    from initdiag.probe import estimate_memory
+    from initdiag.probing import estimate_memory
 
     est = estimate_memory((784, 256, 256, 10), batch=256, dtype="float32")
     params = 784 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10

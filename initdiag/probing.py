@@ -33,7 +33,7 @@ from .initializers import (
 )
 from .layers import Dense
 from .losses import LOSSES, loss_and_grad, make_target
-from .result import FLAGS, STAT_KEYS, LayerStats, ProbeResult, Summary
+from .result import FLAGS, STAT_KEYS, WARN_FRACTION, LayerStats, ProbeResult, Summary
 from .spec import ProbeSettings, StackSpec, Thresholds, parse_layers
 from .stats import dead_fraction, distinct_columns, moments, saturated_fraction
 
@@ -429,14 +429,14 @@ def _reasons(layers: list[LayerStats], t: Thresholds) -> tuple[list[str], str | 
     ):
         for s in layers:
             g = getattr(s, key)
-            if math.isfinite(g) and g > 0 and abs(math.log(g)) > 0.5 * math.log(limit):
+            if math.isfinite(g) and g > 0 and abs(math.log(g)) > WARN_FRACTION * math.log(limit):
                 toward = "exploding" if g > 1 else "vanishing"
                 drifting.append(
                     (
                         abs(math.log(g)),
                         s.name,
-                        f"layer {s.name}: {direction} gain {_fmt(g)}, halfway to {toward} "
-                        f"on the log scale (limit {limit:g})",
+                        f"layer {s.name}: {direction} gain {_fmt(g)} is close to "
+                        f"{toward} (limit {'' if g > 1 else '1/'}{limit:g})",
                     )
                 )
     for s in layers:

@@ -1,0 +1,230 @@
+"""The command line, through typer's CliRunner: output, formats, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import initdiag
+from initdiag.cli import app
+
+runner = CliRunner()
+MAIN = ["probe", "--layers", "784,256,256,10", "--act", "relu", "--init", "he"]
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_main_command_prints_the_table_and_verdict():
+    result = run(*MAIN)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    for header in ("layer", "shape", "W std", "z mean", "z std", "a mean", "a std", "∂x std", "∂W std"):
+        assert header in out
+    for header in ("dead%", "sat%", "distinct", "fwd gain (log)", "flags"):
+        assert header in out
+    assert "dense1  784→256  relu" in out
+    assert "dense3   256→10  linear" in out
+    assert "✔ ok: forward gain" in out
+    assert "\x1b[" not in out  # not a terminal: no colour codes
+    assert all(line == line.rstrip() for line in out.splitlines())
+
+
+def test_table_pinned_for_a_small_float64_stack():
+    result = run(
+        "probe",
+        "--layers",
+        "6,4,2",
+        "--batch",
+        "16",
+        "--dtype",
+        "float64",
+        "--act",
+        "tanh",
+        "--init",
+        "xavier",
+    )
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0] == "6 → 4 → 2 · tanh · xavier_uniform · batch 16 · seed 0 · float64"
+    assert lines[2].split() == [
+        "layer", "shape", "act", "W", "std", "z", "mean", "z", "std", "a", "mean", "a", "std",
+        "∂x", "std", "∂W", "std", "dead%", "sat%", "distinct", "fwd", "gain", "(log)", "flags",
+    ]  # fmt: skip
+    rows = [line.split() for line in lines[4:6]]
+    assert [row[0] for row in rows] == ["dense1", "dense2"]
+    assert rows[0][1:3] == ["6→4", "tanh"] and rows[1][1:3] == ["4→2", "linear"]
+    data = initdiag.probe("6,4,2", batch=16, dtype="float64", act="tanh", init="xavier")
+    from initdiag.render import fmt
+
+    assert rows[0][3] == fmt(data.layers[0].weight_std)
+    assert rows[1][5] == fmt(data.layers[1].preact_var ** 0.5)
+    assert rows[0][-2] == "●" or "●" in rows[0][-1] or "●" in " ".join(rows[0])
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--layers", "784"], "needs an input width and at least one layer"),
+        (["--layers", "784,,10"], "empty width at position 2"),
+        (["--layers", "784,0,10"], "width must be a positive integer, got 0"),
+        (["--layers", "784,-5,10"], "width must be a positive integer, got -5"),
+        (["--layers", "a,b"], "'a' is not a width"),
+        (["--layers", "784,10", "--init", "hee"], "unknown initializer 'hee'; did you mean 'he'?"),
+        (["--layers", "784,10", "--init", "normal:-1"], "std must be >= 0, got -1"),
+        (["--layers", "784,10", "--init", "normal:abc"], "std must be a number, got 'abc'"),
+        (["--layers", "784,10", "--init", "uniform:low=1,high=0"], "low must be below high"),
+        (["--layers", "784,10", "--act", "bogus"], "unknown activation 'bogus'; allowed:"),
+        (["--layers", "784,10", "--batch", "0"], "--batch must be a positive integer, got 0"),
+        (["--layers", "784,10", "--trials", "0"], "--trials must be a positive integer, got 0"),
+        (["--layers", "784,10", "--max-gain", "0.5"], "--max-gain must be greater than 1, got 0.5"),
+        (["--layers", "784,10", "--init", "file:/nonexistent/w.npz"], "file not found: '/nonexistent/w.npz'"),
+        (["--layers", "784,10", "--input", "/nonexistent/x.npy"], "file not found: '/nonexistent/x.npy'"),
+        (["--layers", "1000000,1000000,10"], "this stack needs about 7.3 TiB"),
+        (["--layers", "784,10", "--batch", "abc"], "Invalid value for '--batch'"),
+        (["--layers", "784,10", "--bogus"], "No such option: --bogus"),
+        (
+            ["--layers", "784,10", "--format", "xml"],
+            "--format 'xml' is not one of table, json, csv, markdown",
+        ),
+        (["--layers", "784,10", "--loss", "l2"], "--loss 'l2' is not one of unit, mse, xent"),
+        (["--layers", "784,10", "--dtype", "float16"], "--dtype 'float16' is not one of float32, float64"),
+        (["--layers", "784,10", "--fail-on", "vanish"], "--fail-on: unknown flag 'vanish'"),
+        (["--layers", "784,10", "--seed", "-1"], "--seed must be a non-negative integer"),
+        (["--layers", "784,1", "--loss", "xent"], "--loss xent needs at least 2 outputs"),
+        (["--layers", "784,10", "--bias-init", "lsuv"], "'lsuv' is a weight-only initializer"),
+        ([], "Missing option '--layers'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, message):
+    result = run("probe", *args)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("initdiag: error: ")
+    assert message in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_npz_errors_through_the_cli(tmp_path):
+    np.savez(tmp_path / "w.npz", dense1=np.zeros((784, 20)), dense2=np.zeros((20, 10)))
+    result = run("probe", "--layers", "784,20,10", "--init", f"file:{tmp_path / 'w.npz'}")
+    assert result.exit_code == 0, result.output
+    result = run("probe", "--layers", "784,30,10", "--init", f"file:{tmp_path / 'w.npz'}")
+    assert result.exit_code == 2
+    assert (
+        "layer dense1 needs shape (784, 30) (fan_in, fan_out) but the file holds (784, 20)" in result.stderr
+    )
+    np.savez(tmp_path / "p.npz", dense1=np.array([None], dtype=object), allow_pickle=True)
+    result = run("probe", "--layers", "784,30,10", "--init", f"file:{tmp_path / 'p.npz'}")
+    assert result.exit_code == 2 and "pickled Python objects, refused" in result.stderr
+
+
+def test_debug_shows_the_exception():
+    result = run("probe", "--layers", "784", "--debug")
+    assert isinstance(result.exception, initdiag.InitdiagError)
+
+
+def test_unknown_command_suggests():
+    result = run("prob", "--layers", "1,2")
+    assert result.exit_code == 2
+    assert "No such command 'prob'. Did you mean 'probe'?" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args, flags, code",
+    [
+        (["--init", "zeros", "--fail-on", "symmetric"], {"dead", "symmetric"}, 1),
+        (["--init", "zeros", "--fail-on", "vanishing,exploding"], {"dead", "symmetric"}, 0),
+        (["--init", "he", "--fail-on", "any"], set(), 0),
+        (["--act", "sigmoid", "--init", "normal:10", "--fail-on", "any"], {"saturated", "exploding"}, 1),
+    ],
+)
+def test_fail_on(args, flags, code):
+    result = run("probe", "--layers", "784,256,256,10", *args, "--format", "json")
+    assert result.exit_code == code
+    assert set(json.loads(result.stdout)["summary"]["flags"]) == flags
+
+
+def test_json_is_strict_deterministic_and_complete():
+    args = ("probe", "--layers", "256,256x60,10", "--init", "normal:1", "--format", "json")
+    first, second = run(*args), run(*args)
+    assert first.exit_code == 0
+    assert first.stdout == second.stdout  # byte-identical
+    assert "Warning" not in first.stderr and first.stderr == ""
+    data = json.loads(first.stdout, parse_constant=lambda c: pytest.fail(f"non-strict JSON: {c}"))
+    assert data["schema_version"] == 1
+    assert data["initdiag_version"] == initdiag.__version__
+    assert data["settings"]["seed"] == 0 and data["settings"]["dtype"] == "float32"
+    assert data["layers"][-1]["act_var"] is None
+    assert "nonfinite" in data["summary"]["flags"]
+
+
+def test_overflow_table_shows_inf_and_nan():
+    result = run("probe", "--layers", "256,256x60,10", "--init", "normal:1")
+    assert result.exit_code == 0
+    assert " nan " in result.stdout and " inf " in result.stdout
+    assert result.stderr == ""
+
+
+def test_csv_and_markdown():
+    result = run(*MAIN, "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [row["name"] for row in rows] == ["dense1", "dense2", "dense3"]
+    assert float(rows[0]["preact_var"]) == pytest.approx(2.0, rel=0.1)
+    assert rows[0]["flags"] == ""
+    result = run("probe", "--layers", "20,10,5", "--init", "zeros", "--format", "csv")
+    assert next(iter(csv.DictReader(io.StringIO(result.stdout))))["flags"] == "dead;symmetric"
+    md = run(*MAIN, "--format", "markdown").stdout
+    assert md.startswith("**initdiag probe** · 784 → 256 → 256 → 10")
+    assert "| layer | shape | act | W std |" in md
+    assert "| dense1 | 784→256 | relu |" in md
+    assert "**✔ ok: forward gain" in md
+
+
+def test_trials_in_json_and_table():
+    result = run("probe", "--layers", "64,32,8", "--trials", "3", "--format", "json")
+    data = json.loads(result.stdout)
+    assert data["settings"]["trials"] == 3
+    assert data["layers"][0]["weight_std_sd"] > 0
+    table = run("probe", "--layers", "64,32,8", "--trials", "3").stdout
+    assert "3 trials" in table and "±" in table
+
+
+def test_input_file_through_the_cli(tmp_path):
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(32, 10)))
+    result = run("probe", "--layers", "10,5", "--input", str(tmp_path / "x.npy"), "--format", "json")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["settings"]["batch"] == 32
+
+
+def test_version_help_and_module_entry_point():
+    result = run("--version")
+    assert result.exit_code == 0 and result.stdout == f"initdiag {initdiag.__version__}\n"
+    help_text = run("probe", "-h").stdout
+    assert "Example: initdiag probe --layers 784,256,256,10 --act relu --init he" in help_text
+    for option in (
+        "--layers",
+        "--act",
+        "--out-act",
+        "--init",
+        "--bias-init",
+        "--batch",
+        "--seed",
+        "--trials",
+    ):
+        assert option in help_text
+    for option in ("--loss", "--input", "--dtype", "--max-gain", "--format", "--fail-on"):
+        assert option in help_text
+    assert "Example:" in run("--help").stdout
+    module = subprocess.run([sys.executable, "-m", "initdiag", "--version"], capture_output=True, text=True)
+    assert module.returncode == 0 and module.stdout.strip() == f"initdiag {initdiag.__version__}"

@@ -60,7 +60,7 @@ def _silu_d(z, _, __):
     return s * (1.0 + z * (1.0 - s))
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Kind:
     forward: Callable  # (z, param) -> a
     derivative: Callable  # (z, a, param) -> phi'(z)
@@ -133,7 +133,7 @@ def _max_derivative(kind: str) -> float:
     return float(np.max(_KINDS[kind].derivative(z, _KINDS[kind].forward(z, None), None)))
 
 
-@dataclass(frozen=True)
+@dataclass
 class Activation:
     """A named activation: ``act(z)`` is phi(z), ``act.derivative(z, a)`` is phi'(z)."""
 

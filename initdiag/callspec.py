@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from .errors import InitdiagError
 
 
-@dataclass(frozen=True)
+@dataclass
 class Call:
     """A parsed ``NAME[:ARGS]``: the name (lower-cased), an optional positional value, and keys."""
 

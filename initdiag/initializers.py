@@ -67,7 +67,7 @@ def compute_fans(shape: tuple[int, ...]) -> Fans:
     raise InitdiagError(f"fans need a weight of at least 2 dimensions, got shape {tuple(shape)}")
 
 
-@dataclass(frozen=True)
+@dataclass
 class LayerContext:
     """What an initializer may look at: the layer's name, weight shape, fans and activation."""
 
@@ -150,7 +150,7 @@ class Initializer:
         return f"<initializer {self}>"
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(repr=False)
 class Constant(Initializer):
     """Every entry equal to ``value``: ``zeros``, ``ones``, ``constant:V``. Never breaks symmetry."""
 
@@ -170,7 +170,7 @@ class Constant(Initializer):
         return self.name if self.name in ("zeros", "ones") else f"constant:{fmt_number(self.value)}"
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(repr=False)
 class Normal(Initializer):
     """N(mean, std^2) (``torch.nn.init.normal_``); ``trunc_normal`` cuts it at 2 std and corrects
     the std so the draw still has variance std^2."""
@@ -195,7 +195,7 @@ class Normal(Initializer):
         return f"{self.name}:{fmt_number(self.std)}"
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(repr=False)
 class Uniform(Initializer):
     """U(low, high); ``uniform:A`` is U(-A, A)."""
 
@@ -220,8 +220,7 @@ class Uniform(Initializer):
         return f"uniform:low={fmt_number(self.low)},high={fmt_number(self.high)}"
 
 
-@dataclass(frozen=True)
-class _Preset:
+class _Preset(NamedTuple):
     scale: float
     gain: float
     mode: str
@@ -241,7 +240,7 @@ VARIANCE_SCALING_PRESETS: dict[str, _Preset] = {
 }
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(repr=False)
 class VarianceScaling(Initializer):
     """Var(W) = scale * gain^2 / fan(mode), drawn from ``distribution`` (see the module doc).
 
@@ -282,7 +281,7 @@ class VarianceScaling(Initializer):
         return self.name + (":" + ",".join(args) if args else "")
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(repr=False)
 class TorchDefault(Initializer):
     """What ``nn.Linear`` / ``nn.Conv2d`` give you: ``kaiming_uniform_(w, a=sqrt(5))``, which is
     U(-1/sqrt(fan_in), 1/sqrt(fan_in)), variance 1/(3 fan_in); the bias uses the same bound
@@ -303,7 +302,7 @@ class TorchDefault(Initializer):
         return self
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(repr=False)
 class Orthogonal(Initializer):
     """A (semi-)orthogonal matrix times ``gain`` (Saxe et al. 2014), by QR of a Gaussian matrix with
     the sign fix of ``torch.nn.init.orthogonal_`` (multiply by sign(diag R)) so the draw is Haar.
@@ -339,7 +338,7 @@ class Orthogonal(Initializer):
         return "orthogonal" if self.gain == 1.0 else f"orthogonal:gain={fmt_number(self.gain)}"
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(repr=False)
 class Identity(Initializer):
     """``gain`` times the (rectangular) identity, as ``torch.nn.init.eye_``: as many inputs as
     possible pass through unchanged."""
@@ -369,7 +368,7 @@ class Identity(Initializer):
         return "identity" if self.gain == 1.0 else f"identity:gain={fmt_number(self.gain)}"
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(repr=False)
 class LSUV(Initializer):
     """Layer-sequential unit-variance init (Mishkin & Matas 2015): orthogonal weights, then, layer
     by layer from the input, divide W by sqrt(Var(z)) until |Var(z) - 1| < ``tol`` or ``max_iter``
@@ -423,7 +422,7 @@ def load_npz(path: str) -> dict[str, np.ndarray]:
         raise InitdiagError(f"'{path}' is not a readable .npz archive: {exc}") from None
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(repr=False)
 class FromFile(Initializer):
     """Pretrained or hand-made weights: array ``NAME`` (or ``NAME.weight``) of an .npz, in our
     (fan_in, fan_out) layout; ``NAME.bias``, when present, is the default bias."""

@@ -16,6 +16,7 @@ import os
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -33,7 +34,7 @@ from .initializers import (
 )
 from .layers import Dense
 from .losses import LOSSES, loss_and_grad, make_target
-from .result import FLAGS, STAT_KEYS, WARN_FRACTION, LayerStats, ProbeResult, Summary
+from .result import FLAGS, STAT_KEYS, WARN_FRACTION, LayerStats, ProbeResult, Summary, format_number
 from .spec import ProbeSettings, StackSpec, Thresholds, parse_layers
 from .stats import dead_fraction, distinct_columns, moments, saturated_fraction
 
@@ -51,7 +52,7 @@ def stream(seed: int, trial: int, *key: int) -> np.random.Generator:
 # --- the input batch ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass
 class InputSource:
     """``normal`` (N(0, 1)), ``uniform`` (U(-sqrt 3, sqrt 3), also unit variance), any
     ``normal:...`` / ``uniform:...`` the initializer grammar accepts, or a ``.npy`` file."""
@@ -110,8 +111,7 @@ def _load_npy(path: str, width: int) -> np.ndarray:
 # --- memory ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class MemoryEstimate:
+class MemoryEstimate(NamedTuple):
     weights: int  # W and dW (and the float64 QR work space of orthogonal init)
     activations: int  # the cached x, z, a of every layer, plus transients
     total: int
@@ -188,7 +188,7 @@ def format_bytes(n: float) -> str:
 # --- the run --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Plan:
     """A resolved stack ready to sample: per layer its context, initializers and activation."""
 
@@ -213,7 +213,7 @@ def _plan(spec: StackSpec, dtype: str) -> _Plan:
     return _Plan(spec, tuple(contexts), tuple(inits), tuple(bias_inits))
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(repr=False)
 class _FileBias(Initializer):
     """The bias of a ``file:`` layer: ``NAME.bias`` from the same archive, else zeros."""
 
@@ -350,105 +350,90 @@ def _layer_flags(stats: LayerStats, t: Thresholds) -> list[str]:
     return [f for f in FLAGS if f in flags]
 
 
-def _fmt(x: float) -> str:
-    return f"{x:.3g}"
+@dataclass
+class _Finding:
+    """One kind of problem at one layer; `_reasons` keeps the worst layer of each kind."""
+
+    kind: str  # groups findings: one sentence per kind
+    severity: int  # order of the sentences: 0 first
+    badness: float  # within a kind, the worst layer is the one reported
+    layer: str
+    sentence: str
+
+
+def _findings(layers: list[LayerStats], t: Thresholds, warn: bool) -> list[_Finding]:
+    """Every problem (or, with *warn*, every drift toward one) at every layer."""
+    found: list[_Finding] = []
+    overflow = next((x for x in layers if not math.isfinite(x.preact_var + x.act_var)), None)
+    for s in layers:
+        if not warn and "nonfinite" in s.flags:
+            if overflow is not None:
+                sentence = (
+                    f"layer {overflow.name}: the forward pass overflows (inf/nan), so the loss and "
+                    "every gradient are not numbers"
+                )
+                found.append(_Finding("nonfinite", 0, 1.0, overflow.name, sentence))
+            else:
+                found.append(
+                    _Finding(
+                        "nonfinite", 0, 1.0, s.name, f"layer {s.name}: the backward pass overflows (inf/nan)"
+                    )
+                )
+        for direction, limit in (("forward", t.max_forward_gain), ("backward", t.max_backward_gain)):
+            g = getattr(s, f"{direction}_gain")
+            if math.isnan(g) or g < 0:
+                continue
+            log_ratio = math.inf if g == 0 or math.isinf(g) else abs(math.log(g)) / math.log(limit)
+            toward = "exploding" if g > 1 else "vanishing"
+            bound = f"{limit:g}" if g > 1 else f"1/{limit:g}"
+            gain = f"layer {s.name}: {direction} gain {format_number(g)}"
+            if not warn and log_ratio > 1:
+                sentence = f"{gain} {'>' if g > 1 else '<'} {bound} ({toward})"
+                found.append(_Finding(f"{direction} {toward}", 1, log_ratio, s.name, sentence))
+            elif warn and WARN_FRACTION < log_ratio <= 1:
+                sentence = f"{gain} is close to {toward} (limit {bound})"
+                found.append(_Finding(f"{direction} {toward}", 1, log_ratio, s.name, sentence))
+        for key, what, limit, severity in (
+            ("dead_fraction", "of units dead", t.max_dead_fraction, 2),
+            ("saturated_fraction", "of activations saturated", t.max_saturated_fraction, 4),
+        ):
+            share = getattr(s, key)
+            if (not warn and share > limit) or (warn and limit / 2 < share <= limit):
+                sentence = f"layer {s.name}: {share:.0%} {what}" + ("" if warn else f" (> {limit:.0%})")
+                found.append(_Finding(key, severity, share, s.name, sentence))
+        if not warn and "symmetric" in s.flags:
+            units = f"{s.distinct_units:.4g} distinct unit{'s' if s.distinct_units != 1 else ''}"
+            found.append(
+                _Finding(
+                    "symmetric",
+                    3,
+                    1 - s.distinct_units / s.fan_out,
+                    s.name,
+                    f"layer {s.name}: {units} of {s.fan_out} (symmetric)",
+                )
+            )
+    return found
 
 
 def _reasons(layers: list[LayerStats], t: Thresholds) -> tuple[list[str], str | None, bool]:
-    """Why the verdict is what it is: one sentence per problem, the worst layer first; and whether
-    anything is only drifting (the warn band: gains beyond sqrt(T), fractions beyond half)."""
-    reasons: list[tuple[int, str, str]] = []  # (severity, layer, sentence)
-
-    nonfinite = [s for s in layers if "nonfinite" in s.flags]
-    if nonfinite:
-        overflow = next((x for x in layers if not math.isfinite(x.preact_var + x.act_var)), None)
-        if overflow is not None:
-            reasons.append(
-                (
-                    0,
-                    overflow.name,
-                    f"layer {overflow.name}: the forward pass overflows (inf/nan), "
-                    "so the loss and every gradient are not numbers",
-                )
-            )
-        else:
-            s = nonfinite[0]
-            more = f" and {len(nonfinite) - 1} earlier layers" if len(nonfinite) > 1 else ""
-            reasons.append((0, s.name, f"layer {s.name}{more}: the backward pass overflows (inf/nan)"))
-    for direction, key, limit in (
-        ("forward", "forward_gain", t.max_forward_gain),
-        ("backward", "backward_gain", t.max_backward_gain),
-    ):
-        gains = [(getattr(s, key), s) for s in layers if not math.isnan(getattr(s, key))]
-        high = [(g, s) for g, s in gains if g > limit]
-        low = [(g, s) for g, s in gains if g < 1 / limit]
-        if high:
-            g, s = max(high, key=lambda p: p[0])
-            reasons.append((1, s.name, f"layer {s.name}: {direction} gain {_fmt(g)} > {limit:g} (exploding)"))
-        if low:
-            g, s = min(low, key=lambda p: p[0])
-            reasons.append(
-                (1, s.name, f"layer {s.name}: {direction} gain {_fmt(g)} < 1/{limit:g} (vanishing)")
-            )
-    dead = [s for s in layers if "dead" in s.flags]
-    if dead:
-        s = max(dead, key=lambda s: s.dead_fraction)
-        reasons.append(
-            (2, s.name, f"layer {s.name}: {s.dead_fraction:.0%} of units dead (> {t.max_dead_fraction:.0%})")
-        )
-    symmetric = [s for s in layers if "symmetric" in s.flags]
-    if symmetric:
-        s = min(symmetric, key=lambda s: s.distinct_units / s.fan_out)
-        reasons.append(
-            (
-                3,
-                s.name,
-                f"layer {s.name}: {s.distinct_units:.4g} distinct unit{'s' if s.distinct_units != 1 else ''} "
-                f"of {s.fan_out} (symmetric)",
-            )
-        )
-    saturated = [s for s in layers if "saturated" in s.flags]
-    if saturated:
-        s = max(saturated, key=lambda s: s.saturated_fraction)
-        reasons.append(
-            (
-                4,
-                s.name,
-                f"layer {s.name}: {s.saturated_fraction:.0%} of activations saturated "
-                f"(> {t.max_saturated_fraction:.0%})",
-            )
-        )
-    if reasons:
-        reasons.sort(key=lambda r: r[0])
-        return [r[2] for r in reasons], reasons[0][1], False
-
-    drifting: list[tuple[float, str, str]] = []
-    for direction, key, limit in (
-        ("forward", "forward_gain", t.max_forward_gain),
-        ("backward", "backward_gain", t.max_backward_gain),
-    ):
-        for s in layers:
-            g = getattr(s, key)
-            if math.isfinite(g) and g > 0 and abs(math.log(g)) > WARN_FRACTION * math.log(limit):
-                toward = "exploding" if g > 1 else "vanishing"
-                drifting.append(
-                    (
-                        abs(math.log(g)),
-                        s.name,
-                        f"layer {s.name}: {direction} gain {_fmt(g)} is close to "
-                        f"{toward} (limit {'' if g > 1 else '1/'}{limit:g})",
-                    )
-                )
-    for s in layers:
-        if s.dead_fraction > t.max_dead_fraction / 2:
-            drifting.append((0.0, s.name, f"layer {s.name}: {s.dead_fraction:.0%} of units dead"))
-        if s.saturated_fraction > t.max_saturated_fraction / 2:
-            drifting.append(
-                (0.0, s.name, f"layer {s.name}: {s.saturated_fraction:.0%} of activations saturated")
-            )
-    if drifting:
-        drifting.sort(key=lambda d: -d[0])
-        return [d[2] for d in drifting], drifting[0][1], True
+    """Why the verdict is what it is: one sentence per kind of problem, naming its worst layer and
+    how many more layers share it; the most severe first. Without problems, the same for drifts
+    toward one (the warn band). Returns (sentences, worst layer, whether only drifting)."""
+    for warn in (False, True):
+        by_kind: dict[str, list[_Finding]] = {}
+        for finding in _findings(layers, t, warn):
+            by_kind.setdefault(finding.kind, []).append(finding)
+        if by_kind:
+            worst = []
+            for findings in by_kind.values():
+                top = max(findings, key=lambda f: f.badness)
+                layers_hit = {f.layer for f in findings}
+                more = len(layers_hit) - 1
+                if more and top.kind != "nonfinite":
+                    top.sentence += f"; {more} more layer{'s' if more > 1 else ''} too"
+                worst.append(top)
+            worst.sort(key=lambda f: (f.severity, -f.badness))
+            return [f.sentence for f in worst], worst[0].layer, warn
     return [], None, False
 
 

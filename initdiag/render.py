@@ -6,15 +6,13 @@ computes statistics or decides flags: it only reads a `ProbeResult`.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .result import FLAGS, STAT_KEYS, WARN_FRACTION, LayerStats, ProbeResult
+from .result import format_number as fmt
 
 FORMATS = ("table", "json", "csv", "markdown")
 
@@ -29,17 +27,6 @@ FLAG_STYLES = {
 }
 VERDICT_STYLES = {"ok": "bold green", "warn": "bold yellow", "fail": "bold red"}
 VERDICT_MARKS = {"ok": "✔", "warn": "!", "fail": "✘"}
-
-
-def fmt(x: float) -> str:
-    """Three significant digits; inf/nan spelled out."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "nan"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    if x == 0:
-        return "0"
-    return f"{x:.3g}".replace("e-0", "e-").replace("e+0", "e+")
 
 
 def fmt_percent(x: float) -> str:
@@ -72,11 +59,16 @@ def json_safe(value: Any) -> Any:
 
 def to_json(result: ProbeResult) -> str:
     """Strict JSON (no NaN literals), keys as the contract lists them."""
+    import json
+
     return json.dumps(json_safe(result.to_dict()), indent=2, allow_nan=False) + "\n"
 
 
 def to_csv(result: ProbeResult) -> str:
     """One row per layer with the JSON keys as header; flags joined by ';'."""
+    import csv
+    import io
+
     rows = [layer.to_dict() for layer in result.layers]
     header = list(rows[0])
     buffer = io.StringIO()
@@ -96,7 +88,7 @@ def _csv_value(value: Any) -> Any:
 # --- the shared column list for table and markdown ------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass
 class Column:
     header: str
     text: Callable[[LayerStats], str]

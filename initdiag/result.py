@@ -15,6 +15,18 @@ FLAGS = ("vanishing", "exploding", "dead", "saturated", "symmetric", "nonfinite"
 # half its limit (deep relu stacks with He init reach ~35% dead units by depth 30: a true warning)
 WARN_FRACTION = 0.75
 
+
+def format_number(x: float | None) -> str:
+    """Three significant digits with a compact exponent (2.13e-9); inf/nan spelled out."""
+    if x is None or math.isnan(x):
+        return "nan"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    if x == 0:
+        return "0"
+    return f"{x:.3g}".replace("e-0", "e-").replace("e+0", "e+")
+
+
 # The per-layer statistics, in the order JSON and CSV list them (contract: DESIGN.md).
 STAT_KEYS = (
     "weight_std",

@@ -17,7 +17,7 @@ from .errors import InitdiagError
 LAYER_KINDS = ("dense",)
 
 
-@dataclass(frozen=True)
+@dataclass
 class LayerSpec:
     """One layer: a dense layer of ``units`` outputs, ``z = x @ W + b``, ``a = act(z)``."""
 
@@ -36,7 +36,7 @@ class LayerSpec:
         return out
 
 
-@dataclass(frozen=True)
+@dataclass
 class StackSpec:
     """A whole stack. ``out_act`` is the last layer's activation unless that layer sets its own;
     ``bias_init`` None means each initializer's own default (zeros; torch_default's uniform)."""
@@ -191,7 +191,7 @@ def parse_layers(
     )
 
 
-@dataclass(frozen=True)
+@dataclass
 class Thresholds:
     """When a layer is flagged. A layer is ``vanishing``/``exploding`` when its cumulative gain
     leaves [1/T, T]; ``dead``/``saturated`` when more than the given share is."""
@@ -213,7 +213,7 @@ class Thresholds:
         return self
 
 
-@dataclass(frozen=True)
+@dataclass
 class ProbeSettings:
     """How the probe runs: batch size, seed, number of trials, loss, input, dtype."""
 

@@ -353,3 +353,43 @@ def test_spec_is_the_shorthand_resolved():
     assert [layer.act for layer in spec.layers] == ["tanh"] * 3 + ["linear"]
     assert {layer.init for layer in spec.layers} == {"xavier_uniform"}
     assert spec.shorthand() == "784,256x3,10"
+
+
+# --- verdict and reasons ----------------------------------------------------------------------------
+
+
+def test_reasons_name_the_worst_layer_once_per_kind():
+    r = initdiag.probe("256,256x30,10", act="relu", init="xavier_normal")
+    assert r.summary.verdict == "fail"
+    forward = [x for x in r.summary.reasons if "forward gain" in x]
+    assert len(forward) == 1  # one sentence per kind, not one per layer
+    worst = min(r.layers, key=lambda s: s.forward_gain)
+    assert forward[0].startswith(f"layer {worst.name}: forward gain ")
+    assert "< 1/10 (vanishing); " in forward[0] and forward[0].endswith("more layers too")
+    n_vanishing = sum(1 for s in r.layers if s.forward_gain < 0.1)
+    assert f"; {n_vanishing - 1} more layers too" in forward[0]
+
+
+def test_deep_he_relu_warns_about_dead_units_without_failing():
+    # the input-correlation collapse of deep relu MLPs (Lu et al. 2019): ~30% of units never fire
+    # on the batch by depth 30, whatever the scale of the weights
+    r = initdiag.probe("256,256x30,10", act="relu", init="he_normal")
+    assert r.summary.verdict == "warn" and r.summary.flags == []
+    assert len(r.summary.reasons) == 1 and "of units dead; " in r.summary.reasons[0]
+    worst = max(r.layers, key=lambda s: s.dead_fraction)
+    assert r.summary.worst_layer == worst.name
+    assert 0.25 < worst.dead_fraction <= 0.5
+
+
+def test_warn_band_is_three_quarters_of_the_way_to_the_limit():
+    # backward gain of a 784 -> 256 first layer in fan_in mode: 256 * (2/784) / 2 = 0.327, which
+    # is inside [10^-0.75, 10^0.75] = [0.178, 5.62]: ok; with T = 3 the band is [0.44, 2.28]: warn
+    ok = initdiag.probe("784,256,256,10", init="he")
+    assert ok.summary.verdict == "ok"
+    assert ok.summary.backward_gain == pytest.approx(0.327, rel=0.15)
+    warn = initdiag.probe("784,256,256,10", init="he", max_gain=3)
+    assert warn.summary.verdict == "warn"
+    assert (
+        "backward gain" in warn.summary.reasons[0]
+        and "close to vanishing (limit 1/3)" in warn.summary.reasons[0]
+    )

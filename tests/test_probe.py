@@ -383,7 +383,8 @@ def test_deep_he_relu_warns_about_dead_units_without_failing():
 
 def test_warn_band_is_three_quarters_of_the_way_to_the_limit():
     # backward gain of a 784 -> 256 first layer in fan_in mode: 256 * (2/784) / 2 = 0.327, which
-    # is inside [10^-0.75, 10^0.75] = [0.178, 5.62]: ok; with T = 3 the band is [0.44, 2.28]: warn
+    # is inside [10^-0.75, 10^0.75] = [0.178, 5.62]: ok; with T = 4 it lies between 1/4 (fail) and
+    # 4^-0.75 = 0.354: warn; with T = 3 it is below 1/3: fail
     ok = initdiag.probe("784,256,256,10", init="he")
     assert ok.summary.verdict == "ok"
     assert ok.summary.backward_gain == pytest.approx(0.327, rel=0.15)

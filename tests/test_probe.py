@@ -15,7 +15,7 @@ import pytest
 import initdiag
 from initdiag.errors import InitdiagError
 from initdiag.render import to_json
-from initdiag.result import FLAGS
+from initdiag.result import FLAGS, format_number
 from initdiag.spec import LayerSpec, StackSpec, parse_layers
 
 
@@ -388,9 +388,9 @@ def test_warn_band_is_three_quarters_of_the_way_to_the_limit():
     ok = initdiag.probe("784,256,256,10", init="he")
     assert ok.summary.verdict == "ok"
     assert ok.summary.backward_gain == pytest.approx(0.327, rel=0.15)
-    warn = initdiag.probe("784,256,256,10", init="he", max_gain=3)
+    warn = initdiag.probe("784,256,256,10", init="he", max_gain=4)
     assert warn.summary.verdict == "warn"
-    assert (
-        "backward gain" in warn.summary.reasons[0]
-        and "close to vanishing (limit 1/3)" in warn.summary.reasons[0]
-    )
+    gain = format_number(warn.summary.backward_gain)
+    assert warn.summary.reasons == [f"layer dense1: backward gain {gain} is close to vanishing (limit 1/4)"]
+    fail = initdiag.probe("784,256,256,10", init="he", max_gain=3)
+    assert fail.summary.verdict == "fail" and fail.summary.flags == ["vanishing"]

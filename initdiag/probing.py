@@ -34,7 +34,16 @@ from .initializers import (
 )
 from .layers import Dense
 from .losses import LOSSES, loss_and_grad, make_target
-from .result import FLAGS, STAT_KEYS, WARN_FRACTION, LayerStats, ProbeResult, Summary, format_number
+from .result import (
+    FLAGS,
+    MEASURED_KEYS,
+    STAT_KEYS,
+    WARN_FRACTION,
+    LayerStats,
+    ProbeResult,
+    Summary,
+    format_number,
+)
 from .spec import ProbeSettings, StackSpec, Thresholds, parse_layers
 from .stats import dead_fraction, distinct_columns, moments, saturated_fraction
 
@@ -320,21 +329,10 @@ def _ratio(num: float, den: float) -> float:
 
 # --- verdict --------------------------------------------------------------------------------------
 
-# what the nonfinite flag looks at: measured values, not ratios whose reference is zero
-_MEASURED = (
-    "weight_std",
-    "preact_mean",
-    "preact_var",
-    "act_mean",
-    "act_var",
-    "grad_input_var",
-    "grad_weight_var",
-)
-
 
 def _layer_flags(stats: LayerStats, t: Thresholds) -> list[str]:
     flags = set()
-    if not all(math.isfinite(getattr(stats, key)) for key in _MEASURED):
+    if not all(math.isfinite(getattr(stats, key)) for key in MEASURED_KEYS):
         flags.add("nonfinite")
     for gain, limit in ((stats.forward_gain, t.max_forward_gain), (stats.backward_gain, t.max_backward_gain)):
         if gain < 1.0 / limit:

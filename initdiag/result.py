@@ -27,8 +27,9 @@ def format_number(x: float | None) -> str:
     return f"{x:.3g}".replace("e-0", "e-").replace("e+0", "e+")
 
 
-# The per-layer statistics, in the order JSON and CSV list them (contract: DESIGN.md).
-STAT_KEYS = (
+# What each layer measures directly (a non-finite one sets the ``nonfinite`` flag); then the derived
+# ratios and counts. Together, in the order JSON and CSV list them (contract: DESIGN.md).
+MEASURED_KEYS = (
     "weight_std",
     "preact_mean",
     "preact_var",
@@ -36,6 +37,9 @@ STAT_KEYS = (
     "act_var",
     "grad_input_var",
     "grad_weight_var",
+)
+STAT_KEYS = (
+    *MEASURED_KEYS,
     "grad_weight_ratio",
     "dead_fraction",
     "saturated_fraction",

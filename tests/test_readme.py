@@ -15,18 +15,35 @@ import pytest
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
+CONSOLE = re.compile(r"```console\n(.*?)```", flags=re.S)
+
+
+def parse_block(body: str) -> list[tuple[str, list[str]]]:
+    """A console block as (command, expected output lines) pairs, trailing blank lines dropped."""
+    steps: list[tuple[str, list[str]]] = []
+    for line in body.splitlines():
+        if line.startswith("$ "):
+            steps.append((line[2:], []))
+        elif steps:
+            steps[-1][1].append(line.rstrip())
+    for _, expected in steps:
+        while expected and not expected[-1]:
+            expected.pop()
+    return steps
+
+
 def console_blocks() -> list[list[tuple[str, list[str]]]]:
-    """Each ```console block as a list of (command, expected output lines)."""
-    blocks = []
-    for body in re.findall(r"```console\n(.*?)```", README.read_text(), flags=re.S):
-        steps: list[tuple[str, list[str]]] = []
-        for line in body.splitlines():
-            if line.startswith("$ "):
-                steps.append((line[2:], []))
-            elif steps:
-                steps[-1][1].append(line.rstrip())
-        blocks.append(steps)
-    return blocks
+    return [parse_block(body) for body in CONSOLE.findall(README.read_text())]
+
+
+def run_command(command: str, cwd) -> list[str]:
+    """A README command's stdout and stderr lines, without the terminal width or memory limit of
+    the machine running the tests."""
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "INITDIAG_MAX_MEMORY")}
+    done = subprocess.run(
+        shell_command(command), shell=True, cwd=cwd, env=env, capture_output=True, text=True
+    )
+    return [line.rstrip() for line in (done.stdout + done.stderr).splitlines()]
 
 
 def matches(expected: list[str], actual: list[str]) -> bool:
@@ -69,14 +86,8 @@ def test_the_readme_has_console_examples():
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[b[0][0][:60] for b in BLOCKS])
 def test_console_example(block, tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "INITDIAG_MAX_MEMORY")}
     for command, expected in block:
-        done = subprocess.run(
-            shell_command(command), shell=True, cwd=tmp_path, env=env, capture_output=True, text=True
-        )
-        actual = [line.rstrip() for line in (done.stdout + done.stderr).splitlines()]
-        while expected and not expected[-1]:
-            expected = expected[:-1]
+        actual = run_command(command, tmp_path)
         assert matches(expected, actual), (
             f"$ {command}\n--- README:\n" + "\n".join(expected) + ("\n--- actual:\n" + "\n".join(actual))
         )
@@ -113,28 +124,15 @@ def update_readme() -> None:
     import tempfile
 
     text = README.read_text()
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "INITDIAG_MAX_MEMORY")}
 
     def rewrite(match: re.Match) -> str:
         lines: list[str] = []
         with tempfile.TemporaryDirectory() as tmp:
-            steps: list[tuple[str, list[str]]] = []
-            for line in match.group(1).splitlines():
-                if line.startswith("$ "):
-                    steps.append((line[2:], []))
-                elif steps:
-                    steps[-1][1].append(line.rstrip())
-            for command, expected in steps:
-                done = subprocess.run(
-                    shell_command(command), shell=True, cwd=tmp, env=env, capture_output=True, text=True
-                )
-                actual = [line.rstrip() for line in (done.stdout + done.stderr).splitlines()]
-                while expected and not expected[-1]:
-                    expected = expected[:-1]
-                lines += [f"$ {command}", *_refresh(expected, actual)]
+            for command, expected in parse_block(match.group(1)):
+                lines += [f"$ {command}", *_refresh(expected, run_command(command, tmp))]
         return "```console\n" + "\n".join(lines) + "\n```"
 
-    README.write_text(re.sub(r"```console\n(.*?)```", rewrite, text, flags=re.S))
+    README.write_text(CONSOLE.sub(rewrite, text))
 
 
 if __name__ == "__main__":

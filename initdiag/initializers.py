@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -34,6 +32,7 @@ import numpy as np
 from .activations import Activation
 from .callspec import Call, fmt_number, parse_call, to_choice, to_float, to_int
 from .errors import InitdiagError, unknown_name
+from .files import load_npz
 
 FAN_MODES = ("fan_in", "fan_out", "fan_avg")
 DISTRIBUTIONS = ("normal", "truncated_normal", "uniform")
@@ -394,32 +393,6 @@ class LSUV(Initializer):
 
     def mean(self, ctx):
         return None
-
-
-@cache
-def load_npz(path: str) -> dict[str, np.ndarray]:
-    """All arrays of an .npz archive, read with ``allow_pickle=False``; errors are one line."""
-    p = Path(path)
-    if not p.is_file():
-        raise InitdiagError(f"file not found: '{path}' (file:PATH.npz needs an existing .npz)")
-    try:
-        with np.load(p, allow_pickle=False) as archive:
-            if not hasattr(archive, "files"):
-                raise InitdiagError(
-                    f"'{path}' is a single array; file: needs an .npz of arrays by layer name"
-                )
-            return {key: archive[key] for key in archive.files}
-    except InitdiagError:
-        raise
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise InitdiagError(
-                f"'{path}' holds pickled Python objects, refused (allow_pickle=False); "
-                "save plain numeric arrays with numpy.savez"
-            ) from None
-        raise InitdiagError(f"'{path}' is not a readable .npz archive: {exc}") from None
-    except (OSError, EOFError) as exc:
-        raise InitdiagError(f"'{path}' is not a readable .npz archive: {exc}") from None
 
 
 @dataclass(repr=False)

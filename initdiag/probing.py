@@ -22,6 +22,7 @@ import numpy as np
 
 from .activations import Activation, get_activation
 from .errors import InitdiagError
+from .files import load_npy
 from .initializers import (
     FromFile,
     Initializer,
@@ -96,18 +97,7 @@ def get_input(text: str, width: int) -> InputSource:
 
 
 def _load_npy(path: str, width: int) -> np.ndarray:
-    if not Path(path).is_file():
-        raise InitdiagError(f"file not found: '{path}' (--input takes normal, uniform or a FILE.npy)")
-    try:
-        array = np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise InitdiagError(
-                f"'{path}' holds pickled Python objects, refused (allow_pickle=False)"
-            ) from None
-        raise InitdiagError(f"'{path}' is not a readable .npy array: {exc}") from None
-    except OSError as exc:
-        raise InitdiagError(f"'{path}' is not a readable .npy array: {exc}") from None
+    array = load_npy(path)
     if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiub":
         raise InitdiagError(f"'{path}' must hold one numeric array of shape (batch, {width})")
     if array.ndim != 2 or array.shape[1] != width or array.shape[0] < 1:
@@ -461,7 +451,7 @@ def _summarize(layers: list[LayerStats], losses: list[float], t: Thresholds, tri
 # --- public entry point ---------------------------------------------------------------------------
 
 
-def check_settings(settings: ProbeSettings) -> ProbeSettings:
+def check_settings(settings: ProbeSettings, spec: StackSpec) -> ProbeSettings:
     if not isinstance(settings.batch, int) or settings.batch < 1:
         raise InitdiagError(f"--batch must be a positive integer, got {settings.batch}")
     if not isinstance(settings.trials, int) or settings.trials < 1:
@@ -473,6 +463,8 @@ def check_settings(settings: ProbeSettings) -> ProbeSettings:
     if settings.dtype not in DTYPES:
         raise InitdiagError(f"unknown dtype '{settings.dtype}'; allowed: {', '.join(DTYPES)}")
     settings.thresholds.check()
+    if settings.loss == "xent" and spec.layers[-1].units < 2:
+        raise InitdiagError("--loss xent needs at least 2 outputs (softmax over one class has no gradient)")
     return settings
 
 
@@ -511,16 +503,15 @@ def probe(
     source = get_input(input, spec.widths[0])
     if source.array is not None:
         batch = int(source.array.shape[0])
-    settings = check_settings(ProbeSettings(batch, seed, trials, loss, source.text, dtype, thresholds))
-    if loss == "xent" and spec.layers[-1].units < 2:
-        raise InitdiagError("--loss xent needs at least 2 outputs (softmax over one class has no gradient)")
+    settings = ProbeSettings(batch, seed, trials, loss, source.text, dtype, thresholds)
     return run_probe(spec, settings, source)
 
 
 def run_probe(spec: StackSpec, settings: ProbeSettings, source: InputSource | None = None) -> ProbeResult:
-    """Probe a resolved, checked spec with checked settings (the entry point `probe` ends in)."""
+    """Probe a resolved spec (`StackSpec.resolve`) with the given settings; `probe` ends here."""
     if source is None:
         source = get_input(settings.input, spec.widths[0])
+    check_settings(settings, spec)
     plan = _plan(spec, settings.dtype)
     for ctx, init, bias in zip(plan.contexts, plan.inits, plan.bias_inits, strict=True):
         init.check(ctx)

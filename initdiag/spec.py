@@ -9,6 +9,7 @@ filled in and canonical (``he`` -> ``he_normal``), which is what results report 
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -108,17 +109,11 @@ class StackSpec:
         return (self.input_shape[-1], *(layer.units for layer in self.layers))
 
     def shorthand(self) -> str:
-        """``784,256x2,10``: the widths, runs folded."""
-        parts: list[str] = []
-        widths = self.widths
-        i = 0
-        while i < len(widths):
-            j = i
-            while j + 1 < len(widths) and widths[j + 1] == widths[i] and i > 0:
-                j += 1
-            count = j - i + 1
-            parts.append(f"{widths[i]}x{count}" if count > 2 else ",".join([str(widths[i])] * count))
-            i = j + 1
+        """``784,256x3,10``: the widths, runs of more than two layers folded."""
+        parts = [str(self.widths[0])]
+        for width, run in itertools.groupby(self.widths[1:]):
+            count = len(list(run))
+            parts.append(f"{width}x{count}" if count > 2 else ",".join([str(width)] * count))
         return ",".join(parts)
 
     def to_dict(self) -> dict[str, Any]:

@@ -124,131 +124,230 @@ def _parse_fail_on(text: str | None) -> set[str]:
     return flags
 
 
-def _emit(result, fmt: str) -> None:
-    from .render import probe_table, render_text
-
-    if fmt != "table":
-        sys.stdout.write(render_text(result, fmt))
-        return
+def _print_rich(renderable_for_width) -> None:
+    """Print a rich renderable: coloured and fitted on a terminal; piped, plain, wide enough for
+    every column and without trailing padding."""
     from rich.console import Console
 
     console = Console(highlight=False)
     if console.is_terminal:
-        console.print(probe_table(result, width=console.width))
+        console.print(renderable_for_width(console.width))
         return
-    # piped: no colour, room for every column, no trailing padding
-    console = Console(highlight=False, width=int(os.environ.get("COLUMNS", 200)))
+    sys.stdout.write(_plain(renderable_for_width(None)))
+
+
+def _plain(renderable) -> str:
+    from rich.console import Console
+
+    console = Console(highlight=False, width=int(os.environ.get("COLUMNS", 200)), color_system=None)
     with console.capture() as captured:
-        console.print(probe_table(result))
-    sys.stdout.write("\n".join(line.rstrip() for line in captured.get().splitlines()) + "\n")
+        console.print(renderable)
+    return "\n".join(line.rstrip() for line in captured.get().splitlines()) + "\n"
+
+
+def _write(path: str, text: str) -> None:
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
+        raise InitdiagError(f"cannot write --output '{path}': {exc.strerror or exc}") from None
+
+
+def _opt(help: str, *names: str, metavar: str | None = None):
+    """An option whose default is "not given" (None), so a spec file's value can stand."""
+    return typer.Option(*names, help=help, metavar=metavar, show_default=False)
 
 
 @app.command(epilog=f"Example: {PROBE_EXAMPLE}")
 def probe(
     layers: Annotated[
-        str,
-        typer.Option(
-            "--layers",
-            "-l",
-            metavar="WIDTHS",
-            help="Widths, input first: 784,256,256,10; repeat with 256x8.",
-            show_default=False,
-        ),
-    ],
-    act: Annotated[
-        str,
-        typer.Option(
-            metavar="NAME[:ARG]",
-            help="Hidden activation: relu, leaky_relu[:SLOPE], elu, selu, gelu, silu, "
-            "softplus, sigmoid, tanh, linear.",
-        ),
-    ] = "relu",
-    out_act: Annotated[
-        str, typer.Option("--out-act", metavar="NAME[:ARG]", help="Last layer's activation.")
-    ] = "linear",
-    init: Annotated[
-        str,
-        typer.Option(
-            metavar="NAME[:ARGS]",
-            help="Weight initializer NAME[:ARGS], e.g. he, xavier_uniform, "
-            "normal:0.01, he_uniform:mode=fan_out, orthogonal:gain=auto, lsuv, "
-            "file:W.npz.",
-        ),
-    ] = "he_normal",
-    bias_init: Annotated[
         str | None,
-        typer.Option(
-            "--bias-init",
-            metavar="NAME[:ARGS]",
-            help="Bias initializer (default: zeros, but torch_default "
-            "keeps its own U(±1/sqrt(fan_in)) bias).",
-            show_default=False,
+        _opt("Widths, input first: 784,256,256,10; repeat with 256x8.", "--layers", "-l", metavar="WIDTHS"),
+    ] = None,
+    config: Annotated[
+        str | None,
+        _opt(
+            "A spec file (.toml, .yaml, .json); the options below override its values.",
+            "--config",
+            "-c",
+            metavar="FILE",
         ),
     ] = None,
-    batch: Annotated[int, typer.Option(help="Batch size of the random input.")] = 256,
-    seed: SeedOpt = 0,
-    trials: Annotated[int, typer.Option(help="Repeat with this many seeds; report mean and spread.")] = 1,
+    act: Annotated[
+        str | None,
+        _opt(
+            "Hidden activation (default relu): relu, leaky_relu[:SLOPE], elu, selu, gelu, silu, softplus, "
+            "sigmoid, tanh, linear.",
+            metavar="NAME[:ARG]",
+        ),
+    ] = None,
+    out_act: Annotated[
+        str | None, _opt("Last layer's activation (default linear).", "--out-act", metavar="NAME[:ARG]")
+    ] = None,
+    init: Annotated[
+        str | None,
+        _opt(
+            "Weight initializer NAME[:ARGS] (default he_normal), e.g. he, xavier_uniform, normal:0.01, "
+            "he_uniform:mode=fan_out, orthogonal:gain=auto, lsuv, file:W.npz.",
+            metavar="NAME[:ARGS]",
+        ),
+    ] = None,
+    bias_init: Annotated[
+        str | None,
+        _opt(
+            "Bias initializer (default zeros, but torch_default keeps its own U(±1/sqrt(fan_in)) bias).",
+            "--bias-init",
+            metavar="NAME[:ARGS]",
+        ),
+    ] = None,
+    batch: Annotated[int | None, _opt("Batch size of the random input (default 256).")] = None,
+    seed: Annotated[
+        int | None, _opt("Root seed (default 0); every layer and the input get their own stream.")
+    ] = None,
+    trials: Annotated[
+        int | None, _opt("Repeat with this many seeds; report mean and spread (default 1).")
+    ] = None,
     loss: Annotated[
-        str, typer.Option(help="unit (random read-out), mse or xent (softmax cross-entropy).")
-    ] = "unit",
+        str | None, _opt("unit (default; a random read-out), mse or xent (softmax cross-entropy).")
+    ] = None,
     input: Annotated[
-        str,
-        typer.Option(
+        str | None,
+        _opt(
+            "normal (default), uniform (unit variance), normal:STD, uniform:low=L,high=H, or FILE.npy of "
+            "shape (batch, input width).",
             "--input",
             metavar="SOURCE",
-            help="normal, uniform (unit variance), normal:STD, "
-            "uniform:low=L,high=H, or FILE.npy of shape (batch, input width).",
         ),
-    ] = "normal",
+    ] = None,
     dtype: Annotated[
-        str, typer.Option(help="float32 or float64 (statistics are float64 either way).")
-    ] = "float32",
+        str | None, _opt("float32 (default) or float64; statistics are float64 either way.")
+    ] = None,
     max_gain: Annotated[
-        float,
-        typer.Option(
-            "--max-gain", help="T: a layer whose cumulative gain leaves [1/T, T] is vanishing or exploding."
+        float | None,
+        _opt(
+            "T (default 10): a layer whose cumulative gain leaves [1/T, T] is vanishing or exploding.",
+            "--max-gain",
         ),
-    ] = 10.0,
+    ] = None,
     format: FormatOpt = "table",
     fail_on: Annotated[
         str | None,
-        typer.Option(
+        _opt(
+            "Exit 1 if any of these comma-separated flags appears: vanishing, exploding, dead, saturated, "
+            "symmetric, nonfinite, or any.",
             "--fail-on",
             metavar="FLAGS",
-            help="Exit 1 if any of these comma-separated flags appears: "
-            "vanishing, exploding, dead, saturated, symmetric, nonfinite, "
-            "or any.",
-            show_default=False,
+        ),
+    ] = None,
+    emit_spec: Annotated[
+        str | None,
+        _opt(
+            "Print the spec file these options describe, as toml, yaml or json, instead of probing.",
+            "--emit-spec",
+            metavar="FORMAT",
         ),
     ] = None,
     debug: DebugOpt = False,
 ) -> None:
     """Probe one stack with one initializer: a per-layer table of activation and gradient statistics, then a one-line verdict."""  # noqa: E501
     from . import render
-    from .probing import probe as run
-    from .spec import Thresholds
+    from .probing import run_probe
+    from .specfile import dump, job, to_data
 
     fmt = _choice("--format", format, render.FORMATS)
     fail_flags = _parse_fail_on(fail_on)
-    if max_gain <= 1:
+    if max_gain is not None and max_gain <= 1:
         raise InitdiagError(f"--max-gain must be greater than 1, got {max_gain:g}")
-    result = run(
-        layers,
-        act=act,
-        out_act=out_act,
-        init=init,
-        bias_init=bias_init,
-        batch=batch,
-        seed=seed,
-        trials=trials,
-        loss=_choice("--loss", loss, ("unit", "mse", "xent")),
-        input=input,
-        dtype=_choice("--dtype", dtype, ("float32", "float64")),
-        thresholds=Thresholds(max_forward_gain=max_gain, max_backward_gain=max_gain),
+    stack, settings, check = job(
+        layers=layers,
+        config=config,
+        stack_options={"act": act, "out_act": out_act, "init": init, "bias_init": bias_init},
+        probe_options={
+            "batch": batch,
+            "seed": seed,
+            "trials": trials,
+            "loss": None if loss is None else _choice("--loss", loss, ("unit", "mse", "xent")),
+            "input": input,
+            "dtype": None if dtype is None else _choice("--dtype", dtype, ("float32", "float64")),
+        },
+        max_gain=max_gain,
     )
-    _emit(result, fmt)
+    if emit_spec is not None:
+        spec_fmt = _choice("--emit-spec", emit_spec, ("toml", "yaml", "json"))
+        sys.stdout.write(dump(to_data(stack, settings, check), spec_fmt))
+        return
+    result = run_probe(stack, settings)
+    if fmt == "table":
+        _print_rich(lambda width: render.probe_table(result, width=width))
+    else:
+        sys.stdout.write(render.render_text(result, fmt))
     if fail_flags & set(result.summary.flags):
         raise typer.Exit(1)
+
+
+@app.command(epilog="Example: initdiag check sample_configs/ --format junit --output initdiag.xml")
+def check(
+    specs: Annotated[
+        list[str],
+        typer.Argument(metavar="SPEC...", help="Spec files, directories or globs.", show_default=False),
+    ],
+    format: Annotated[
+        str, typer.Option("--format", "-f", metavar="FORMAT", help="table, json, csv, markdown or junit.")
+    ] = "table",
+    output: Annotated[
+        str | None,
+        _opt("Write the --format output to FILE; the table still prints.", "--output", "-o", metavar="FILE"),
+    ] = None,
+    baseline: Annotated[
+        str | None,
+        _opt(
+            "A saved 'check --format json' result: fail when a layer's forward or backward gain moved more "
+            "than --baseline-factor.",
+            "--baseline",
+            metavar="FILE",
+        ),
+    ] = None,
+    baseline_factor: Annotated[
+        float, typer.Option("--baseline-factor", help="How far a gain may move from the baseline.")
+    ] = 2.0,
+    trials: Annotated[int | None, _opt("Seeds per spec (default: the spec's probe.trials, else 3).")] = None,
+    seed: Annotated[int | None, _opt("Root seed (default: the spec's probe.seed, else 0).")] = None,
+    max_gain: Annotated[
+        float | None, _opt("Override every spec's max forward and backward gain.", "--max-gain")
+    ] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Probe spec files and gate CI on their thresholds: exit 0 if all pass, 1 if any fails, 2 if any is malformed."""  # noqa: E501
+    from . import render
+    from .check import run_check
+
+    fmt = _choice("--format", format, render.CHECK_FORMATS)
+    report = run_check(
+        specs, trials=trials, seed=seed, max_gain=max_gain, baseline=baseline, baseline_factor=baseline_factor
+    )
+    if output is not None:
+        _write(
+            output, _plain(render.check_table(report)) if fmt == "table" else render.check_text(report, fmt)
+        )
+    if fmt == "table" or output is not None:
+        _print_rich(lambda width: render.check_table(report))
+    else:
+        sys.stdout.write(render.check_text(report, fmt))
+        for outcome in report.outcomes:  # in logs, malformed specs show even when stdout is parsed
+            for problem in outcome.problems:
+                sys.stderr.write(f"initdiag: error: {problem}\n")
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        for annotation in render.github_annotations(report):
+            sys.stdout.write(annotation + "\n")
+    raise typer.Exit(report.exit_code)
+
+
+@app.command(epilog="Example: initdiag schema > initdiag.schema.json")
+def schema() -> None:
+    """Print the JSON Schema of spec files (for editors and validators)."""
+    from .specfile import schema_text
+
+    sys.stdout.write(schema_text())
 
 
 def main() -> None:

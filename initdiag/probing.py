@@ -42,6 +42,7 @@ from .result import (
     WARN_FRACTION,
     LayerStats,
     ProbeResult,
+    Reason,
     Summary,
     format_number,
 )
@@ -343,6 +344,7 @@ class _Finding:
     """One kind of problem at one layer; `_reasons` keeps the worst layer of each kind."""
 
     kind: str  # groups findings: one sentence per kind
+    flag: str  # the flag it is (or, for warn, is close to)
     severity: int  # order of the sentences: 0 first
     badness: float  # within a kind, the worst layer is the one reported
     layer: str
@@ -360,11 +362,16 @@ def _findings(layers: list[LayerStats], t: Thresholds, warn: bool) -> list[_Find
                     f"layer {overflow.name}: the forward pass overflows (inf/nan), so the loss and "
                     "every gradient are not numbers"
                 )
-                found.append(_Finding("nonfinite", 0, 1.0, overflow.name, sentence))
+                found.append(_Finding("nonfinite", "nonfinite", 0, 1.0, overflow.name, sentence))
             else:
                 found.append(
                     _Finding(
-                        "nonfinite", 0, 1.0, s.name, f"layer {s.name}: the backward pass overflows (inf/nan)"
+                        "nonfinite",
+                        "nonfinite",
+                        0,
+                        1.0,
+                        s.name,
+                        f"layer {s.name}: the backward pass overflows (inf/nan)",
                     )
                 )
         for direction, limit in (("forward", t.max_forward_gain), ("backward", t.max_backward_gain)):
@@ -377,22 +384,23 @@ def _findings(layers: list[LayerStats], t: Thresholds, warn: bool) -> list[_Find
             gain = f"layer {s.name}: {direction} gain {format_number(g)}"
             if not warn and log_ratio > 1:
                 sentence = f"{gain} {'>' if g > 1 else '<'} {bound} ({toward})"
-                found.append(_Finding(f"{direction} {toward}", 1, log_ratio, s.name, sentence))
+                found.append(_Finding(f"{direction} {toward}", toward, 1, log_ratio, s.name, sentence))
             elif warn and WARN_FRACTION < log_ratio <= 1:
                 sentence = f"{gain} is close to {toward} (limit {bound})"
-                found.append(_Finding(f"{direction} {toward}", 1, log_ratio, s.name, sentence))
-        for key, what, limit, severity in (
-            ("dead_fraction", "of units dead", t.max_dead_fraction, 2),
-            ("saturated_fraction", "of activations saturated", t.max_saturated_fraction, 4),
+                found.append(_Finding(f"{direction} {toward}", toward, 1, log_ratio, s.name, sentence))
+        for key, flag, what, limit, severity in (
+            ("dead_fraction", "dead", "of units dead", t.max_dead_fraction, 2),
+            ("saturated_fraction", "saturated", "of activations saturated", t.max_saturated_fraction, 4),
         ):
             share = getattr(s, key)
             if (not warn and share > limit) or (warn and limit / 2 < share <= limit):
                 sentence = f"layer {s.name}: {share:.0%} {what}" + ("" if warn else f" (> {limit:.0%})")
-                found.append(_Finding(key, severity, share, s.name, sentence))
+                found.append(_Finding(key, flag, severity, share, s.name, sentence))
         if not warn and "symmetric" in s.flags:
             units = f"{s.distinct_units:.4g} distinct unit{'s' if s.distinct_units != 1 else ''}"
             found.append(
                 _Finding(
+                    "symmetric",
                     "symmetric",
                     3,
                     1 - s.distinct_units / s.fan_out,
@@ -403,10 +411,10 @@ def _findings(layers: list[LayerStats], t: Thresholds, warn: bool) -> list[_Find
     return found
 
 
-def _reasons(layers: list[LayerStats], t: Thresholds) -> tuple[list[str], str | None, bool]:
+def _reasons(layers: list[LayerStats], t: Thresholds) -> tuple[list[Reason], bool]:
     """Why the verdict is what it is: one sentence per kind of problem, naming its worst layer and
     how many more layers share it; the most severe first. Without problems, the same for drifts
-    toward one (the warn band). Returns (sentences, worst layer, whether only drifting)."""
+    toward one (the warn band). Returns (reasons, whether only drifting)."""
     for warn in (False, True):
         by_kind: dict[str, list[_Finding]] = {}
         for finding in _findings(layers, t, warn):
@@ -421,13 +429,13 @@ def _reasons(layers: list[LayerStats], t: Thresholds) -> tuple[list[str], str | 
                     top.sentence += f"; {more} more layer{'s' if more > 1 else ''} too"
                 worst.append(top)
             worst.sort(key=lambda f: (f.severity, -f.badness))
-            return [f.sentence for f in worst], worst[0].layer, warn
-    return [], None, False
+            return [Reason(f.flag, f.layer, f.sentence) for f in worst], warn
+    return [], False
 
 
 def _summarize(layers: list[LayerStats], losses: list[float], t: Thresholds, trials: int) -> Summary:
     flags = [f for f in FLAGS if any(f in s.flags for s in layers)]
-    reasons, worst_layer, drifting = _reasons(layers, t)
+    findings, drifting = _reasons(layers, t)
     verdict = "fail" if flags else ("warn" if drifting else "ok")
     sd = {}
     if trials > 1:
@@ -442,8 +450,8 @@ def _summarize(layers: list[LayerStats], losses: list[float], t: Thresholds, tri
         loss=float(np.mean(losses)),
         verdict=verdict,
         flags=flags,
-        reasons=reasons,
-        worst_layer=worst_layer,
+        findings=findings,
+        worst_layer=findings[0].layer if findings else None,
         sd=sd,
     )
 
@@ -501,8 +509,6 @@ def probe(
     if thresholds is None:
         thresholds = Thresholds(max_forward_gain=max_gain, max_backward_gain=max_gain)
     source = get_input(input, spec.widths[0])
-    if source.array is not None:
-        batch = int(source.array.shape[0])
     settings = ProbeSettings(batch, seed, trials, loss, source.text, dtype, thresholds)
     return run_probe(spec, settings, source)
 
@@ -511,6 +517,8 @@ def run_probe(spec: StackSpec, settings: ProbeSettings, source: InputSource | No
     """Probe a resolved spec (`StackSpec.resolve`) with the given settings; `probe` ends here."""
     if source is None:
         source = get_input(settings.input, spec.widths[0])
+    if source.array is not None:  # a file's rows are the batch
+        settings = replace(settings, batch=int(source.array.shape[0]), input=source.text)
     check_settings(settings, spec)
     plan = _plan(spec, settings.dtype)
     for ctx, init, bias in zip(plan.contexts, plan.inits, plan.bias_inits, strict=True):

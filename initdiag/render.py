@@ -57,32 +57,53 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def to_json(result: ProbeResult) -> str:
-    """Strict JSON (no NaN literals), keys as the contract lists them."""
+def json_text(data: Any) -> str:
+    """Strict JSON (no NaN literals: non-finite numbers are null)."""
     import json
 
-    return json.dumps(json_safe(result.to_dict()), indent=2, allow_nan=False) + "\n"
+    return json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n"
 
 
-def to_csv(result: ProbeResult) -> str:
-    """One row per layer with the JSON keys as header; flags joined by ';'."""
+def csv_text(header: list[str], rows: list[dict[str, Any]]) -> str:
+    """CSV with *header*; lists joined by ';', non-finite numbers spelled inf/nan."""
     import csv
     import io
 
-    rows = [layer.to_dict() for layer in result.layers]
-    header = list(rows[0])
+    def cell(value: Any) -> Any:
+        if isinstance(value, list):
+            return ";".join(str(v) for v in value)
+        if isinstance(value, float):
+            return fmt(value) if not math.isfinite(value) else repr(value)
+        return "" if value is None else value
+
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     for row in rows:
-        writer.writerow([";".join(row[k]) if k == "flags" else _csv_value(row[k]) for k in header])
+        writer.writerow([cell(row.get(key)) for key in header])
     return buffer.getvalue()
 
 
-def _csv_value(value: Any) -> Any:
-    if isinstance(value, float):
-        return fmt(value) if not math.isfinite(value) else repr(value)
-    return value
+def markdown_table(headers: list[str], left: set[str], rows: list[list[str]]) -> list[str]:
+    """A pipe table; columns named in *left* are left-aligned, the others right-aligned."""
+    aligns = [":--" if h in left else "--:" for h in headers]
+
+    def escape(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(aligns) + "|"]
+    return lines + ["| " + " | ".join(escape(c) for c in row) + " |" for row in rows]
+
+
+def to_json(result: ProbeResult) -> str:
+    """The contract's JSON for one probe."""
+    return json_text(result.to_dict())
+
+
+def to_csv(result: ProbeResult) -> str:
+    """One row per layer with the JSON keys as header; flags joined by ';'."""
+    rows = [layer.to_dict() for layer in result.layers]
+    return csv_text(list(rows[0]), rows)
 
 
 # --- the shared column list for table and markdown ------------------------------------------------
@@ -219,8 +240,9 @@ def title(result: ProbeResult) -> str:
     inits = sorted({layer.init for layer in s.layers})
     acts = sorted({layer.act for layer in s.layers[:-1]}) or [s.layers[-1].act]
     trials = f" · {settings.trials} trials" if settings.trials > 1 else ""
+    name = f"{s.name} · " if s.name else ""
     return (
-        f"{arrow} · {', '.join(acts)} · {', '.join(inits)} · batch {settings.batch} · "
+        f"{name}{arrow} · {', '.join(acts)} · {', '.join(inits)} · batch {settings.batch} · "
         f"seed {settings.seed}{trials} · {settings.dtype}"
     )
 
@@ -307,16 +329,12 @@ def probe_table(result: ProbeResult, width: int | None = None):
 
 def to_markdown(result: ProbeResult) -> str:
     headers = [c.header for c in COLUMNS] + ["fwd gain", "flags"]
-    aligns = [":--" if c.justify == "left" else "--:" for c in COLUMNS] + ["--:", ":--"]
-    lines = [
-        f"**initdiag probe** · {title(result)}",
-        "",
-        "| " + " | ".join(headers) + " |",
-        "|" + "|".join(aligns) + "|",
+    left = {c.header for c in COLUMNS if c.justify == "left"} | {"flags"}
+    rows = [
+        [c.text(layer) for c in COLUMNS] + [_gain_text(layer, result), ", ".join(layer.flags)]
+        for layer in result.layers
     ]
-    for layer in result.layers:
-        cells = [c.text(layer) for c in COLUMNS] + [_gain_text(layer, result), ", ".join(layer.flags)]
-        lines.append("| " + " | ".join(cells) + " |")
+    lines = [f"**initdiag probe** · {title(result)}", "", *markdown_table(headers, left, rows)]
     lines += ["", f"**{verdict_line(result)}**"]
     lines += [f"- {reason}" for reason in result.summary.reasons]
     return "\n".join(lines) + "\n"
@@ -333,4 +351,167 @@ def render_text(result: ProbeResult, fmt_name: str) -> str:
     raise ValueError(fmt_name)
 
 
-__all__ = ["FORMATS", "STAT_KEYS", "probe_table", "render_text", "to_csv", "to_json", "to_markdown"]
+# --- initdiag check -------------------------------------------------------------------------------
+
+CHECK_FORMATS = (*FORMATS, "junit")
+CHECK_STYLES = {"pass": "bold green", "fail": "bold red", "error": "bold white on red"}
+CHECK_HEADERS = ["spec", "name", "result", "verdict", "worst layer", "reason"]
+
+
+def _check_row(outcome) -> list[str]:
+    """The cells of one spec's row: its file, name, PASS/FAIL/ERROR, the probe's verdict, the
+    worst layer and the first reason (a pass shows the gains)."""
+    if outcome.malformed:
+        first = outcome.problems[0].removeprefix(f"{outcome.file}:").strip()
+        line, _, message = first.partition(": ")
+        reason = f"line {line}: {message}" if line.isdigit() else first
+        return [outcome.file, outcome.name or "", "ERROR", "", "", reason]
+    sm = outcome.result.summary
+    if outcome.passed:
+        reason = f"forward gain {fmt(sm.forward_gain)}, backward gain {fmt(sm.backward_gain)}"
+        if sm.verdict == "warn" and sm.reasons:
+            reason = sm.reasons[0]
+    else:
+        more = len(outcome.reasons) - 1
+        reason = outcome.reasons[0] + (f" (+{more} more)" if more else "")
+    result = "PASS" if outcome.passed else "FAIL"
+    return [outcome.file, outcome.name or "", result, sm.verdict, outcome.worst_layer or "", reason]
+
+
+def _check_summary(report) -> str:
+    counts = report.counts()
+    parts = [f"{counts[k]} {k}" for k in ("failed", "malformed", "passed") if counts[k]]
+    mark = "✔" if report.exit_code == 0 else "✘"
+    return f"{mark} {', '.join(parts) or 'no specs'}"
+
+
+def _check_details(report) -> list[tuple[str, str]]:
+    """(style, line) for every reason of every failing spec and every problem of a malformed one."""
+    details = []
+    for outcome in report.outcomes:
+        if outcome.malformed:
+            details += [(CHECK_STYLES["error"], f"  {p}") for p in outcome.problems]
+        elif not outcome.passed:
+            for reason, line in zip(outcome.reasons, outcome.reason_lines, strict=True):
+                where = f"{outcome.file}:{line}" if line else outcome.file
+                details.append(("", f"  {where}: {reason}"))
+    return details
+
+
+def check_table(report):
+    """The rich renderable of a check: one row per spec, the tally, then every reason in full."""
+    from rich import box
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="initdiag check", box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False,
+                  collapse_padding=True, padding=(0, 1))  # fmt: skip
+    for header in CHECK_HEADERS:
+        table.add_column(header, no_wrap=header != "reason", overflow="fold")
+    for outcome in report.outcomes:
+        cells = [Text(cell) for cell in _check_row(outcome)]
+        cells[2].stylize(CHECK_STYLES[outcome.status])
+        if not outcome.malformed:
+            cells[3].stylize(VERDICT_STYLES[outcome.result.summary.verdict])
+        table.add_row(*cells)
+    parts = [table, Text(_check_summary(report), style="bold green" if report.exit_code == 0 else "bold red")]
+    parts += [Text(line, style=style) for style, line in _check_details(report)]
+    return Group(*parts)
+
+
+def check_markdown(report) -> str:
+    rows = [_check_row(outcome) for outcome in report.outcomes]
+    lines = ["**initdiag check**", "", *markdown_table(CHECK_HEADERS, set(CHECK_HEADERS) - {"result"}, rows)]
+    lines += ["", f"**{_check_summary(report)}**"]
+    lines += [f"- {line.strip()}" for _, line in _check_details(report)]
+    return "\n".join(lines) + "\n"
+
+
+def check_csv(report) -> str:
+    header = ["file", "name", "passed", "status", "verdict", "worst_layer", "line", "forward_gain",
+              "backward_gain", "reasons"]  # fmt: skip
+    rows = []
+    for o in report.outcomes:
+        sm = o.result.summary if o.result else None
+        row = {"file": o.file, "name": o.name, "passed": o.passed, "status": o.status,
+               "worst_layer": o.worst_layer, "line": o.line, "reasons": o.problems or o.reasons}  # fmt: skip
+        if sm is not None:
+            row.update(verdict=sm.verdict, forward_gain=sm.forward_gain, backward_gain=sm.backward_gain)
+        rows.append(row)
+    return csv_text(header, rows)
+
+
+def check_junit(report) -> str:
+    """JUnit XML, which CI systems read: one test case per spec; a failing spec is a failure, a
+    malformed one an error."""
+    import xml.etree.ElementTree as ET
+
+    counts = report.counts()
+    seconds = f"{sum(o.seconds for o in report.outcomes):.3f}"
+    totals = {"tests": str(len(report.outcomes)), "failures": str(counts["failed"]),
+              "errors": str(counts["malformed"]), "time": seconds}  # fmt: skip
+    suites = ET.Element("testsuites", name="initdiag check", **totals)
+    suite = ET.SubElement(suites, "testsuite", name="initdiag check", **totals)
+    for o in report.outcomes:
+        case = ET.SubElement(suite, "testcase", classname="initdiag.check", name=o.file, file=o.file,
+                             time=f"{o.seconds:.3f}")  # fmt: skip
+        if o.line:
+            case.set("line", str(o.line))
+        if o.malformed:
+            error = ET.SubElement(case, "error", type="malformed spec", message=o.problems[0])
+            error.text = "\n".join(o.problems)
+        elif not o.passed:
+            failure = ET.SubElement(case, "failure", type="initialization", message=o.reasons[0])
+            failure.text = "\n".join(o.reasons)
+        if o.result is not None:
+            ET.SubElement(case, "system-out").text = verdict_line(o.result)
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+
+
+def check_text(report, fmt_name: str) -> str:
+    """A check report as JSON, CSV, markdown or JUnit XML (the table goes through `check_table`)."""
+    if fmt_name == "json":
+        return json_text(report.to_dict())
+    if fmt_name == "csv":
+        return check_csv(report)
+    if fmt_name == "markdown":
+        return check_markdown(report)
+    if fmt_name == "junit":
+        return check_junit(report)
+    raise ValueError(fmt_name)
+
+
+def _gh_escape(text: str, is_property: bool = False) -> str:
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if is_property else text
+
+
+def github_annotations(report) -> list[str]:
+    """``::error file=...,line=...::message`` workflow commands, one per reason of each failing
+    spec (at its layer's line) and per problem of each malformed one (at the problem's line)."""
+    out = []
+    for o in report.outcomes:
+        if o.malformed:
+            items = []
+            for problem in o.problems:
+                rest = problem.removeprefix(f"{o.file}:")
+                line, sep, message = rest.partition(": ")
+                items.append(
+                    (int(line) if sep and line.strip().isdigit() else None, message if sep else problem)
+                )
+            title = "malformed spec"
+        elif not o.passed:
+            items = list(zip(o.reason_lines, o.reasons, strict=True))
+            title = f"initdiag check: {o.name or o.file}"
+        else:
+            continue
+        for line, message in items:
+            props = f"file={_gh_escape(o.file, True)}" + (f",line={line}" if line else "")
+            out.append(f"::error {props},title={_gh_escape(title, True)}::{_gh_escape(message)}")
+    return out
+
+
+__all__ = ["CHECK_FORMATS", "FORMATS", "STAT_KEYS", "check_table", "check_text", "github_annotations",
+           "probe_table", "render_text", "to_csv", "to_json", "to_markdown"]  # fmt: skip

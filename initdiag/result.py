@@ -7,10 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._version import __version__
-from .spec import ProbeSettings, StackSpec
+from .spec import FLAGS, ProbeSettings, StackSpec  # noqa: F401  (FLAGS re-exported)
 
 SCHEMA_VERSION = 1
-FLAGS = ("vanishing", "exploding", "dead", "saturated", "symmetric", "nonfinite")
 # verdict "warn": a gain past limit**WARN_FRACTION on the log scale, or a dead / saturated share past
 # half its limit (deep relu stacks with He init reach ~35% dead units by depth 30: a true warning)
 WARN_FRACTION = 0.75
@@ -103,6 +102,16 @@ class LayerStats:
 
 
 @dataclass
+class Reason:
+    """One sentence of a verdict: the flag it is about (or is close to, for ``warn``), its worst
+    layer, and the words (``layer dense7: forward gain 0.004 < 1/10 (vanishing)``)."""
+
+    flag: str
+    layer: str
+    text: str
+
+
+@dataclass
 class Summary:
     """``forward_gain``: E[z^2] of the last layer over the first; ``backward_gain``: E[(dL/dx)^2]
     at the first layer over at the last. ``verdict`` is ok, warn or fail, ``reasons`` say why."""
@@ -112,9 +121,13 @@ class Summary:
     loss: float
     verdict: str
     flags: list[str]
-    reasons: list[str]
+    findings: list[Reason]
     worst_layer: str | None
     sd: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def reasons(self) -> list[str]:
+        return [finding.text for finding in self.findings]
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -123,7 +136,7 @@ class Summary:
             "loss": self.loss,
             "verdict": self.verdict,
             "flags": list(self.flags),
-            "reasons": list(self.reasons),
+            "reasons": self.reasons,
             "worst_layer": self.worst_layer,
         }
         for key, value in self.sd.items():

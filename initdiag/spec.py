@@ -16,6 +16,8 @@ from typing import Any
 from .errors import InitdiagError
 
 LAYER_KINDS = ("dense",)
+# what a layer can be flagged with (see Thresholds)
+FLAGS = ("vanishing", "exploding", "dead", "saturated", "symmetric", "nonfinite")
 
 
 @dataclass
@@ -219,3 +221,17 @@ class ProbeSettings:
     input: str = "normal"
     dtype: str = "float32"
     thresholds: Thresholds = field(default_factory=Thresholds)
+
+
+@dataclass
+class CheckSettings:
+    """What ``initdiag check`` gates on: the thresholds that set the flags, whether symmetric layers
+    are allowed (e.g. a deliberate constant init), and which flags fail the spec."""
+
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    allow_symmetric: bool = False
+    fail_on: tuple[str, ...] = FLAGS
+
+    def failing(self, flags: list[str]) -> list[str]:
+        """The flags among *flags* that fail the check."""
+        return [f for f in flags if f in self.fail_on and not (f == "symmetric" and self.allow_symmetric)]

@@ -65,5 +65,6 @@ def dead_fraction(z: np.ndarray) -> float:
 
 
 def saturated_fraction(dact: np.ndarray, max_derivative: float) -> float:
-    """Share of entries where phi'(z) is below 5% of its maximum."""
-    return np.count_nonzero(dact < 0.05 * max_derivative) / dact.size
+    """Share of entries where |phi'(z)| is below 5% of its maximum. (The magnitude: gelu' and silu'
+    are negative for very negative z, and a negative slope still passes gradient.)"""
+    return np.count_nonzero(np.abs(dact) < 0.05 * max_derivative) / dact.size

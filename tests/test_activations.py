@@ -147,6 +147,20 @@ def test_saturated_fraction_closed_form_for_tanh_and_sigmoid(sigma):
     assert got == pytest.approx(expected, abs=4 * math.sqrt(expected * (1 - expected) / z.size) + 1e-6)
 
 
+@pytest.mark.parametrize("name", ["gelu", "silu"])
+def test_saturation_counts_slope_magnitude_for_gelu_and_silu(name):
+    # against a Riemann sum of the Gaussian density over {z : |phi'(z)| < 5% of max |phi'|}
+    act = get_activation(name)
+    grid = np.linspace(-12, 12, 2_400_001)
+    slow = np.abs(act.derivative(grid, act(grid))) < 0.05 * act.max_derivative
+    density = np.exp(-grid * grid / 2) / math.sqrt(2 * math.pi)
+    expected = float(np.sum(density[slow]) * (grid[1] - grid[0]))
+    z = np.random.default_rng(1).standard_normal(400_000)
+    got = saturated_fraction(act.derivative(z, act(z)), act.max_derivative)
+    assert got == pytest.approx(expected, abs=4 * math.sqrt(expected * (1 - expected) / z.size))
+    assert expected < 0.1  # the negative slopes are not saturation
+
+
 def test_names_and_errors():
     assert str(get_activation("leaky_relu")) == "leaky_relu"
     assert str(get_activation("leaky_relu:0.01")) == "leaky_relu"

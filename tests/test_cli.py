@@ -101,7 +101,7 @@ def test_table_pinned_for_a_small_float64_stack():
         (["--layers", "784,10", "--seed", "-1"], "--seed must be a non-negative integer"),
         (["--layers", "784,1", "--loss", "xent"], "--loss xent needs at least 2 outputs"),
         (["--layers", "784,10", "--bias-init", "lsuv"], "'lsuv' is a weight-only initializer"),
-        ([], "Missing option '--layers'"),
+        ([], "a stack is needed: --layers 784,256,10 or --config SPEC.toml"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message):

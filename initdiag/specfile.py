@@ -1,0 +1,787 @@
+"""Architecture spec files: TOML, YAML or JSON, one schema.
+
+The schema is written once, as a JSON Schema (`SCHEMA`): ``initdiag schema`` prints it for editors
+and other tools, and `validate` enforces the same document here, with messages that name the file,
+the line and the key (``spec.toml:12: layers[3].units must be a positive integer, got 0``). Each
+parser also returns a *source map* from key paths to line numbers, so that errors, and ``initdiag
+check``'s GitHub annotations, point at the offending line.
+
+A spec file and the ``--layers`` shorthand build the same objects: a `StackSpec` for the layers, the
+probe settings it gives explicitly, and the `CheckSettings` of its ``check`` section.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import re
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import InitdiagError, did_you_mean
+from .spec import (
+    FLAGS,
+    CheckSettings,
+    LayerSpec,
+    ProbeSettings,
+    StackSpec,
+    Thresholds,
+    parse_layers,
+)
+
+# ProbeSettings' own defaults, as a dict that file values and options are layered over
+PROBE_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(ProbeSettings) if f.name != "thresholds"}
+
+FORMATS = {".toml": "toml", ".yaml": "yaml", ".yml": "yaml", ".json": "json"}
+
+_STRING_NAME = {"type": "string"}
+SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "initdiag architecture spec",
+    "description": "A layer stack to probe, how to probe it, and what `initdiag check` accepts.",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["input_shape", "layers"],
+    "properties": {
+        "name": {"type": "string", "description": "Shown in tables and reports; default: the file name."},
+        "description": {"type": "string", "description": "Free text."},
+        "input_shape": {
+            "type": "array",
+            "items": {"type": "integer", "minimum": 1},
+            "minItems": 1,
+            "maxItems": 1,
+            "description": "Shape of one input sample: [width] for a dense stack, e.g. [784].",
+        },
+        "defaults": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "Values every layer takes unless it sets its own.",
+            "properties": {
+                "act": {**_STRING_NAME, "description": "Hidden activation, e.g. relu, leaky_relu:0.2, gelu."},
+                "out_act": {**_STRING_NAME, "description": "The last layer's activation (default linear)."},
+                "init": {**_STRING_NAME, "description": "Weight initializer NAME[:ARGS], e.g. he_normal."},
+                "bias_init": {**_STRING_NAME, "description": "Bias initializer (default zeros)."},
+            },
+        },
+        "layers": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"$ref": "#/$defs/layer"},
+            "description": "The layers, input side first.",
+        },
+        "probe": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "How to probe; command-line options override these.",
+            "properties": {
+                "batch": {"type": "integer", "minimum": 1, "description": "Rows of the random input batch."},
+                "seed": {"type": "integer", "minimum": 0, "description": "Root seed."},
+                "trials": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": "Seeds to average over (probe default 1, check default 3).",
+                },
+                "loss": {
+                    "enum": ["unit", "mse", "xent"],
+                    "description": "The loss whose gradient is probed.",
+                },
+                "dtype": {"enum": ["float32", "float64"], "description": "Compute dtype."},
+                "input": {
+                    "type": "string",
+                    "description": "normal, uniform, normal:STD, uniform:low=L,high=H or FILE.npy.",
+                },
+            },
+        },
+        "check": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "What `initdiag check` accepts.",
+            "properties": {
+                "max_forward_gain": {
+                    "type": "number",
+                    "exclusiveMinimum": 1,
+                    "description": "A layer whose cumulative forward gain leaves [1/T, T] is flagged.",
+                },
+                "max_backward_gain": {
+                    "type": "number",
+                    "exclusiveMinimum": 1,
+                    "description": "The same for the backward gain.",
+                },
+                "max_dead_fraction": {
+                    "type": "number",
+                    "minimum": 0,
+                    "maximum": 1,
+                    "description": "A layer with more dead units than this share is flagged dead.",
+                },
+                "max_saturated_fraction": {
+                    "type": "number",
+                    "minimum": 0,
+                    "maximum": 1,
+                    "description": "A layer with more saturated entries than this share is saturated.",
+                },
+                "allow_symmetric": {
+                    "type": "boolean",
+                    "description": "Do not fail on symmetric layers (e.g. a deliberate constant init).",
+                },
+                "fail_on": {
+                    "type": "array",
+                    "items": {"enum": list(FLAGS)},
+                    "uniqueItems": True,
+                    "description": "The flags that fail the check (default: all).",
+                },
+            },
+        },
+    },
+    "$defs": {
+        "layer": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["units"],
+            "properties": {
+                "kind": {"enum": ["dense"], "description": "Layer kind (default dense)."},
+                "name": {
+                    "type": "string",
+                    "pattern": "^[A-Za-z_][A-Za-z0-9_.-]*$",
+                    "description": "Layer name (default dense1, dense2, ...: kind and position).",
+                },
+                "units": {"type": "integer", "minimum": 1, "description": "Output width."},
+                "act": {**_STRING_NAME, "description": "This layer's activation."},
+                "init": {**_STRING_NAME, "description": "This layer's weight initializer."},
+                "bias_init": {**_STRING_NAME, "description": "This layer's bias initializer."},
+                "repeat": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": "Repeat this layer N times (names get _1, _2, ... when given).",
+                },
+            },
+        }
+    },
+}
+
+
+class SpecError(InitdiagError):
+    """A malformed spec file: every problem found, each as ``file:line: message``."""
+
+    def __init__(self, path: str, problems: list[tuple[int | None, str]]):
+        self.path = path
+        self.problems = problems
+        first = self.lines[0]
+        more = len(problems) - 1
+        super().__init__(first + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""))
+
+    @property
+    def lines(self) -> list[str]:
+        return [
+            f"{self.path}:{line}: {message}" if line else f"{self.path}: {message}"
+            for line, message in self.problems
+        ]
+
+    @property
+    def first_line(self) -> int | None:
+        return self.problems[0][0]
+
+
+# --- source maps: key path -> line ------------------------------------------------------------------
+
+
+@dataclass
+class SourceMap:
+    """Line numbers (1-based) of the keys and items of a parsed document."""
+
+    lines: dict[tuple, int] = field(default_factory=dict)
+
+    def line(self, path: tuple) -> int | None:
+        """The line of *path*, or of its nearest ancestor that has one."""
+        while True:
+            if path in self.lines:
+                return self.lines[path]
+            if not path:
+                return None
+            path = path[:-1]
+
+
+def _offset_to_line(text: str):
+    starts = [0] + [m.end() for m in re.finditer("\n", text)]
+    return lambda offset: bisect.bisect_right(starts, offset)
+
+
+def _json_source_map(text: str) -> SourceMap:
+    """Lines of every value of a (valid) JSON document, by a small recursive scan."""
+    from json.decoder import scanstring
+
+    line_of = _offset_to_line(text)
+    found: dict[tuple, int] = {}
+    number = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
+    space = re.compile(r"\s*")
+
+    def skip(i: int) -> int:
+        return space.match(text, i).end()
+
+    def value(i: int, path: tuple) -> int:
+        i = skip(i)
+        found[path] = line_of(i)
+        ch = text[i]
+        if ch == "{":
+            i = skip(i + 1)
+            if text[i] == "}":
+                return i + 1
+            while True:
+                key, i = scanstring(text, skip(i) + 1)
+                found[(*path, key)] = line_of(i)
+                i = skip(i) + 1  # the colon
+                start = skip(i)
+                i = value(i, (*path, key))
+                found[(*path, key)] = min(found[(*path, key)], line_of(start))
+                i = skip(i)
+                if text[i] == "}":
+                    return i + 1
+                i += 1  # the comma
+        if ch == "[":
+            i = skip(i + 1)
+            if text[i] == "]":
+                return i + 1
+            index = 0
+            while True:
+                i = skip(value(i, (*path, index)))
+                index += 1
+                if text[i] == "]":
+                    return i + 1
+                i += 1
+        if ch == '"':
+            return scanstring(text, i + 1)[1]
+        for literal in ("true", "false", "null"):
+            if text.startswith(literal, i):
+                return i + len(literal)
+        return number.match(text, i).end()
+
+    value(0, ())
+    found[()] = 1
+    return SourceMap(found)
+
+
+def _yaml_source_map(node, path: tuple = (), found: dict | None = None) -> SourceMap:
+    import yaml
+
+    found = {} if found is None else found
+    found.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key, child in node.value:
+            child_path = (*path, key.value)
+            found[child_path] = key.start_mark.line + 1
+            _yaml_source_map(child, child_path, found)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, child in enumerate(node.value):
+            _yaml_source_map(child, (*path, index), found)
+    return SourceMap(found)
+
+
+_TOML_ARRAY_TABLE = re.compile(r"^\[\[\s*([A-Za-z0-9_.\-]+)\s*\]\]")
+_TOML_TABLE = re.compile(r"^\[\s*([A-Za-z0-9_.\-]+)\s*\]")
+_TOML_KEY = re.compile(r"([A-Za-z0-9_\-]+)\s*=")
+
+
+def _toml_source_map(text: str) -> SourceMap:
+    """Lines of tables, array-of-tables entries, keys, and the items of arrays (also inline arrays
+    of inline tables spread over several lines). Best effort: an unknown path falls back to its
+    nearest known ancestor."""
+    found: dict[tuple, int] = {(): 1}
+    table: tuple = ()
+    counts: dict[tuple, int] = {}
+    stack: list[list] = []  # open brackets: [path, next item index] for arrays, [path, None] for tables
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not stack:
+            if match := _TOML_ARRAY_TABLE.match(line):
+                name = tuple(match.group(1).split("."))
+                counts[name] = counts.get(name, -1) + 1
+                table = (*name, counts[name])
+                found.setdefault(name, number)
+                found[table] = number
+                continue
+            if match := _TOML_TABLE.match(line):
+                table = tuple(match.group(1).split("."))
+                found[table] = number
+                continue
+        i = 0
+        pending_key: str | None = None
+        while i < len(line):
+            ch = line[i]
+            if ch == "#":
+                break
+            if ch in "\"'":  # skip strings
+                end = line.find(ch, i + 1)
+                while end > 0 and ch == '"' and line[end - 1] == "\\":
+                    end = line.find(ch, end + 1)
+                i = len(line) if end < 0 else end + 1
+                continue
+            container = stack[-1] if stack else None
+            if ch in "[{":
+                if container is not None and container[1] is not None:  # a new item of an array
+                    item_path = (*container[0], container[1])
+                    found.setdefault(item_path, number)
+                    container[1] += 1
+                    path = item_path
+                elif pending_key is not None:
+                    path = (*(container[0] if container else table), pending_key)
+                else:
+                    path = container[0] if container else table
+                stack.append([path, 0 if ch == "[" else None])
+                pending_key = None
+                i += 1
+                continue
+            if ch in "]}":
+                if stack:
+                    stack.pop()
+                i += 1
+                continue
+            if match := _TOML_KEY.match(line, i):
+                key = match.group(1)
+                owner = stack[-1][0] if stack and stack[-1][1] is None else (table if not stack else None)
+                if owner is not None:
+                    found.setdefault((*owner, key), number)
+                    pending_key = key
+                i = match.end()
+                continue
+            if container is not None and container[1] is not None and not ch.isspace() and ch != ",":
+                # a scalar item of an array: record it once, at its first character
+                found.setdefault((*container[0], container[1]), number)
+                while i < len(line) and line[i] not in ",]":
+                    i += 1
+                container[1] += 1
+                continue
+            i += 1
+    return SourceMap(found)
+
+
+# --- parsing ------------------------------------------------------------------------------------
+
+
+def spec_format(path: str | Path) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise InitdiagError(
+            f"'{path}': a spec file must end in .toml, .yaml, .yml or .json, got '{suffix or 'no suffix'}'"
+        )
+    return FORMATS[suffix]
+
+
+def parse_text(text: str, fmt: str, path: str = "<spec>") -> tuple[Any, SourceMap]:
+    """(data, source map) of a spec document; a syntax error is a `SpecError` with its line."""
+    if fmt == "json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SpecError(path, [(exc.lineno, f"invalid JSON: {exc.msg}")]) from None
+        return data, _json_source_map(text)
+    if fmt == "yaml":
+        import yaml
+
+        try:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise SpecError(path, [(mark.line + 1 if mark else None, f"invalid YAML: {problem}")]) from None
+        return data, (_yaml_source_map(node) if node is not None else SourceMap({(): 1}))
+    import tomllib
+
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        match = re.search(r"\(at line (\d+), column \d+\)", message)
+        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", message)
+        raise SpecError(
+            path, [(int(match.group(1)) if match else None, f"invalid TOML: {message}")]
+        ) from None
+    return data, _toml_source_map(text)
+
+
+# --- validation against SCHEMA --------------------------------------------------------------------
+
+
+def where(path: tuple) -> str:
+    """("layers", 3, "units") -> "layers[3].units"; the document itself is "the spec"."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "the spec"
+
+
+def _describe(schema: dict) -> str:
+    """What a schema accepts, in words ("a positive integer", "a number in [0, 1]", ...)."""
+    if "enum" in schema:
+        return "one of " + ", ".join(str(v) for v in schema["enum"])
+    kind = schema.get("type")
+    if kind == "integer":
+        low = schema.get("minimum")
+        return {1: "a positive integer", 0: "a non-negative integer"}.get(low, "an integer")
+    if kind == "number":
+        if "exclusiveMinimum" in schema:
+            return f"a number greater than {schema['exclusiveMinimum']}"
+        if "minimum" in schema and "maximum" in schema:
+            return f"a number in [{schema['minimum']}, {schema['maximum']}]"
+        return "a number"
+    if kind == "array":
+        return "a list of " + _describe(schema.get("items", {})).removeprefix("a ").removeprefix("an ") + "s"
+    return {"string": "a string", "boolean": "true or false", "object": "a table of keys"}.get(
+        kind, "a value"
+    )
+
+
+def _type_ok(value: Any, kind: str) -> bool:
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, {"string": str, "boolean": bool, "array": list, "object": dict}[kind])
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, str | bool) or value is None else repr(value)
+
+
+def validate(
+    data: Any, schema: dict = SCHEMA, path: tuple = (), root: dict = SCHEMA
+) -> list[tuple[tuple, str]]:
+    """Every way *data* breaks *schema* (the subset of JSON Schema that SCHEMA uses), as
+    (path, message) pairs; an empty list when it conforms."""
+    if "$ref" in schema:
+        schema = root["$defs"][schema["$ref"].rsplit("/", 1)[1]]
+    name = where(path)
+    if "enum" in schema and data not in schema["enum"]:
+        return [(path, f"{name} must be {_describe(schema)}, got {_show(data)}")]
+    kind = schema.get("type")
+    if kind and not _type_ok(data, kind):
+        return [(path, f"{name} must be {_describe(schema)}, got {_show(data)}")]
+    problems: list[tuple[tuple, str]] = []
+    if kind in ("integer", "number"):
+        if (
+            ("minimum" in schema and data < schema["minimum"])
+            or ("exclusiveMinimum" in schema and data <= schema["exclusiveMinimum"])
+            or ("maximum" in schema and data > schema["maximum"])
+        ):
+            problems.append((path, f"{name} must be {_describe(schema)}, got {_show(data)}"))
+    elif kind == "string" and "pattern" in schema and not re.match(schema["pattern"], data):
+        problems.append(
+            (
+                path,
+                f"{name} must be letters, digits, _ . - (not starting with a digit), got {_show(data)}",
+            )
+        )
+    elif kind == "array":
+        if len(data) < schema.get("minItems", 0):
+            problems.append(
+                (
+                    path,
+                    f"{name} needs at least {schema['minItems']} item{'s' if schema['minItems'] > 1 else ''}",
+                )
+            )
+        if len(data) > schema.get("maxItems", len(data)):
+            problems.append(
+                (
+                    path,
+                    f"{name} takes at most {schema['maxItems']}, got {len(data)}",
+                )
+            )
+        if schema.get("uniqueItems") and len({json.dumps(v) for v in data}) < len(data):
+            problems.append((path, f"{name} lists an item twice"))
+        for index, item in enumerate(data):
+            problems += validate(item, schema.get("items", {}), (*path, index), root)
+    elif kind == "object":
+        properties = schema.get("properties", {})
+        for key in schema.get("required", []):
+            if key not in data:
+                problems.append((path, f"{name}: missing key '{key}'" if path else f"missing key '{key}'"))
+        for key, value in data.items():
+            if key in properties:
+                problems += validate(value, properties[key], (*path, key), root)
+            elif schema.get("additionalProperties") is False:
+                hint = did_you_mean(str(key), properties) or f"; allowed: {', '.join(properties)}"
+                problems.append(
+                    (
+                        (*path, key),
+                        f"{name}: unknown key '{key}'{hint}" if path else f"unknown key '{key}'{hint}",
+                    )
+                )
+    return problems
+
+
+# --- building the objects -----------------------------------------------------------------------
+
+
+@dataclass
+class SpecFile:
+    """A loaded spec: the stack as written (checked, not yet resolved, so command-line options can
+    still replace its defaults), the probe settings the file gives, its check settings, and the
+    source line of each (expanded) layer."""
+
+    path: str
+    stack: StackSpec
+    probe: dict[str, Any]
+    check: CheckSettings
+    layer_lines: list[int | None]
+    source: SourceMap
+
+    def settings(
+        self, defaults: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None
+    ) -> ProbeSettings:
+        """Probe settings: *defaults* < the file's ``probe`` section < *overrides* (command line)."""
+        values = {
+            **(defaults or {}),
+            **self.probe,
+            **{k: v for k, v in (overrides or {}).items() if v is not None},
+        }
+        return ProbeSettings(thresholds=self.check.thresholds, **values)
+
+
+def build(data: Any, source: SourceMap, path: str = "<spec>") -> SpecFile:
+    """Check *data* against the schema and the names it uses, and build a `SpecFile`; every
+    problem found is reported at once in one `SpecError`."""
+    from .activations import get_activation
+    from .initializers import get_bias_initializer, get_initializer
+
+    if not isinstance(data, dict):
+        raise SpecError(path, [(1, "a spec must be a table of keys (input_shape, layers, ...)")])
+    problems = [(source.line(p), message) for p, message in validate(data)]
+    base = Path(path).parent
+
+    def relative(value: str | None) -> str | None:
+        """Paths inside a spec are relative to the spec file (file:PATH.npz, probe.input)."""
+        if not isinstance(value, str) or not value.lower().startswith("file:"):
+            return value
+        target = Path(value[5:].strip())
+        return value if target.is_absolute() else f"file:{base / target}"
+
+    def check_names(table: Any, key_path: tuple, keys) -> None:
+        """Parse the activation / initializer names of one table, each error at its own line."""
+        if not isinstance(table, dict):
+            return
+        for key, parse in keys:
+            value = table.get(key)
+            if isinstance(value, str):
+                try:
+                    parse(relative(value))
+                except InitdiagError as exc:
+                    problems.append((source.line((*key_path, key)), f"{where((*key_path, key))}: {exc}"))
+
+    acts = (("act", get_activation), ("out_act", get_activation))
+    inits = (("init", get_initializer), ("bias_init", get_bias_initializer))
+    check_names(data.get("defaults"), ("defaults",), acts + inits)
+    entries = data.get("layers") if isinstance(data.get("layers"), list) else []
+    for index, entry in enumerate(entries):
+        check_names(entry, ("layers", index), acts[:1] + inits)
+    if problems:
+        problems.sort(key=lambda p: (p[0] is None, p[0] or 0))
+        raise SpecError(path, problems)
+
+    defaults = {**data.get("defaults", {})}
+    defaults["init"] = relative(defaults.get("init", "he_normal"))
+    layers: list[LayerSpec] = []
+    layer_lines: list[int | None] = []
+    for index, entry in enumerate(data["layers"]):
+        repeat = entry.get("repeat", 1)
+        for k in range(repeat):
+            name = entry.get("name")
+            layers.append(
+                LayerSpec(
+                    units=entry["units"],
+                    kind=entry.get("kind", "dense"),
+                    name=f"{name}_{k + 1}" if name and repeat > 1 else name,
+                    act=entry.get("act"),
+                    init=relative(entry.get("init")),
+                    bias_init=entry.get("bias_init"),
+                )
+            )
+            layer_lines.append(source.line(("layers", index)))
+    probe = dict(data.get("probe", {}))
+    if (
+        "input" in probe
+        and probe["input"].lower().endswith(".npy")
+        and not Path(probe["input"]).is_absolute()
+    ):
+        probe["input"] = str(base / probe["input"])
+
+    stack = StackSpec(
+        input_shape=tuple(data["input_shape"]),
+        layers=tuple(layers),
+        act=defaults.get("act", "relu"),
+        out_act=defaults.get("out_act", "linear"),
+        init=defaults["init"],
+        bias_init=defaults.get("bias_init"),
+        name=data.get("name") or Path(path).stem,
+    )
+    try:
+        stack.resolve()
+    except InitdiagError as exc:
+        raise SpecError(path, [(source.line(("layers",)), str(exc))]) from None
+    check_data = data.get("check", {})
+    thresholds = Thresholds(
+        **{
+            key: float(check_data[key])
+            for key in (
+                "max_forward_gain",
+                "max_backward_gain",
+                "max_dead_fraction",
+                "max_saturated_fraction",
+            )
+            if key in check_data
+        }
+    )
+    check = CheckSettings(
+        thresholds=thresholds,
+        allow_symmetric=check_data.get("allow_symmetric", False),
+        fail_on=tuple(check_data.get("fail_on", FLAGS)),
+    )
+    return SpecFile(path, stack, probe, check, layer_lines, source)
+
+
+def load_spec(path: str | Path) -> SpecFile:
+    """Read, check and build a spec file (.toml, .yaml/.yml or .json)."""
+    path = str(path)
+    fmt = spec_format(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InitdiagError(f"file not found: '{path}'") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(path, [(None, f"cannot read: {exc}")]) from None
+    data, source = parse_text(text, fmt, path)
+    return build(data, source, path)
+
+
+def job(
+    *,
+    layers: str | None = None,
+    config: str | None = None,
+    stack_options: dict[str, Any] | None = None,
+    probe_options: dict[str, Any] | None = None,
+    max_gain: float | None = None,
+    probe_defaults: dict[str, Any] | None = None,
+) -> tuple[StackSpec, ProbeSettings, CheckSettings]:
+    """What to probe, from a shorthand or a spec file, with command-line options on top.
+
+    Precedence: built-in defaults (*probe_defaults* over `PROBE_DEFAULTS`) < the file < options.
+    *stack_options* (act, out_act, init, bias_init) replace the stack's defaults; a layer that sets
+    its own value in the file keeps it. Options that are None were not given.
+    """
+    if layers and config:
+        raise InitdiagError("give --layers or --config, not both")
+    if not layers and not config:
+        raise InitdiagError("a stack is needed: --layers 784,256,10 or --config SPEC.toml")
+    stack_options = {k: v for k, v in (stack_options or {}).items() if v is not None}
+    defaults = {**PROBE_DEFAULTS, **(probe_defaults or {})}
+    if config:
+        spec = load_spec(config)
+        stack, check = replace(spec.stack, **stack_options), spec.check
+        settings = spec.settings(defaults, probe_options)
+    else:
+        stack, check = parse_layers(layers, **stack_options), CheckSettings()
+        given = {k: v for k, v in (probe_options or {}).items() if v is not None}
+        settings = ProbeSettings(**{**defaults, **given})
+    if max_gain is not None:
+        check = replace(
+            check, thresholds=replace(check.thresholds, max_forward_gain=max_gain, max_backward_gain=max_gain)
+        )
+    return stack.resolve(), replace(settings, thresholds=check.thresholds), check
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+def to_data(stack: StackSpec, settings: ProbeSettings, check: CheckSettings | None = None) -> dict[str, Any]:
+    """The spec-file document for a stack, its probe settings and check settings; runs of identical
+    unnamed layers are folded with ``repeat``."""
+    check = check or CheckSettings(thresholds=settings.thresholds)
+    data: dict[str, Any] = {}
+    if stack.name:
+        data["name"] = stack.name
+    data["input_shape"] = list(stack.input_shape)
+    data["defaults"] = {"act": stack.act, "out_act": stack.out_act, "init": stack.init}
+    if stack.bias_init is not None:
+        data["defaults"]["bias_init"] = stack.bias_init
+    layers: list[dict[str, Any]] = []
+    last = len(stack.layers) - 1
+    for index, layer in enumerate(stack.layers):
+        entry: dict[str, Any] = {"units": layer.units}
+        if layer.kind != "dense":
+            entry = {"kind": layer.kind, **entry}
+        default_act = stack.out_act if index == last else stack.act
+        for key, default in (("act", default_act), ("init", stack.init), ("bias_init", stack.bias_init)):
+            value = getattr(layer, key)
+            if value is not None and value != default:
+                entry[key] = value
+        auto_name = layer.name is None or layer.name == f"{layer.kind}{index + 1}"
+        if not auto_name:
+            entry["name"] = layer.name
+        previous = layers[-1] if layers else None
+        if (
+            auto_name
+            and previous is not None
+            and {k: v for k, v in previous.items() if k != "repeat"} == entry
+        ):
+            previous["repeat"] = previous.get("repeat", 1) + 1
+        else:
+            layers.append(entry)
+    data["layers"] = layers
+    t = check.thresholds
+    data["probe"] = {
+        "batch": settings.batch,
+        "seed": settings.seed,
+        "trials": settings.trials,
+        "loss": settings.loss,
+        "dtype": settings.dtype,
+        "input": settings.input,
+    }
+    data["check"] = {
+        "max_forward_gain": t.max_forward_gain,
+        "max_backward_gain": t.max_backward_gain,
+        "max_dead_fraction": t.max_dead_fraction,
+        "max_saturated_fraction": t.max_saturated_fraction,
+        "allow_symmetric": check.allow_symmetric,
+        "fail_on": list(check.fail_on),
+    }
+    return data
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # TOML basic strings share JSON's escapes
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(value)
+
+
+def dump(data: dict[str, Any], fmt: str) -> str:
+    """Write a spec document as TOML, YAML or JSON."""
+    if fmt == "json":
+        return json.dumps(data, indent=2) + "\n"
+    if fmt == "yaml":
+        import yaml
+
+        return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
+
+    def is_table_list(value: Any) -> bool:
+        return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+
+    # plain keys first, then [tables] and [[arrays of tables]], as TOML requires
+    lines = [
+        f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict) and not is_table_list(v)
+    ]
+    for key, value in data.items():
+        if isinstance(value, dict):
+            lines += ["", f"[{key}]", *(f"{k} = {_toml_value(v)}" for k, v in value.items())]
+        elif is_table_list(value):
+            for entry in value:
+                lines += ["", f"[[{key}]]", *(f"{k} = {_toml_value(v)}" for k, v in entry.items())]
+    return "\n".join(lines) + "\n"
+
+
+def schema_text() -> str:
+    return json.dumps(SCHEMA, indent=2) + "\n"

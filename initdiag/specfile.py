@@ -392,10 +392,11 @@ def parse_text(text: str, fmt: str, path: str = "<spec>") -> tuple[Any, SourceMa
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         match = re.search(r"\(at line (\d+), column \d+\)", message)
-        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", message)
-        raise SpecError(
-            path, [(int(match.group(1)) if match else None, f"invalid TOML: {message}")]
-        ) from None
+        line = (
+            int(match.group(1)) if match else (text.count("\n") + 1 if "end of document" in message else None)
+        )
+        message = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", message)
+        raise SpecError(path, [(line, f"invalid TOML: {message}")]) from None
     return data, _toml_source_map(text)
 
 

@@ -1,0 +1,254 @@
+"""``initdiag check``: exit codes, reasons, every malformed file reported, formats, JUnit, GitHub
+annotations and baselines."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from initdiag.check import find_specs, run_check
+from initdiag.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "sample_configs"
+runner = CliRunner()
+
+GOOD = """\
+name = "good"
+input_shape = [64]
+
+[defaults]
+act = "relu"
+init = "he_normal"
+
+[[layers]]
+units = 64
+repeat = 3
+
+[[layers]]
+units = 10
+"""
+DEEP = """\
+name: deep
+input_shape: [64]
+defaults: {act: relu, init: xavier_normal}
+layers:
+  - units: 64
+    repeat: 6
+  - units: 64
+    repeat: 6
+  - units: 10
+"""
+
+
+def deep_line(layer: str) -> int:
+    """The line of DEEP's entry that layer denseN comes from."""
+    n = int(layer.removeprefix("dense"))
+    return 5 if n <= 6 else 7 if n <= 12 else 9
+
+
+BROKEN = 'input_shape = [64]\n[[layers]]\nunits = 0\n[[layers]]\nunits = 10\ninit = "hee"\n'
+
+
+@pytest.fixture
+def specs(tmp_path):
+    (tmp_path / "good.toml").write_text(GOOD)
+    (tmp_path / "deep.yaml").write_text(DEEP)
+    return tmp_path
+
+
+def run(*args, env=None):
+    return runner.invoke(app, ["check", *map(str, args)], env=env)
+
+
+def test_all_pass_exit_0(specs):
+    result = run(specs / "good.toml")
+    assert result.exit_code == 0, result.output
+    assert "PASS" in result.stdout and "✔ 1 passed" in result.stdout
+
+
+def test_a_failing_spec_exits_1_with_the_reason_in_words(specs):
+    result = run(specs / "good.toml", specs / "deep.yaml")
+    assert result.exit_code == 1
+    assert "FAIL" in result.stdout and "✘ 1 failed, 1 passed" in result.stdout
+    outcome = run_check([str(specs / "deep.yaml")]).outcomes[0]
+    assert not outcome.passed
+    # both directions vanish: one sentence each, naming the worst layer, the worse one first
+    assert len(outcome.reasons) == 2
+    forward = next(r for r in outcome.reasons if "forward gain" in r)
+    backward = next(r for r in outcome.reasons if "backward gain" in r)
+    assert "< 1/10 (vanishing)" in forward and "< 1/10 (vanishing)" in backward
+    assert backward.startswith("layer dense1: backward gain")  # gradients vanish towards the input
+    layers = [r.split(":")[0].removeprefix("layer ") for r in outcome.reasons]
+    assert outcome.worst_layer == layers[0]
+    # each reason carries the line of the entry its layer comes from
+    assert outcome.reason_lines == [deep_line(layer) for layer in layers]
+    assert outcome.line == deep_line(outcome.worst_layer)
+    assert set(outcome.reason_lines) == {5, 7}
+
+
+def test_malformed_specs_exit_2_all_reported_and_the_valid_ones_still_run(specs):
+    (specs / "broken.toml").write_text(BROKEN)
+    (specs / "also_broken.json").write_text("{")
+    result = run(specs)
+    assert result.exit_code == 2
+    out = result.stdout
+    assert "ERROR" in out and "PASS" in out and "FAIL" in out
+    assert f"{specs / 'broken.toml'}:3: layers[0].units must be a positive integer, got 0" in out
+    assert f"{specs / 'broken.toml'}:6: layers[1].init: unknown initializer 'hee'; did you mean 'he'?" in out
+    assert (
+        f"{specs / 'also_broken.json'}:1: invalid JSON: Expecting property name enclosed in double quotes"
+        in out
+    )
+    assert "✘ 1 failed, 2 malformed, 1 passed" in out
+
+
+def test_trials_default_to_three_and_can_be_set(specs):
+    outcome = run_check([str(specs / "good.toml")]).outcomes[0]
+    assert outcome.result.settings.trials == 3
+    assert run_check([str(specs / "good.toml")], trials=1).outcomes[0].result.settings.trials == 1
+    (specs / "two.toml").write_text(GOOD + "\n[probe]\ntrials = 2\n")
+    assert run_check([str(specs / "two.toml")]).outcomes[0].result.settings.trials == 2
+
+
+def test_fail_on_and_allow_symmetric_decide_what_fails(tmp_path):
+    (tmp_path / "deep_ok.yaml").write_text(DEEP + "check:\n  fail_on: [exploding, nonfinite]\n")
+    assert run_check([str(tmp_path / "deep_ok.yaml")]).outcomes[0].passed
+    constant = 'input_shape = [32]\nlayers = [{units = 16}, {units = 4}]\n[defaults]\nact = "tanh"\ninit = "constant:0.1"\n'
+    (tmp_path / "sym.toml").write_text(constant)
+    outcome = run_check([str(tmp_path / "sym.toml")]).outcomes[0]
+    assert outcome.result.summary.flags == ["symmetric"] and not outcome.passed
+    assert outcome.reasons == ["layer dense1: 1 distinct unit of 16 (symmetric); 1 more layer too"]
+    (tmp_path / "sym_ok.toml").write_text(constant + "[check]\nallow_symmetric = true\n")
+    assert run_check([str(tmp_path / "sym_ok.toml")]).outcomes[0].passed
+
+
+def test_files_directories_and_globs(specs):
+    (specs / "sub").mkdir()
+    shutil.copy(specs / "good.toml", specs / "sub" / "good2.json.bak")  # not a spec suffix
+    (specs / ".hidden").mkdir()
+    (specs / ".hidden" / "x.toml").write_text("garbage")
+    files, missing = find_specs([str(specs), str(specs / "*.toml"), str(specs / "good.toml")])
+    assert files == [str(specs / "deep.yaml"), str(specs / "good.toml")]  # each once, hidden skipped
+    assert missing == []
+    files, missing = find_specs([str(specs / "*.json"), str(specs / "nope.toml")])
+    assert files == [] and [m.problems[0] for m in missing] == [
+        f"{specs / '*.json'}: no spec files match",
+        f"{specs / 'nope.toml'}: file not found",
+    ]
+    assert run(specs / "nope.toml").exit_code == 2
+
+
+def test_json_output_is_strict_and_has_the_contract_keys(specs):
+    (specs / "broken.toml").write_text(BROKEN)
+    result = run(specs, "--format", "json")
+    assert result.exit_code == 2
+    data = json.loads(result.stdout, parse_constant=lambda c: pytest.fail(c))
+    assert list(data) == ["schema_version", "initdiag_version", "results", "summary"]
+    by_file = {Path(r["file"]).name: r for r in data["results"]}
+    good, deep, broken = by_file["good.toml"], by_file["deep.yaml"], by_file["broken.toml"]
+    assert good["passed"] is True and good["reasons"] == [] and "layers" in good and "summary" in good
+    assert deep["passed"] is False and any("forward gain" in r for r in deep["reasons"])
+    assert deep["line"] == deep_line(deep["worst_layer"])
+    assert broken["passed"] is False and broken["error"].endswith(
+        "layers[0].units must be a positive integer, got 0"
+    )
+    assert len(broken["reasons"]) == 2
+    assert data["summary"] == {"passed": 1, "failed": 1, "malformed": 1}
+    assert "initdiag: error:" in result.stderr  # malformed specs also go to the log
+    again = run(specs, "--format", "json")
+    assert again.stdout == result.stdout  # deterministic
+
+
+def test_junit_xml(specs, tmp_path):
+    (specs / "broken.toml").write_text(BROKEN)
+    out = tmp_path / "report.xml"
+    result = run(specs, "--format", "junit", "--output", out)
+    assert result.exit_code == 2
+    assert "initdiag check" in result.stdout  # the table still prints
+    suites = ET.parse(out).getroot()
+    assert suites.tag == "testsuites"
+    assert (suites.get("tests"), suites.get("failures"), suites.get("errors")) == ("3", "1", "1")
+    cases = {Path(c.get("name")).name: c for c in suites.iter("testcase")}
+    assert set(cases) == {"good.toml", "deep.yaml", "broken.toml"}
+    assert cases["good.toml"].find("failure") is None and cases["good.toml"].find("error") is None
+    failure = cases["deep.yaml"].find("failure")
+    worst = failure.get("message").split(":")[0].removeprefix("layer ")
+    assert "forward gain" in failure.text and "layer dense1: backward gain" in failure.text
+    assert cases["deep.yaml"].get("line") == str(deep_line(worst))
+    assert cases["broken.toml"].find("error").get("type") == "malformed spec"
+    assert "✔" in cases["good.toml"].find("system-out").text
+
+
+def test_github_annotations_point_at_the_failing_layer(specs):
+    plain = run(specs / "deep.yaml")
+    assert "::error" not in plain.stdout
+    result = run(specs / "deep.yaml", env={"GITHUB_ACTIONS": "true"})
+    annotations = [line for line in result.stdout.splitlines() if line.startswith("::error")]
+    path = str(specs / "deep.yaml").replace(":", "%3A").replace(",", "%2C")
+    assert len(annotations) == 2
+    for annotation in annotations:  # each at its layer's line
+        _, head, message = annotation.split("::", 2)
+        layer = message.split(":")[0].removeprefix("layer ")
+        assert head == f"error file={path},line={deep_line(layer)},title=initdiag check%3A deep"
+    assert {a.split(",")[1] for a in annotations} == {"line=5", "line=7"}
+    (specs / "broken.toml").write_text(BROKEN)
+    result = run(specs / "broken.toml", env={"GITHUB_ACTIONS": "true"})
+    assert (
+        "::error file=" in result.stdout and ",line=3,title=malformed spec::layers[0].units" in result.stdout
+    )
+
+
+def test_baseline_catches_a_regression_that_is_not_yet_a_failure(specs, tmp_path):
+    baseline = tmp_path / "baseline.json"
+    run(specs / "good.toml", "--format", "json", "--output", baseline)
+    assert run(specs / "good.toml", "--baseline", baseline).exit_code == 0
+    # the same file now with Glorot's init: every layer still inside [1/10, 10] at depth 4, but the
+    # gains move by about 2x per layer from the He baseline
+    (specs / "good.toml").write_text(GOOD.replace("he_normal", "xavier_normal"))
+    without = run_check([str(specs / "good.toml")])
+    assert without.outcomes[0].passed
+    report = run_check([str(specs / "good.toml")], baseline=str(baseline))
+    outcome = report.outcomes[0]
+    assert not outcome.passed and report.exit_code == 1
+    assert any("forward gain moved from" in r and "against the baseline" in r for r in outcome.reasons)
+    loose = run_check([str(specs / "good.toml")], baseline=str(baseline), baseline_factor=100)
+    assert loose.outcomes[0].passed
+
+
+def test_bad_check_options(specs, tmp_path):
+    (tmp_path / "bad.json").write_text("[1]")
+    for args, message in (
+        (["--format", "xml"], "--format 'xml' is not one of table, json, csv, markdown, junit"),
+        (["--baseline", tmp_path / "nope.json"], "--baseline: file not found"),
+        (["--baseline", tmp_path / "bad.json"], "is not a JSON result of initdiag check or probe"),
+        (["--baseline-factor", "0.5"], "--baseline-factor must be greater than 1"),
+        (["--trials", "0"], "--trials must be a positive integer"),
+    ):
+        result = run(specs / "good.toml", *args)
+        assert result.exit_code == 2, args
+        assert result.stderr.count("\n") == 1 and message in result.stderr
+    assert "Missing argument 'SPEC...'" in run().stderr
+
+
+def test_csv_and_markdown(specs):
+    rows = run(specs, "--format", "csv").stdout.splitlines()
+    assert rows[0] == "file,name,passed,status,verdict,worst_layer,line,forward_gain,backward_gain,reasons"
+    assert len(rows) == 3
+    md = run(specs, "--format", "markdown").stdout
+    assert (
+        md.startswith("**initdiag check**")
+        and "| spec | name | result |" in md
+        and "**✘ 1 failed, 1 passed**" in md
+    )
+
+
+def test_the_sample_configs():
+    report = run_check([str(SAMPLES)])
+    status = {Path(o.file).name: o.status for o in report.outcomes}
+    assert status == {"mlp_he.toml": "pass", "deep_xavier.yaml": "fail", "torch_default_mlp.json": "fail"}

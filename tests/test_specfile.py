@@ -1,0 +1,333 @@
+"""Spec files: one schema across TOML, YAML and JSON, the same objects as the shorthand, line-precise
+errors, round trips through --emit-spec, and agreement with an independent JSON Schema validator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+import initdiag
+from initdiag.cli import app
+from initdiag.errors import InitdiagError
+from initdiag.probing import run_probe
+from initdiag.render import to_json
+from initdiag.specfile import SCHEMA, SpecError, dump, job, load_spec, to_data
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = sorted((ROOT / "sample_configs").glob("*.*"))
+runner = CliRunner()
+
+TOML = """\
+name = "demo"
+input_shape = [64]
+
+[defaults]
+act = "tanh"
+init = "xavier_uniform"
+
+[[layers]]
+units = 32
+repeat = 2
+
+[[layers]]
+units = 16
+init = "orthogonal"
+
+[[layers]]
+units = 4
+name = "head"
+
+[probe]
+batch = 64
+seed = 3
+"""
+YAML = """\
+name: demo
+input_shape: [64]
+defaults:
+  act: tanh
+  init: xavier_uniform
+layers:
+  - units: 32
+    repeat: 2
+  - {units: 16, init: orthogonal}
+  - units: 4
+    name: head
+probe:
+  batch: 64
+  seed: 3
+"""
+JSON = json.dumps(
+    {
+        "name": "demo",
+        "input_shape": [64],
+        "defaults": {"act": "tanh", "init": "xavier_uniform"},
+        "layers": [
+            {"units": 32, "repeat": 2},
+            {"units": 16, "init": "orthogonal"},
+            {"units": 4, "name": "head"},
+        ],
+        "probe": {"batch": 64, "seed": 3},
+    },
+    indent=2,
+)
+
+
+def write(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_three_formats_build_the_same_spec(tmp_path):
+    specs = [load_spec(write(tmp_path, f"demo.{ext}", text)) for ext, text in
+             (("toml", TOML), ("yaml", YAML), ("json", JSON))]  # fmt: skip
+    stacks = [s.stack.resolve() for s in specs]
+    assert stacks[0] == stacks[1] == stacks[2]
+    stack = stacks[0]
+    assert [layer.name for layer in stack.layers] == ["dense1", "dense2", "dense3", "head"]
+    assert [layer.init for layer in stack.layers] == ["xavier_uniform"] * 2 + ["orthogonal", "xavier_uniform"]
+    assert [layer.act for layer in stack.layers] == ["tanh"] * 3 + ["linear"]
+    assert all(s.probe == {"batch": 64, "seed": 3} for s in specs)
+    # the same stack from the shorthand, once the file's per-layer override is applied
+    short, _, _ = job(layers="64,32,32,16,4", stack_options={"act": "tanh", "init": "xavier_uniform"})
+    assert [layer.units for layer in short.layers] == [layer.units for layer in stack.layers]
+    assert short.layers[0] == stack.layers[0]
+
+
+def test_source_lines_for_each_format(tmp_path):
+    toml = load_spec(write(tmp_path, "d.toml", TOML))
+    assert toml.layer_lines == [8, 8, 12, 16]
+    yaml = load_spec(write(tmp_path, "d.yaml", YAML))
+    assert yaml.layer_lines == [7, 7, 9, 10]
+    js = load_spec(write(tmp_path, "d.json", JSON))
+    lines = JSON.splitlines()
+    assert [lines[n - 1].strip() for n in js.layer_lines] == ["{", "{", "{", "{"]
+    assert js.source.line(("layers", 1, "init")) == next(
+        i for i, t in enumerate(lines, 1) if "orthogonal" in t
+    )
+
+
+@pytest.mark.parametrize(
+    "name, text, expected",
+    [
+        (
+            "a.toml",
+            'input_shape = [784]\n\n[[layers]]\nunits = 256\n\n[[layers]]\nunit = 10\n\n[[layers]]\nunits = 0\n',
+            [
+                "a.toml:6: layers[1]: missing key 'units'",
+                "a.toml:7: layers[1]: unknown key 'unit'; did you mean 'units'?",
+                "a.toml:10: layers[2].units must be a positive integer, got 0",
+            ],
+        ),
+        (
+            "b.yaml",
+            "input_shape: [784]\nlayers:\n  - units: 256\n    init: hee\n  - {units: 10, act: bogus}\nprobe:\n  seeds: 3\n",
+            [
+                "b.yaml:4: layers[0].init: unknown initializer 'hee'; did you mean 'he'?",
+                "b.yaml:5: layers[1].act: unknown activation 'bogus'; allowed: linear, relu, leaky_relu, elu, "
+                "selu, gelu, silu, softplus, sigmoid, tanh",
+                "b.yaml:7: probe: unknown key 'seeds'; did you mean 'seed'?",
+            ],
+        ),
+        (
+            "c.json",
+            '{\n  "input_shape": [784],\n  "layers": [\n    {"units": 256},\n    {"units": "ten"}\n  ],\n'
+            '  "check": {"max_forward_gain": 0.5, "fail_on": ["vanish"]}\n}\n',
+            [
+                'c.json:5: layers[1].units must be a positive integer, got "ten"',
+                "c.json:7: check.max_forward_gain must be a number greater than 1, got 0.5",
+                "c.json:7: check.fail_on[0] must be one of vanishing, exploding, dead, saturated, symmetric, "
+                'nonfinite, got "vanish"',
+            ],
+        ),
+        (
+            "d.toml",
+            'input_shape = [784]\nlayers = [\n  {units = 256},\n  {units = 256, bias_init = "orthogonal"},\n]\n',
+            ["d.toml:4: layers[1].bias_init: 'orthogonal' is a weight-only initializer; for biases use zeros, "
+             "ones, constant:V, normal:STD, uniform:A, trunc_normal:STD, torch_default or a variance-scaling name"],
+        ),
+        ("e.toml", "input_shape = [784\n", ["e.toml:2: invalid TOML: Unclosed array"]),
+        ("f.yaml", "layers:\n  - units: 10\n   bad: 1\n", ["f.yaml:3: invalid YAML: expected <block end>, but found "
+                                                         "'<block mapping start>'"]),
+        ("g.json", '{"layers": [}\n', ["g.json:1: invalid JSON: Expecting value"]),
+        ("h.json", "[1, 2]", ["h.json:1: a spec must be a table of keys (input_shape, layers, ...)"]),
+        ("i.yaml", "input_shape: [784]\nlayers: []\n", ["i.yaml:2: layers needs at least 1 item"]),
+        ("j.toml", 'layers = [{units = 10, name = "a"}, {units = 5, name = "a"}]\n',
+         ["j.toml:1: missing key 'input_shape'"]),
+        ("k.toml", 'input_shape = [8]\nlayers = [{units = 10, name = "a"}, {units = 5, name = "a"}]\n',
+         ["k.toml:2: layer names must be unique; repeated: a"]),
+        ("l.toml", 'input_shape = [8]\nlayers = [{units = 10, name = "9lives"}]\n',
+         ['l.toml:2: layers[0].name must be letters, digits, _ . - (not starting with a digit), got "9lives"']),
+    ],
+)  # fmt: skip
+def test_malformed_specs_report_every_problem_at_its_line(tmp_path, name, text, expected):
+    path = write(tmp_path, name, text)
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert [line.replace(str(tmp_path) + "/", "") for line in info.value.lines] == expected
+
+
+def test_spec_suffix_and_missing_file():
+    with pytest.raises(InitdiagError, match=r"must end in \.toml, \.yaml, \.yml or \.json, got '\.txt'"):
+        load_spec("spec.txt")
+    with pytest.raises(InitdiagError, match=r"file not found: 'nope\.toml'"):
+        load_spec("nope.toml")
+
+
+# --- the schema ---------------------------------------------------------------------------------
+
+
+def test_schema_is_valid_and_the_samples_conform():
+    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+    assert SAMPLES, "sample_configs/ holds spec files"
+    for path in SAMPLES:
+        spec = load_spec(path)
+        from initdiag.specfile import parse_text, spec_format
+
+        data, _ = parse_text(path.read_text(), spec_format(path))
+        jsonschema.validate(data, SCHEMA)  # an independent validator agrees with ours
+        assert spec.stack.resolve().layers
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"input_shape": [784], "layers": [{"units": 0}]},
+        {"input_shape": [784], "layers": [{"units": 10, "unit": 3}]},
+        {"input_shape": [784], "layers": [{"units": True}]},
+        {"input_shape": [784], "layers": [{"units": 10}], "check": {"max_dead_fraction": 1.5}},
+        {"input_shape": [784], "layers": [{"units": 10}], "check": {"fail_on": ["dead", "dead"]}},
+        {"input_shape": [784], "layers": [{"units": 10}], "probe": {"loss": "l2"}},
+        {"input_shape": [], "layers": [{"units": 10}]},
+        {"layers": [{"units": 10}]},
+    ],
+)
+def test_our_validator_and_jsonschema_reject_the_same_documents(data):
+    from initdiag.specfile import validate
+
+    assert validate(data)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(data, SCHEMA)
+
+
+def test_schema_command_prints_the_schema():
+    result = runner.invoke(app, ["schema"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == SCHEMA
+
+
+# --- emit, load, probe: the same thing ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["toml", "yaml", "json"])
+def test_emitted_spec_round_trips_to_the_same_probe(tmp_path, fmt):
+    args = [
+        "--layers",
+        "100,64x3,32,10",
+        "--act",
+        "gelu",
+        "--init",
+        "he:gain=auto",
+        "--batch",
+        "64",
+        "--seed",
+        "4",
+    ]
+    emitted = runner.invoke(app, ["probe", *args, "--emit-spec", fmt])
+    assert emitted.exit_code == 0, emitted.output
+    path = write(tmp_path, f"spec.{fmt}", emitted.stdout)
+    from_file = runner.invoke(app, ["probe", "--config", path, "--format", "json"])
+    from_options = runner.invoke(app, ["probe", *args, "--format", "json"])
+    a, b = json.loads(from_file.stdout), json.loads(from_options.stdout)
+    b["spec"]["name"] = a["spec"]["name"] = None
+    assert a == b
+    assert "repeat" in emitted.stdout  # 64x3 folds into one entry
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    widths=st.lists(st.integers(1, 40), min_size=2, max_size=7),
+    act=st.sampled_from(["relu", "tanh", "leaky_relu:0.2", "gelu"]),
+    init=st.sampled_from(
+        ["he", "xavier_normal", "normal:0.1", "orthogonal", "torch_default", "lecun:mode=fan_avg"]
+    ),
+    fmt=st.sampled_from(["toml", "yaml", "json"]),
+)
+def test_any_shorthand_round_trips(tmp_path_factory, widths, act, init, fmt):
+    stack, settings_, check = job(layers=",".join(map(str, widths)), stack_options={"act": act, "init": init})
+    path = tmp_path_factory.mktemp("rt") / f"s.{fmt}"
+    path.write_text(dump(to_data(stack, settings_, check), fmt))
+    again, settings2, check2 = job(config=str(path))
+    assert [(x.units, x.act, x.init, x.bias_init) for x in again.layers] == [
+        (x.units, x.act, x.init, x.bias_init) for x in stack.layers
+    ]
+    assert settings2 == settings_ and check2 == check
+
+
+def test_options_override_the_file(tmp_path):
+    path = write(tmp_path, "demo.toml", TOML)
+    stack, settings_, check = job(
+        config=path, stack_options={"init": "he_normal"}, probe_options={"batch": 16}
+    )
+    # the defaults change, a layer's own choice stays
+    assert [layer.init for layer in stack.layers] == ["he_normal", "he_normal", "orthogonal", "he_normal"]
+    assert settings_.batch == 16 and settings_.seed == 3 and settings_.trials == 1
+    _, settings_, check = job(config=path, max_gain=4)
+    assert check.thresholds.max_forward_gain == 4 == settings_.thresholds.max_backward_gain
+    result = runner.invoke(app, ["probe", "--config", path, "--seed", "5", "--format", "json"])
+    data = json.loads(result.stdout)
+    assert data["settings"]["seed"] == 5 and data["settings"]["batch"] == 64
+    assert data["spec"]["name"] == "demo"
+
+
+def test_relative_paths_are_relative_to_the_spec(tmp_path):
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    np.savez(folder / "w.npz", dense1=rng.normal(0, 0.1, (8, 6)), dense2=rng.normal(0, 0.1, (6, 2)))
+    np.save(folder / "x.npy", rng.normal(size=(12, 8)))
+    path = write(folder, "s.toml", 'input_shape = [8]\nlayers = [{units = 6}, {units = 2}]\n'
+                 '[defaults]\ninit = "file:w.npz"\n[probe]\ninput = "x.npy"\n')  # fmt: skip
+    stack, settings_, _ = job(config=path)
+    result = run_probe(stack, settings_)
+    assert result.settings.batch == 12
+    assert result.layers[0].weight_std == pytest.approx(np.load(folder / "w.npz")["dense1"].std(), rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--layers", "8,4", "--config", "x.toml"], "give --layers or --config, not both"),
+        (["--config", "missing.toml"], "file not found: 'missing.toml'"),
+        (["--config", "spec.txt"], "a spec file must end in .toml, .yaml, .yml or .json"),
+        (["--layers", "8,4", "--emit-spec", "xml"], "--emit-spec 'xml' is not one of toml, yaml, json"),
+    ],
+)
+def test_config_errors_are_one_line(args, message):
+    result = runner.invoke(app, ["probe", *args])
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and message in result.stderr
+
+
+def test_a_malformed_config_is_one_line_with_a_count(tmp_path):
+    path = write(tmp_path, "bad.toml", "input_shape = [8]\n[[layers]]\nunits = 0\n[[layers]]\nunit = 3\n")
+    result = runner.invoke(app, ["probe", "--config", path])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"initdiag: error: {path}:3: layers[0].units must be a positive integer, got 0 (and 2 more problems)\n"
+    )
+
+
+def test_library_entry_points_take_specs():
+    stack, settings_, _ = job(config=str(ROOT / "sample_configs" / "mlp_he.toml"))
+    result = initdiag.run_probe(stack, settings_)
+    assert result.spec.name == "mlp-he" and result.layers[-1].name == "logits"
+    assert json.loads(to_json(result))["spec"]["layers"][-1]["name"] == "logits"

@@ -171,7 +171,7 @@ def drift(
                 moved.append((layer.name, f"{change} (against the baseline)"))
             elif old > 0 and max(new / old, old / new) > factor:
                 ratio = max(new / old, old / new)
-                moved.append((layer.name, f"{change} (x{ratio:.3g} > x{factor:g} against the baseline)"))
+                moved.append((layer.name, f"{change} (x{ratio:.4g} > x{factor:g} against the baseline)"))
     return moved
 
 

@@ -252,3 +252,18 @@ def test_the_sample_configs():
     report = run_check([str(SAMPLES)])
     status = {Path(o.file).name: o.status for o in report.outcomes}
     assert status == {"mlp_he.toml": "pass", "deep_xavier.yaml": "fail", "torch_default_mlp.json": "fail"}
+
+
+def test_pre_commit_hook_definition():
+    import re
+
+    import yaml
+
+    (hook,) = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    assert hook["id"] == "initdiag-check" and hook["entry"] == "initdiag check"
+    assert hook["language"] == "python" and hook["pass_filenames"] is True
+    pattern = re.compile(hook["files"])
+    for path in ("architectures/mlp.toml", "ml/specs/deep.yaml", "specs/a.json"):
+        assert pattern.search(path), path
+    for path in ("package.json", "src/config.yaml", "architectures/readme.md"):
+        assert not pattern.search(path), path

@@ -36,10 +36,17 @@ def console_blocks() -> list[list[tuple[str, list[str]]]]:
     return [parse_block(body) for body in CONSOLE.findall(README.read_text())]
 
 
+def workdir(path: Path) -> Path:
+    """A scratch directory for one console block, where sample_configs/ is at hand."""
+    (path / "sample_configs").symlink_to(README.parent / "sample_configs")
+    return path
+
+
 def run_command(command: str, cwd) -> list[str]:
-    """A README command's stdout and stderr lines, without the terminal width or memory limit of
-    the machine running the tests."""
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "INITDIAG_MAX_MEMORY")}
+    """A README command's stdout and stderr lines, without the terminal width, memory limit or CI
+    environment of the machine running the tests."""
+    drop = ("COLUMNS", "INITDIAG_MAX_MEMORY", "GITHUB_ACTIONS")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
     done = subprocess.run(
         shell_command(command), shell=True, cwd=cwd, env=env, capture_output=True, text=True
     )
@@ -86,8 +93,9 @@ def test_the_readme_has_console_examples():
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[b[0][0][:60] for b in BLOCKS])
 def test_console_example(block, tmp_path):
+    cwd = workdir(tmp_path)
     for command, expected in block:
-        actual = run_command(command, tmp_path)
+        actual = run_command(command, cwd)
         assert matches(expected, actual), (
             f"$ {command}\n--- README:\n" + "\n".join(expected) + ("\n--- actual:\n" + "\n".join(actual))
         )
@@ -128,8 +136,9 @@ def update_readme() -> None:
     def rewrite(match: re.Match) -> str:
         lines: list[str] = []
         with tempfile.TemporaryDirectory() as tmp:
+            cwd = workdir(Path(tmp))
             for command, expected in parse_block(match.group(1)):
-                lines += [f"$ {command}", *_refresh(expected, run_command(command, tmp))]
+                lines += [f"$ {command}", *_refresh(expected, run_command(command, cwd))]
         return "```console\n" + "\n".join(lines) + "\n```"
 
     README.write_text(CONSOLE.sub(rewrite, text))

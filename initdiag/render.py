@@ -234,6 +234,15 @@ def _gain_text(layer: LayerStats, result: ProbeResult) -> str:
 # --- rich table -----------------------------------------------------------------------------------
 
 
+def _table(heading: str):
+    """The house style of every table: a rule under the header, no frame, the title on the left."""
+    from rich import box
+    from rich.table import Table
+
+    return Table(title=heading, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False,
+                 collapse_padding=True, padding=(0, 1))  # fmt: skip
+
+
 def title(result: ProbeResult) -> str:
     s, settings = result.spec, result.settings
     arrow = " → ".join(str(w) for w in s.widths) if len(s.widths) <= 8 else s.shorthand()
@@ -258,20 +267,11 @@ def verdict_line(result: ProbeResult) -> str:
 def probe_table(result: ProbeResult, width: int | None = None):
     """The rich renderable: the per-layer table, then the verdict line, reasons and a legend.
     With *width*, the least important columns are hidden until the table fits (and a note says so)."""
-    from rich import box
     from rich.console import Group
-    from rich.table import Table
     from rich.text import Text
 
     limit = result.settings.thresholds.max_forward_gain
-    table = Table(
-        title=title(result),
-        box=box.SIMPLE_HEAD,
-        title_justify="left",
-        pad_edge=False,
-        collapse_padding=True,
-        padding=(0, 1),
-    )
+    table = _table(title(result))
     columns, hidden = _fit_columns(result, width)
     for column in columns:
         table.add_column(column.header, justify=column.justify, no_wrap=True)
@@ -342,13 +342,7 @@ def to_markdown(result: ProbeResult) -> str:
 
 def render_text(result: ProbeResult, fmt_name: str) -> str:
     """JSON, CSV or markdown as a string (the table goes through `probe_table`)."""
-    if fmt_name == "json":
-        return to_json(result)
-    if fmt_name == "csv":
-        return to_csv(result)
-    if fmt_name == "markdown":
-        return to_markdown(result)
-    raise ValueError(fmt_name)
+    return {"json": to_json, "csv": to_csv, "markdown": to_markdown}[fmt_name](result)
 
 
 # --- initdiag check -------------------------------------------------------------------------------
@@ -400,13 +394,10 @@ def _check_details(report) -> list[tuple[str, str]]:
 
 def check_table(report):
     """The rich renderable of a check: one row per spec, the tally, then every reason in full."""
-    from rich import box
     from rich.console import Group
-    from rich.table import Table
     from rich.text import Text
 
-    table = Table(title="initdiag check", box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False,
-                  collapse_padding=True, padding=(0, 1))  # fmt: skip
+    table = _table("initdiag check")
     for header in CHECK_HEADERS:
         table.add_column(header, no_wrap=header != "reason", overflow="fold")
     for outcome in report.outcomes:
@@ -472,15 +463,9 @@ def check_junit(report) -> str:
 
 def check_text(report, fmt_name: str) -> str:
     """A check report as JSON, CSV, markdown or JUnit XML (the table goes through `check_table`)."""
-    if fmt_name == "json":
-        return json_text(report.to_dict())
-    if fmt_name == "csv":
-        return check_csv(report)
-    if fmt_name == "markdown":
-        return check_markdown(report)
-    if fmt_name == "junit":
-        return check_junit(report)
-    raise ValueError(fmt_name)
+    renderers = {"json": lambda r: json_text(r.to_dict()), "csv": check_csv, "markdown": check_markdown,
+                 "junit": check_junit}  # fmt: skip
+    return renderers[fmt_name](report)
 
 
 def _gh_escape(text: str, is_property: bool = False) -> str:

@@ -16,6 +16,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -60,8 +61,7 @@ def _silu_d(z, _, __):
     return s * (1.0 + z * (1.0 - s))
 
 
-@dataclass
-class _Kind:
+class _Kind(NamedTuple):
     forward: Callable  # (z, param) -> a
     derivative: Callable  # (z, a, param) -> phi'(z)
     max_derivative: Callable  # param -> max over z of |phi'(z)|

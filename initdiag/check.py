@@ -18,7 +18,8 @@ from typing import Any
 
 from .errors import InitdiagError
 from .result import ProbeResult, format_number
-from .specfile import FORMATS, PROBE_DEFAULTS, SpecError, load_spec
+from .spec import PROBE_DEFAULTS
+from .specfile import FORMATS, SpecError, load_spec
 
 CHECK_TRIALS = 3
 

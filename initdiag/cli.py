@@ -4,8 +4,6 @@ Exit codes: 0 done; 1 ``--fail-on`` matched (and, later, a failing ``check``); 2
 on stderr, never a traceback unless ``--debug``); 3 an internal error (a bug; ``--debug`` shows it).
 """
 
-from __future__ import annotations
-
 import os
 import sys
 from typing import Annotated
@@ -252,7 +250,8 @@ def probe(
     """Probe one stack with one initializer: a per-layer table of activation and gradient statistics, then a one-line verdict."""  # noqa: E501
     from . import render
     from .probing import run_probe
-    from .specfile import dump, job, to_data
+    from .spec import job
+    from .specfile import dump, to_data
 
     fmt = _choice("--format", format, render.FORMATS)
     fail_flags = _parse_fail_on(fail_on)

@@ -24,7 +24,7 @@ the requested variance (Keras and JAX do the same). The presets' default gain is
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -66,15 +66,14 @@ def compute_fans(shape: tuple[int, ...]) -> Fans:
     raise InitdiagError(f"fans need a weight of at least 2 dimensions, got shape {tuple(shape)}")
 
 
-@dataclass
-class LayerContext:
+class LayerContext(NamedTuple):
     """What an initializer may look at: the layer's name, weight shape, fans and activation."""
 
     name: str
     shape: tuple[int, ...]
     fans: Fans
     act: Activation
-    dtype: np.dtype = field(default_factory=lambda: np.dtype(np.float32))
+    dtype: np.dtype = np.dtype(np.float32)
 
 
 DRAW_CHUNK = 1 << 20  # float64 entries drawn at a time before the cast: bounded extra memory

@@ -188,8 +188,7 @@ def format_bytes(n: float) -> str:
 # --- the run --------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Plan:
+class _Plan(NamedTuple):
     """A resolved stack ready to sample: per layer its context, initializers and activation."""
 
     spec: StackSpec
@@ -221,7 +220,7 @@ class _FileBias(Initializer):
     name: str = "file-bias"
 
     def sample(self, rng, ctx):
-        weight_ctx = replace(ctx, shape=(ctx.fans.fan_in, ctx.fans.fan_out))
+        weight_ctx = ctx._replace(shape=(ctx.fans.fan_in, ctx.fans.fan_out))
         bias = self.source.bias(weight_ctx)
         return np.zeros(ctx.shape, dtype=ctx.dtype) if bias is None else bias
 
@@ -238,7 +237,7 @@ def _sample_layer(plan: _Plan, seed: int, trial: int, i: int):
     ctx = plan.contexts[i]
     rng = stream(seed, trial, _LAYER_STREAM, i)
     W = plan.inits[i].sample(rng, ctx)
-    b = plan.bias_inits[i].sample(rng, replace(ctx, shape=(ctx.shape[1],)))
+    b = plan.bias_inits[i].sample(rng, ctx._replace(shape=(ctx.shape[1],)))
     return W, b, moments(W)
 
 
@@ -339,8 +338,7 @@ def _layer_flags(stats: LayerStats, t: Thresholds) -> list[str]:
     return [f for f in FLAGS if f in flags]
 
 
-@dataclass
-class _Finding:
+class _Finding(NamedTuple):
     """One kind of problem at one layer; `_reasons` keeps the worst layer of each kind."""
 
     kind: str  # groups findings: one sentence per kind
@@ -426,7 +424,9 @@ def _reasons(layers: list[LayerStats], t: Thresholds) -> tuple[list[Reason], boo
                 layers_hit = {f.layer for f in findings}
                 more = len(layers_hit) - 1
                 if more and top.kind != "nonfinite":
-                    top.sentence += f"; {more} more layer{'s' if more > 1 else ''} too"
+                    top = top._replace(
+                        sentence=f"{top.sentence}; {more} more layer{'s' if more > 1 else ''} too"
+                    )
                 worst.append(top)
             worst.sort(key=lambda f: (f.severity, -f.badness))
             return [Reason(f.flag, f.layer, f.sentence) for f in worst], warn

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .result import FLAGS, STAT_KEYS, WARN_FRACTION, LayerStats, ProbeResult
 from .result import format_number as fmt
@@ -109,8 +108,7 @@ def to_csv(result: ProbeResult) -> str:
 # --- the shared column list for table and markdown ------------------------------------------------
 
 
-@dataclass
-class Column:
+class Column(NamedTuple):
     header: str
     text: Callable[[LayerStats], str]
     # which flags colour this cell (the cell signals that problem)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._version import __version__
 from .spec import FLAGS, ProbeSettings, StackSpec  # noqa: F401  (FLAGS re-exported)
@@ -101,8 +101,7 @@ class LayerStats:
         return out
 
 
-@dataclass
-class Reason:
+class Reason(NamedTuple):
     """One sentence of a verdict: the flag it is about (or is close to, for ``warn``), its worst
     layer, and the words (``layer dense7: forward gain 0.004 < 1/10 (vanishing)``)."""
 

@@ -10,7 +10,7 @@ filled in and canonical (``he`` -> ``he_normal``), which is what results report 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from .errors import InitdiagError
@@ -235,3 +235,45 @@ class CheckSettings:
     def failing(self, flags: list[str]) -> list[str]:
         """The flags among *flags* that fail the check."""
         return [f for f in flags if f in self.fail_on and not (f == "symmetric" and self.allow_symmetric)]
+
+
+# ProbeSettings' own defaults, as a dict that file values and options are layered over
+PROBE_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(ProbeSettings) if f.name != "thresholds"}
+
+
+def job(
+    *,
+    layers: str | None = None,
+    config: str | None = None,
+    stack_options: dict[str, Any] | None = None,
+    probe_options: dict[str, Any] | None = None,
+    max_gain: float | None = None,
+    probe_defaults: dict[str, Any] | None = None,
+) -> tuple[StackSpec, ProbeSettings, CheckSettings]:
+    """What to probe, from a shorthand or a spec file, with command-line options on top.
+
+    Precedence: built-in defaults (*probe_defaults* over `PROBE_DEFAULTS`) < the file < options.
+    *stack_options* (act, out_act, init, bias_init) replace the stack's defaults; a layer that sets
+    its own value in the file keeps it. Options that are None were not given.
+    """
+    if layers and config:
+        raise InitdiagError("give --layers or --config, not both")
+    if not layers and not config:
+        raise InitdiagError("a stack is needed: --layers 784,256,10 or --config SPEC.toml")
+    stack_options = {k: v for k, v in (stack_options or {}).items() if v is not None}
+    defaults = {**PROBE_DEFAULTS, **(probe_defaults or {})}
+    if config:
+        from .specfile import load_spec  # only when a file is read
+
+        spec = load_spec(config)
+        stack, check = replace(spec.stack, **stack_options), spec.check
+        settings = spec.settings(defaults, probe_options)
+    else:
+        stack, check = parse_layers(layers, **stack_options), CheckSettings()
+        given = {k: v for k, v in (probe_options or {}).items() if v is not None}
+        settings = ProbeSettings(**{**defaults, **given})
+    if max_gain is not None:
+        check = replace(
+            check, thresholds=replace(check.thresholds, max_forward_gain=max_gain, max_backward_gain=max_gain)
+        )
+    return stack.resolve(), replace(settings, thresholds=check.thresholds), check

@@ -18,7 +18,8 @@ from initdiag.cli import app
 from initdiag.errors import InitdiagError
 from initdiag.probing import run_probe
 from initdiag.render import to_json
-from initdiag.specfile import SCHEMA, SpecError, dump, job, load_spec, to_data
+from initdiag.spec import job
+from initdiag.specfile import SCHEMA, SpecError, dump, load_spec, to_data
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = sorted((ROOT / "sample_configs").glob("*.*"))

@@ -15,6 +15,14 @@ def _load(path: str, what: str):
     if not Path(path).is_file():
         raise InitdiagError(f"file not found: '{path}' ({what})")
     try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+    except OSError as exc:
+        raise InitdiagError(f"'{path}' cannot be read: {exc.strerror or exc}") from None
+    # np.load falls back to unpickling anything else, which would read as "pickled data"
+    if magic != b"\x93NUMPY" and not magic.startswith(b"PK\x03\x04"):
+        raise InitdiagError(f"'{path}' is not a numpy file (.npy or .npz, as numpy.save / numpy.savez write)")
+    try:
         loaded = np.load(path, allow_pickle=False)
         if isinstance(loaded, np.lib.npyio.NpzFile):
             with loaded:

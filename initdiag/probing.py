@@ -15,7 +15,6 @@ import math
 import os
 import warnings
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -83,7 +82,7 @@ class InputSource:
 
 def get_input(text: str, width: int) -> InputSource:
     text = str(text).strip()
-    if text.lower().endswith(".npy") or Path(text).is_file():
+    if text.lower().endswith(".npy"):
         return InputSource(text, array=_load_npy(text, width))
     name = text.split(":", 1)[0].strip().lower()
     if name not in ("normal", "uniform"):

@@ -267,6 +267,12 @@ def test_input_file(tmp_path):
         initdiag.probe("20,50,5", input=str(tmp_path / "obj.npy"))
     with pytest.raises(InitdiagError, match="file not found"):
         initdiag.probe("20,50,5", input=str(tmp_path / "missing.npy"))
+    (tmp_path / "text.npy").write_text("1 2 3\n")
+    with pytest.raises(InitdiagError, match=r"is not a numpy file \(\.npy or \.npz"):
+        initdiag.probe("20,50,5", input=str(tmp_path / "text.npy"))
+    (tmp_path / "spec.toml").write_text("x = 1\n")
+    with pytest.raises(InitdiagError, match=r"--input '.*spec\.toml': use normal, uniform"):
+        initdiag.probe("20,50,5", input=str(tmp_path / "spec.toml"))
 
 
 def test_weights_from_file(tmp_path):

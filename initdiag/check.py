@@ -12,13 +12,13 @@ import glob
 import json
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import InitdiagError
 from .result import ProbeResult, format_number
-from .spec import PROBE_DEFAULTS
+from .spec import job
 from .specfile import FORMATS, SpecError, load_spec
 
 CHECK_TRIALS = 3
@@ -198,16 +198,12 @@ def check_spec(
         return SpecOutcome(path, problems=exc.lines, line=exc.first_line)
     except InitdiagError as exc:
         return SpecOutcome(path, problems=[f"{path}: {exc}"])
-    check = spec.check
-    if max_gain is not None:
-        thresholds = replace(check.thresholds, max_forward_gain=max_gain, max_backward_gain=max_gain)
-        check = replace(check, thresholds=thresholds)
-    settings = spec.settings(
-        defaults={**PROBE_DEFAULTS, "trials": CHECK_TRIALS},
-        overrides={"trials": trials, "seed": seed},
+    stack, settings, check = job(
+        spec=spec,
+        probe_options={"trials": trials, "seed": seed},
+        max_gain=max_gain,
+        probe_defaults={"trials": CHECK_TRIALS},
     )
-    settings = replace(settings, thresholds=check.thresholds)
-    stack = spec.stack.resolve()
     try:
         result = run_probe(stack, settings)
     except InitdiagError as exc:

@@ -245,6 +245,7 @@ def job(
     *,
     layers: str | None = None,
     config: str | None = None,
+    spec: Any = None,
     stack_options: dict[str, Any] | None = None,
     probe_options: dict[str, Any] | None = None,
     max_gain: float | None = None,
@@ -252,20 +253,23 @@ def job(
 ) -> tuple[StackSpec, ProbeSettings, CheckSettings]:
     """What to probe, from a shorthand or a spec file, with command-line options on top.
 
+    *config* is a spec file's path; *spec* an already loaded `SpecFile` (as ``check`` has).
     Precedence: built-in defaults (*probe_defaults* over `PROBE_DEFAULTS`) < the file < options.
     *stack_options* (act, out_act, init, bias_init) replace the stack's defaults; a layer that sets
     its own value in the file keeps it. Options that are None were not given.
     """
-    if layers and config:
+    from_file = config is not None or spec is not None
+    if layers and from_file:
         raise InitdiagError("give --layers or --config, not both")
-    if not layers and not config:
+    if not layers and not from_file:
         raise InitdiagError("a stack is needed: --layers 784,256,10 or --config SPEC.toml")
     stack_options = {k: v for k, v in (stack_options or {}).items() if v is not None}
     defaults = {**PROBE_DEFAULTS, **(probe_defaults or {})}
-    if config:
-        from .specfile import load_spec  # only when a file is read
+    if from_file:
+        if spec is None:
+            from .specfile import load_spec  # only when a file is read
 
-        spec = load_spec(config)
+            spec = load_spec(config)
         stack, check = replace(spec.stack, **stack_options), spec.check
         settings = spec.settings(defaults, probe_options)
     else:

@@ -305,13 +305,16 @@ def _toml_source_map(text: str) -> SourceMap:
             ch = line[i]
             if ch == "#":
                 break
-            if ch in "\"'":  # skip strings
+            container = stack[-1] if stack else None
+            if ch in "\"'":  # a string: skip it, counting it as an item when it is one
+                if container is not None and container[1] is not None:
+                    found.setdefault((*container[0], container[1]), number)
+                    container[1] += 1
                 end = line.find(ch, i + 1)
                 while end > 0 and ch == '"' and line[end - 1] == "\\":
                     end = line.find(ch, end + 1)
                 i = len(line) if end < 0 else end + 1
                 continue
-            container = stack[-1] if stack else None
             if ch in "[{":
                 if container is not None and container[1] is not None:  # a new item of an array
                     item_path = (*container[0], container[1])

@@ -156,6 +156,11 @@ def test_source_lines_for_each_format(tmp_path):
              "ones, constant:V, normal:STD, uniform:A, trunc_normal:STD, torch_default or a variance-scaling name"],
         ),
         ("e.toml", "input_shape = [784\n", ["e.toml:2: invalid TOML: Unclosed array"]),
+        (
+            "m.toml",
+            'input_shape = [8]\nlayers = [{units = 4}]\n[check]\nfail_on = [\n  "dead",\n  "vanish",\n  "symmetric",\n]\n',
+            ['m.toml:6: check.fail_on[1] must be one of vanishing, exploding, dead, saturated, symmetric, nonfinite, got "vanish"'],
+        ),
         ("f.yaml", "layers:\n  - units: 10\n   bad: 1\n", ["f.yaml:3: invalid YAML: expected <block end>, but found "
                                                          "'<block mapping start>'"]),
         ("g.json", '{"layers": [}\n', ["g.json:1: invalid JSON: Expecting value"]),

@@ -66,6 +66,16 @@ def compute_fans(shape: tuple[int, ...]) -> Fans:
     raise InitdiagError(f"fans need a weight of at least 2 dimensions, got shape {tuple(shape)}")
 
 
+def units_of(shape: tuple[int, ...]) -> int:
+    """Output units of a weight array (the length of its bias): dense ``(fan_in, units)``, conv
+    ``(out_ch, ...)``."""
+    return int(shape[1]) if len(shape) == 2 else int(shape[0])
+
+
+def layout_of(shape: tuple[int, ...]) -> str:
+    return "(fan_in, fan_out)" if len(shape) == 2 else "(out_ch, in_ch, kh, kw)"
+
+
 class LayerContext(NamedTuple):
     """What an initializer may look at: the layer's name, weight shape, fans and activation."""
 
@@ -397,7 +407,8 @@ class LSUV(Initializer):
 @dataclass(repr=False)
 class FromFile(Initializer):
     """Pretrained or hand-made weights: array ``NAME`` (or ``NAME.weight``) of an .npz, in our
-    (fan_in, fan_out) layout; ``NAME.bias``, when present, is the default bias."""
+    layout (dense (fan_in, fan_out), conv PyTorch's (out_ch, in_ch, kh, kw)); ``NAME.bias``, when
+    present, is the default bias."""
 
     path: str
     name: str = "file"
@@ -422,16 +433,19 @@ class FromFile(Initializer):
             raise InitdiagError(f"'{self.path}': array for layer {ctx.name} is not numeric ({array.dtype})")
         if tuple(array.shape) != tuple(ctx.shape):
             hint = ""
-            if tuple(array.shape) == tuple(reversed(ctx.shape)):
+            if len(ctx.shape) == 2 and tuple(array.shape) == tuple(reversed(ctx.shape)):
                 hint = "; it looks like PyTorch's (out, in) layout, save W.T"
+            elif len(ctx.shape) == 4 and array.ndim == 4 and array.shape[1] != ctx.shape[1]:
+                hint = f"; its {array.shape[1]} input channels do not match the layer's {ctx.shape[1]}"
             raise InitdiagError(
-                f"'{self.path}': layer {ctx.name} needs shape {tuple(ctx.shape)} (fan_in, fan_out) "
+                f"'{self.path}': layer {ctx.name} needs shape {tuple(ctx.shape)} {layout_of(ctx.shape)} "
                 f"but the file holds {tuple(array.shape)}{hint}"
             )
         bias = self._array(ctx, ".bias")
-        if bias is not None and tuple(bias.shape) != (ctx.shape[-1],):
+        units = units_of(ctx.shape)
+        if bias is not None and tuple(bias.shape) != (units,):
             raise InitdiagError(
-                f"'{self.path}': {ctx.name}.bias needs shape ({ctx.shape[-1]},) "
+                f"'{self.path}': {ctx.name}.bias needs shape ({units},) "
                 f"but the file holds {tuple(bias.shape)}"
             )
 

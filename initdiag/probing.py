@@ -2,7 +2,8 @@
 and measure every layer.
 
 Random streams: every trial ``t`` draws its input from ``SeedSequence(seed, spawn_key=(t, 0))``,
-its loss target from ``(t, 1)`` and layer ``i``'s weights and bias from ``(t, 2, i)``
+its loss target from ``(t, 1)``, row ``i``'s weights and bias from ``(t, 2, i)`` and a dropout
+row's mask from ``(t, 3, i)``
 (the children ``SeedSequence.spawn`` would make), so the same seed always gives the same numbers and
 changing one layer never changes another layer's weights. Weights are sampled on a thread pool,
 one Generator per layer (numpy releases the GIL while filling arrays).
@@ -10,7 +11,6 @@ one Generator per layer (numpy releases the GIL while filling arrays).
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 import warnings
@@ -22,6 +22,7 @@ import numpy as np
 from .activations import Activation, get_activation
 from .errors import InitdiagError
 from .files import load_npy
+from .graph import Block, Graph, rows
 from .initializers import (
     FromFile,
     Initializer,
@@ -31,9 +32,25 @@ from .initializers import (
     compute_fans,
     get_bias_initializer,
     get_initializer,
+    units_of,
 )
-from .layers import Dense
+from .layers import (
+    ActivationLayer,
+    BatchNorm,
+    Conv2d,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool,
+    LayerNorm,
+    MaxPool2d,
+    Residual,
+    ResidualSum,
+    run_backward,
+    run_forward,
+)
 from .losses import LOSSES, loss_and_grad, make_target
+from .ops import dropout_mask
 from .result import (
     FLAGS,
     MEASURED_KEYS,
@@ -45,11 +62,13 @@ from .result import (
     Summary,
     format_number,
 )
-from .spec import ProbeSettings, StackSpec, Thresholds, parse_layers
+from .spec import KINDS, NORM_KINDS, POOL_KINDS, ProbeSettings, StackSpec, Thresholds, parse_layers
 from .stats import dead_fraction, distinct_columns, moments, saturated_fraction
 
 DTYPES = ("float32", "float64")
-_INPUT_STREAM, _TARGET_STREAM, _LAYER_STREAM = 0, 1, 2
+_INPUT_STREAM, _TARGET_STREAM, _LAYER_STREAM, _DROPOUT_STREAM = 0, 1, 2, 3
+# per-row numbers the gains need besides the reported ones
+_RAW_EXTRA = ("preact_sq", "grad_input_sq", "input_sq", "grad_output_sq")
 # below this many weights in all, a thread pool costs more than it saves
 _PARALLEL_MIN_WEIGHTS = 1 << 20
 
@@ -65,25 +84,27 @@ def stream(seed: int, trial: int, *key: int) -> np.random.Generator:
 @dataclass
 class InputSource:
     """``normal`` (N(0, 1)), ``uniform`` (U(-sqrt 3, sqrt 3), also unit variance), any
-    ``normal:...`` / ``uniform:...`` the initializer grammar accepts, or a ``.npy`` file."""
+    ``normal:...`` / ``uniform:...`` the initializer grammar accepts, or a ``.npy`` file of shape
+    (batch, *input_shape)."""
 
     text: str
     sampler: Initializer | None = None
     array: np.ndarray | None = None
 
-    def batch(self, rng: np.random.Generator, batch: int, width: int, dtype) -> np.ndarray:
+    def batch(self, rng: np.random.Generator, batch: int, shape: tuple[int, ...], dtype) -> np.ndarray:
+        """(batch, *shape) in PyTorch's order: images are (batch, C, H, W)."""
         if self.array is not None:
             return self.array.astype(dtype, copy=False)
-        ctx = LayerContext(
-            "input", (batch, width), compute_fans((batch, width)), get_activation("linear"), np.dtype(dtype)
-        )
+        full = (batch, *shape)
+        ctx = LayerContext("input", full, compute_fans(full), get_activation("linear"), np.dtype(dtype))
         return self.sampler.sample(rng, ctx)
 
 
-def get_input(text: str, width: int) -> InputSource:
+def get_input(text: str, shape: tuple[int, ...] | int) -> InputSource:
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
     text = str(text).strip()
     if text.lower().endswith(".npy"):
-        return InputSource(text, array=_load_npy(text, width))
+        return InputSource(text, array=_load_npy(text, shape))
     name = text.split(":", 1)[0].strip().lower()
     if name not in ("normal", "uniform"):
         raise InitdiagError(
@@ -96,15 +117,23 @@ def get_input(text: str, width: int) -> InputSource:
     return InputSource(str(sampler), sampler)
 
 
-def _load_npy(path: str, width: int) -> np.ndarray:
+def _load_npy(path: str, shape: tuple[int, ...]) -> np.ndarray:
+    want = ", ".join(map(str, shape))
     array = load_npy(path)
     if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiub":
-        raise InitdiagError(f"'{path}' must hold one numeric array of shape (batch, {width})")
-    if array.ndim != 2 or array.shape[1] != width or array.shape[0] < 1:
+        raise InitdiagError(f"'{path}' must hold one numeric array of shape (batch, {want})")
+    if array.shape[1:] != shape or array.shape[0] < 1:
+        what = "channels" if len(shape) == 3 and array.ndim == 4 and array.shape[1] != shape[0] else "shape"
         raise InitdiagError(
-            f"'{path}' has shape {array.shape} but the stack takes (batch, {width}), batch >= 1"
+            f"'{path}' has shape {array.shape} but the stack takes (batch, {want}), batch >= 1"
+            + (f": {array.shape[1]} channels where the stack has {shape[0]}" if what == "channels" else "")
         )
     return array
+
+
+def channels_last(x: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) -> (N, H, W, C), the layout the layers compute in; flat batches unchanged."""
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if x.ndim == 4 else x
 
 
 # --- memory ---------------------------------------------------------------------------------------
@@ -116,20 +145,35 @@ class MemoryEstimate(NamedTuple):
     total: int
 
 
-def estimate_memory(
-    widths: tuple[int, ...], batch: int, dtype: str, orthogonal: bool = False
-) -> MemoryEstimate:
-    """Peak bytes one trial of a dense stack needs, before anything is allocated."""
+def estimate_memory(spec: StackSpec, batch: int, dtype: str, orthogonal: bool = False) -> MemoryEstimate:
+    """Peak bytes one trial of a resolved stack needs, before anything is allocated."""
     item = np.dtype(dtype).itemsize
-    pairs = list(itertools.pairwise(widths))
-    params = sum(i * o + o for i, o in pairs)
-    largest = max(i * o for i, o in pairs)
+    graph = rows(spec)
+    params, largest = 0, 0
+    cached = math.prod(spec.input_shape)
+    transient = 0
+    for row in graph.rows:
+        out = math.prod(row.out_shape)
+        if row.weight_shape is not None:
+            size = math.prod(row.weight_shape)
+            params += size + (row.units if row.kind != "residual" else 0)
+            largest = max(largest, size)
+        if row.kind in NORM_KINDS:
+            params += 2 * (row.units if row.kind == "batchnorm" else out)
+        # z and a (one array when the layer has no activation), plus xhat / the dropout mask
+        cached += out * (2 if KINDS[row.kind].takes_act else 1) + (
+            out if row.kind in (*NORM_KINDS, "dropout") else 0
+        )
+        step = 3 * out
+        if row.kind == "conv2d" or (
+            row.kind == "residual" and row.weight_shape and len(row.weight_shape) == 4
+        ):
+            _, c, kh, kw = row.weight_shape
+            step += math.prod(row.out_shape[1:]) * c * kh * kw + math.prod(row.in_shape)  # im2col, padded x
+        transient = max(transient, step)
     weights = 2 * params * item + (3 * largest * 8 if orthogonal else 0)
-    widest = max(widths)
-    cached = batch * (widths[0] + 2 * sum(widths[1:])) * item
-    # dz, dact, dx; float64 chunks of the statistics and of each sampling thread's draw
-    transient = 3 * batch * widest * item + 8 * (1 << 20) * (1 + (os.cpu_count() or 1))
-    activations = cached + transient
+    # float64 chunks of the statistics and of each sampling thread's draw
+    activations = batch * (cached + transient) * item + 8 * (1 << 20) * (1 + (os.cpu_count() or 1))
     return MemoryEstimate(weights, activations, weights + activations)
 
 
@@ -188,27 +232,41 @@ def format_bytes(n: float) -> str:
 
 
 class _Plan(NamedTuple):
-    """A resolved stack ready to sample: per layer its context, initializers and activation."""
+    """A resolved stack ready to sample: its rows, and per row the weight context and initializers
+    (None for a row without weights) and the activation."""
 
     spec: StackSpec
-    contexts: tuple[LayerContext, ...]
-    inits: tuple[Initializer, ...]
-    bias_inits: tuple[Initializer, ...]
+    graph: Graph
+    contexts: tuple[LayerContext | None, ...]
+    inits: tuple[Initializer | None, ...]
+    bias_inits: tuple[Initializer | None, ...]
+    acts: tuple[Activation, ...]
 
 
 def _plan(spec: StackSpec, dtype: str) -> _Plan:
-    widths = spec.widths
-    contexts, inits, bias_inits = [], [], []
-    for layer, fan_in in zip(spec.layers, widths[:-1], strict=True):
-        shape = (fan_in, layer.units)
-        act: Activation = get_activation(layer.act)
-        ctx = LayerContext(layer.name, shape, compute_fans(shape), act, np.dtype(dtype))
-        init = get_initializer(layer.init)
-        bias = get_bias_initializer(layer.bias_init) if layer.bias_init is not None else _default_bias(init)
+    graph = rows(spec)
+    linear = get_activation("linear")
+    contexts, inits, bias_inits, acts = [], [], [], []
+    for row in graph.rows:
+        layer = row.layer
+        act = get_activation(layer.act) if row.kind != "residual" and layer.act else linear
+        ctx = init = bias = None
+        if row.weight_shape is not None:
+            ctx = LayerContext(
+                row.name, row.weight_shape, compute_fans(row.weight_shape), act, np.dtype(dtype)
+            )
+            init = get_initializer(layer.init)
+            if row.kind != "residual":  # a shortcut projection has no bias
+                bias = (
+                    get_bias_initializer(layer.bias_init)
+                    if layer.bias_init is not None
+                    else _default_bias(init)
+                )
         contexts.append(ctx)
         inits.append(init)
         bias_inits.append(bias)
-    return _Plan(spec, tuple(contexts), tuple(inits), tuple(bias_inits))
+        acts.append(act)
+    return _Plan(spec, graph, tuple(contexts), tuple(inits), tuple(bias_inits), tuple(acts))
 
 
 @dataclass(repr=False)
@@ -219,8 +277,7 @@ class _FileBias(Initializer):
     name: str = "file-bias"
 
     def sample(self, rng, ctx):
-        weight_ctx = ctx._replace(shape=(ctx.fans.fan_in, ctx.fans.fan_out))
-        bias = self.source.bias(weight_ctx)
+        bias = self.source.bias(ctx)
         return np.zeros(ctx.shape, dtype=ctx.dtype) if bias is None else bias
 
     def __str__(self):
@@ -231,84 +288,187 @@ def _default_bias(init: Initializer) -> Initializer:
     return _FileBias(init) if isinstance(init, FromFile) else init.default_bias()
 
 
+def _bias_context(ctx: LayerContext) -> LayerContext:
+    """The bias's context: one value per output unit, the weight's fans (torch_default uses them)."""
+    return ctx._replace(shape=(units_of(ctx.shape),))
+
+
 def _sample_layer(plan: _Plan, seed: int, trial: int, i: int):
-    """Weights and bias of layer i, and the moments of the weights (computed here, on the pool)."""
+    """Weights and bias of row i, and the moments of the weights (computed here, on the pool)."""
     ctx = plan.contexts[i]
     rng = stream(seed, trial, _LAYER_STREAM, i)
     W = plan.inits[i].sample(rng, ctx)
-    b = plan.bias_inits[i].sample(rng, ctx._replace(shape=(ctx.shape[1],)))
+    b = plan.bias_inits[i].sample(rng, _bias_context(ctx)) if plan.bias_inits[i] is not None else None
     return W, b, moments(W)
 
 
-def _lsuv(layers: list[Dense], plan: _Plan, X: np.ndarray, weight_moments: list) -> None:
-    """Mishkin & Matas 2015: rescale each lsuv layer, in order, to unit pre-activation variance."""
-    h = X
-    for i, layer in enumerate(layers):
-        init = plan.inits[i]
-        if init.data_driven:
-            for _ in range(init.max_iter):
-                var = moments(layer.transform(h)).var
-                if not math.isfinite(var) or var == 0 or abs(var - 1.0) < init.tol:
-                    break
-                layer.W *= layer.W.dtype.type(1.0 / math.sqrt(var))
-            weight_moments[i] = moments(layer.W)
-        h = layer.forward(h)
+def _build(plan: _Plan, sampled: dict, settings: ProbeSettings, trial: int) -> list:
+    """The layer objects of one trial, nested as the graph's tree."""
+    rows_, dtype = plan.graph.rows, np.dtype(settings.dtype)
+
+    def make(index: int):
+        row, act = rows_[index], plan.acts[index]
+        layer, name = row.layer, row.name
+        if row.kind == "dense":
+            return Dense(name, sampled[index][0], sampled[index][1], act)
+        if row.kind == "conv2d":
+            return Conv2d(name, sampled[index][0], sampled[index][1], act, row.stride, row.pads)
+        if row.kind == "flatten":
+            return Flatten(name)
+        if row.kind == "maxpool2d":
+            return MaxPool2d(name, layer.get("size"))
+        if row.kind == "global_avgpool":
+            return GlobalAvgPool(name)
+        if row.kind in NORM_KINDS:
+            # batchnorm: one gamma per feature / channel; layernorm: one per entry of a sample
+            shape = (row.units,) if row.kind == "batchnorm" else _last(row.out_shape)
+            cls = BatchNorm if row.kind == "batchnorm" else LayerNorm
+            return cls(name, np.ones(shape, dtype), np.zeros(shape, dtype), act, layer.get("eps"))
+        if row.kind == "dropout":
+            rng = stream(settings.seed, trial, _DROPOUT_STREAM, index)
+            mask = dropout_mask(rng, (settings.batch, *_last(row.out_shape)), layer.rate, dtype)
+            return Dropout(name, mask)
+        if row.kind == "activation":
+            return ActivationLayer(name, act)
+        raise AssertionError(row.kind)
+
+    def build(tree) -> list:
+        nodes = []
+        for item in tree:
+            if isinstance(item, Block):
+                row = rows_[item.sum_row]
+                P = sampled[row.index][0] if row.index in sampled else None
+                nodes.append(
+                    Residual(build(item.branch), ResidualSum(row.name, row.layer.get("scale"), P, row.stride))
+                )
+            else:
+                nodes.append(make(item))
+        return nodes
+
+    return build(plan.graph.tree)
+
+
+def _last(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A sample's shape channels-last: (C, H, W) -> (H, W, C)."""
+    return (*shape[1:], shape[0]) if len(shape) == 3 else shape
+
+
+class _Recorder:
+    """The hook `run_forward` / `run_backward` call: takes each row's statistics as the pass goes
+    (and frees its caches after the backward pass), and does LSUV's rescaling before a row runs."""
+
+    def __init__(self, plan: _Plan, weight_moments: dict):
+        self.plan = plan
+        self.index = {row.name: row.index for row in plan.graph.rows}
+        self.weight_moments = weight_moments
+        n = len(plan.graph.rows)
+        self.raw = {key: np.full(n, np.nan) for key in (*STAT_KEYS, *_RAW_EXTRA)}
+        self.forward_finite = True
+
+    def before_forward(self, layer, x):
+        """LSUV (Mishkin & Matas 2015): rescale the row's weights to unit pre-activation variance on
+        the input it actually gets."""
+        i = self.index[layer.name]
+        init = self.plan.inits[i]
+        if init is None or not init.data_driven:
+            return
+        for _ in range(init.max_iter):
+            var = moments(layer.transform(x)).var
+            if not math.isfinite(var) or var == 0 or abs(var - 1.0) < init.tol:
+                break
+            layer.weight *= layer.weight.dtype.type(1.0 / math.sqrt(var))
+        self.weight_moments[i] = moments(layer.weight)
+
+    def forward(self, layer):
+        i, raw = self.index[layer.name], self.raw
+        z, a = layer.z, layer.a
+        zm = moments(z)
+        am = zm if a is z else moments(a)
+        if i in self.weight_moments:
+            raw["weight_std"][i] = self.weight_moments[i].std
+        elif layer.weight is not None:  # gamma of a normalization layer
+            raw["weight_std"][i] = moments(layer.weight).std
+        raw["preact_mean"][i], raw["preact_var"][i], raw["preact_sq"][i] = zm
+        raw["act_mean"][i], raw["act_var"][i] = am.mean, am.var
+        if self.plan.graph.rows[i].kind in POOL_KINDS:
+            raw["input_sq"][i] = moments(layer.x).second
+        if layer.act.piecewise_linear:  # no saturation by definition: its flat side is "dead"
+            raw["saturated_fraction"][i] = 0.0
+        if math.isfinite(zm.second) and math.isfinite(am.second):
+            units = z.reshape(-1, z.shape[-1])  # channels-last: a unit is a feature or a channel
+            raw["dead_fraction"][i] = dead_fraction(units) if layer.act.relu_family else 0.0
+            raw["distinct_units"][i] = distinct_columns(units)
+        else:  # overflowed: counting dead or equal units of inf/nan means nothing
+            self.forward_finite = False
+
+    def backward(self, layer, da, dx):
+        i, raw = self.index[layer.name], self.raw
+        dxm = moments(dx)
+        raw["grad_input_var"][i], raw["grad_input_sq"][i] = dxm.var, dxm.second
+        if self.plan.graph.rows[i].kind in POOL_KINDS:
+            raw["grad_output_sq"][i] = moments(da).second
+        if layer.dweight is not None:
+            dwm = moments(layer.dweight)
+            wm = self.weight_moments.get(i) or moments(layer.weight)
+            raw["grad_weight_var"][i] = dwm.var
+            raw["grad_weight_ratio"][i] = _ratio(math.sqrt(dwm.second), math.sqrt(wm.second))
+        if not layer.act.piecewise_linear:
+            raw["saturated_fraction"][i] = saturated_fraction(layer.dact, layer.act.max_derivative)
+        layer.free()  # what is no longer needed
 
 
 def _run_trial(
     plan: _Plan, settings: ProbeSettings, source: InputSource, trial: int, pool
 ) -> tuple[dict, float]:
-    """One forward and backward pass; returns per-layer raw statistics (arrays over layers)."""
-    n = len(plan.contexts)
+    """One forward and backward pass; returns per-row raw statistics (arrays over rows)."""
     seed, dtype = settings.seed, np.dtype(settings.dtype)
+    weighted = [i for i, ctx in enumerate(plan.contexts) if ctx is not None]
     if pool is None:
-        sampled = [_sample_layer(plan, seed, trial, i) for i in range(n)]
+        results = [_sample_layer(plan, seed, trial, i) for i in weighted]
     else:
-        sampled = list(pool.map(lambda i: _sample_layer(plan, seed, trial, i), range(n)))
-    layers = [Dense(ctx.name, W, b, ctx.act) for ctx, (W, b, _) in zip(plan.contexts, sampled, strict=True)]
-    weight_moments = [m for _, _, m in sampled]
-    del sampled
+        results = list(pool.map(lambda i: _sample_layer(plan, seed, trial, i), weighted))
+    sampled = dict(zip(weighted, results, strict=True))
+    nodes = _build(plan, sampled, settings, trial)
+    recorder = _Recorder(plan, {i: m for i, (_, _, m) in sampled.items()})
+    del sampled, results
 
-    X = source.batch(stream(seed, trial, _INPUT_STREAM), settings.batch, plan.spec.widths[0], dtype)
-    if any(init.data_driven for init in plan.inits):
-        _lsuv(layers, plan, X, weight_moments)
-
-    raw = {key: np.full(n, np.nan) for key in (*STAT_KEYS, "preact_sq", "grad_input_sq")}
-    forward_finite = True
-    h = X
-    for i, layer in enumerate(layers):
-        h = layer.forward(h)
-        z, a = layer.z, layer.a
-        zm = moments(z)
-        am = zm if a is z else moments(a)
-        raw["weight_std"][i] = weight_moments[i].std
-        raw["preact_mean"][i], raw["preact_var"][i], raw["preact_sq"][i] = zm
-        raw["act_mean"][i], raw["act_var"][i] = am.mean, am.var
-        if layer.act.piecewise_linear:  # no saturation by definition: its flat side is "dead"
-            raw["saturated_fraction"][i] = 0.0
-        if math.isfinite(zm.second) and math.isfinite(am.second):
-            raw["dead_fraction"][i] = dead_fraction(z) if layer.act.relu_family else 0.0
-            raw["distinct_units"][i] = distinct_columns(z)
-        else:  # overflowed: counting dead or equal units of inf/nan means nothing
-            forward_finite = False
-    target = make_target(settings.loss, stream(seed, trial, _TARGET_STREAM), h.shape, dtype)
+    X = source.batch(stream(seed, trial, _INPUT_STREAM), settings.batch, plan.spec.input_shape, dtype)
+    h = run_forward(nodes, channels_last(X), recorder)
+    # the target is drawn in PyTorch's (N, C, H, W) order, so an image output gets the same numbers
+    shape = (h.shape[0], h.shape[-1], *h.shape[1:-1]) if h.ndim == 4 else h.shape
+    target = channels_last(make_target(settings.loss, stream(seed, trial, _TARGET_STREAM), shape, dtype))
     loss, grad = loss_and_grad(settings.loss, h, target)
-
     # An overflowed forward pass makes the loss not a number, so no gradient is defined: the
     # backward statistics stay nan rather than report what nan happens to turn into.
-    for i in range(n - 1, -1, -1) if forward_finite else ():
-        layer = layers[i]
-        grad = layer.backward(grad)
-        wm, dxm, dwm = weight_moments[i], moments(grad), moments(layer.dW)
-        raw["grad_input_var"][i], raw["grad_input_sq"][i] = dxm.var, dxm.second
-        raw["grad_weight_var"][i] = dwm.var
-        raw["grad_weight_ratio"][i] = _ratio(math.sqrt(dwm.second), math.sqrt(wm.second))
-        if not layer.act.piecewise_linear:
-            raw["saturated_fraction"][i] = saturated_fraction(layer.dact, layer.act.max_derivative)
-        layer.x = layer.z = layer.a = layer.dact = layer.dW = None  # free what is no longer needed
-    raw["forward_gain"] = np.array([_ratio(s, raw["preact_sq"][0]) for s in raw["preact_sq"]])
-    raw["backward_gain"] = np.array([_ratio(s, raw["grad_input_sq"][-1]) for s in raw["grad_input_sq"]])
+    if recorder.forward_finite:
+        run_backward(nodes, grad, recorder)
+    raw = recorder.raw
+    raw["forward_gain"], raw["backward_gain"] = _gains(plan.graph, raw)
     return raw, loss
+
+
+def _gains(graph: Graph, raw: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative gains of every row: E[z^2] over the first row's (forward), E[(dL/dx)^2] over the
+    last row's (backward). Factors no initializer can change are divided out: a pooling layer's own
+    change of the second moment (a 2x2 max pool passes each gradient to one input of four), and,
+    backward, the square of the residual scales a branch row's gradient is multiplied by."""
+    rows_ = graph.rows
+    n = len(rows_)
+    own_fwd = np.ones(n)
+    own_bwd = np.ones(n)
+    for i, row in enumerate(rows_):
+        if row.kind in POOL_KINDS:
+            own_fwd[i] = _ratio(raw["preact_sq"][i], raw["input_sq"][i]) if i else 1.0
+            own_bwd[i] = _ratio(raw["grad_input_sq"][i], raw["grad_output_sq"][i]) if i < n - 1 else 1.0
+    fwd_fixed = np.cumprod(own_fwd)
+    bwd_fixed = np.cumprod(own_bwd[::-1])[::-1]  # pools at or after the row
+    scale_sq = np.array([row.branch_scale**2 for row in rows_])
+    forward = [_ratio(raw["preact_sq"][i], raw["preact_sq"][0] * fwd_fixed[i]) for i in range(n)]
+    backward = [
+        _ratio(raw["grad_input_sq"][i], raw["grad_input_sq"][-1] * bwd_fixed[i] * scale_sq[i])
+        for i in range(n)
+    ]
+    return np.array(forward), np.array(backward)
 
 
 def _ratio(num: float, den: float) -> float:
@@ -321,9 +481,13 @@ def _ratio(num: float, den: float) -> float:
 
 def _layer_flags(stats: LayerStats, t: Thresholds) -> list[str]:
     flags = set()
-    if not all(math.isfinite(getattr(stats, key)) for key in MEASURED_KEYS):
+    if not all(
+        math.isfinite(getattr(stats, key)) for key in MEASURED_KEYS if getattr(stats, key) is not None
+    ):
         flags.add("nonfinite")
-    for gain, limit in ((stats.forward_gain, t.max_forward_gain), (stats.backward_gain, t.max_backward_gain)):
+    gains = ((stats.forward_gain, t.max_forward_gain), (stats.backward_gain, t.max_backward_gain))
+    # a normalization layer's output scale is fixed by construction: it resets, it cannot drift
+    for gain, limit in gains if stats.kind not in NORM_KINDS else ():
         if gain < 1.0 / limit:
             flags.add("vanishing")
         elif gain > limit:
@@ -332,7 +496,7 @@ def _layer_flags(stats: LayerStats, t: Thresholds) -> list[str]:
         flags.add("dead")
     if stats.saturated_fraction > t.max_saturated_fraction:
         flags.add("saturated")
-    if stats.distinct_units < stats.fan_out:
+    if stats.distinct_units < stats.units:
         flags.add("symmetric")
     return [f for f in FLAGS if f in flags]
 
@@ -371,7 +535,8 @@ def _findings(layers: list[LayerStats], t: Thresholds, warn: bool) -> list[_Find
                         f"layer {s.name}: the backward pass overflows (inf/nan)",
                     )
                 )
-        for direction, limit in (("forward", t.max_forward_gain), ("backward", t.max_backward_gain)):
+        directions = (("forward", t.max_forward_gain), ("backward", t.max_backward_gain))
+        for direction, limit in directions if s.kind not in NORM_KINDS else ():
             g = getattr(s, f"{direction}_gain")
             if math.isnan(g) or g < 0:
                 continue
@@ -400,9 +565,9 @@ def _findings(layers: list[LayerStats], t: Thresholds, warn: bool) -> list[_Find
                     "symmetric",
                     "symmetric",
                     3,
-                    1 - s.distinct_units / s.fan_out,
+                    1 - s.distinct_units / s.units,
                     s.name,
-                    f"layer {s.name}: {units} of {s.fan_out} (symmetric)",
+                    f"layer {s.name}: {units} of {s.units} (symmetric)",
                 )
             )
     return found
@@ -470,8 +635,13 @@ def check_settings(settings: ProbeSettings, spec: StackSpec) -> ProbeSettings:
     if settings.dtype not in DTYPES:
         raise InitdiagError(f"unknown dtype '{settings.dtype}'; allowed: {', '.join(DTYPES)}")
     settings.thresholds.check()
-    if settings.loss == "xent" and spec.layers[-1].units < 2:
-        raise InitdiagError("--loss xent needs at least 2 outputs (softmax over one class has no gradient)")
+    if settings.loss == "xent":
+        out = rows(spec).rows[-1].out_shape
+        if len(out) != 1 or out[0] < 2:
+            raise InitdiagError(
+                f"--loss xent needs at least 2 outputs, one per class in a flat output; the stack "
+                f"ends in shape {out} (softmax over one class has no gradient)"
+            )
     return settings
 
 
@@ -482,6 +652,10 @@ def probe(
     out_act: str = "linear",
     init: str = "he_normal",
     bias_init: str | None = None,
+    norm: str | None = None,
+    residual: bool = False,
+    residual_scale: float | None = None,
+    dropout: float | None = None,
     batch: int = 256,
     seed: int = 0,
     trials: int = 1,
@@ -494,7 +668,8 @@ def probe(
     """Probe a stack and return a `ProbeResult` (nothing is printed).
 
     *spec* is a `StackSpec` or the ``--layers`` shorthand (``"784,256x8,10"``, first width = input);
-    with the shorthand, *act*, *out_act*, *init* and *bias_init* set the stack's defaults.
+    with the shorthand, *act*, *out_act*, *init* and *bias_init* set the stack's defaults and
+    *norm*, *residual*, *residual_scale* and *dropout* shape it (see `parse_layers`).
 
     >>> r = probe("784,256,256,10", act="relu", init="he")
     >>> r.summary.verdict
@@ -503,11 +678,21 @@ def probe(
     if spec is None:
         raise InitdiagError("probe needs a stack: a StackSpec or a shorthand like '784,256,10'")
     if isinstance(spec, str):
-        spec = parse_layers(spec, act=act, out_act=out_act, init=init, bias_init=bias_init)
+        spec = parse_layers(
+            spec,
+            act=act,
+            out_act=out_act,
+            init=init,
+            bias_init=bias_init,
+            norm=norm,
+            residual=residual,
+            residual_scale=residual_scale,
+            dropout=dropout,
+        )
     spec = spec.resolve()
     if thresholds is None:
         thresholds = Thresholds(max_forward_gain=max_gain, max_backward_gain=max_gain)
-    source = get_input(input, spec.widths[0])
+    source = get_input(input, spec.input_shape)
     settings = ProbeSettings(batch, seed, trials, loss, source.text, dtype, thresholds)
     return run_probe(spec, settings, source)
 
@@ -515,19 +700,21 @@ def probe(
 def run_probe(spec: StackSpec, settings: ProbeSettings, source: InputSource | None = None) -> ProbeResult:
     """Probe a resolved spec (`StackSpec.resolve`) with the given settings; `probe` ends here."""
     if source is None:
-        source = get_input(settings.input, spec.widths[0])
+        source = get_input(settings.input, spec.input_shape)
     if source.array is not None:  # a file's rows are the batch
         settings = replace(settings, batch=int(source.array.shape[0]), input=source.text)
     check_settings(settings, spec)
     plan = _plan(spec, settings.dtype)
     for ctx, init, bias in zip(plan.contexts, plan.inits, plan.bias_inits, strict=True):
-        init.check(ctx)
-        bias.check(ctx)
+        if init is not None:
+            init.check(ctx)
+        if bias is not None:
+            bias.check(_bias_context(ctx))
     need = estimate_memory(
-        spec.widths,
+        spec,
         settings.batch,
         settings.dtype,
-        orthogonal=any(i.name in ("orthogonal", "lsuv") for i in plan.inits),
+        orthogonal=any(i is not None and i.name in ("orthogonal", "lsuv") for i in plan.inits),
     )
     have = available_memory()
     if have is not None and need.total > have:
@@ -538,8 +725,8 @@ def run_probe(spec: StackSpec, settings: ProbeSettings, source: InputSource | No
             "or a smaller --batch"
         )
 
-    n_weights = sum(math.prod(ctx.shape) for ctx in plan.contexts)
-    workers = min(len(plan.contexts), os.cpu_count() or 1)
+    n_weights = sum(math.prod(ctx.shape) for ctx in plan.contexts if ctx is not None)
+    workers = min(sum(ctx is not None for ctx in plan.contexts), os.cpu_count() or 1)
     pool = None
     if workers > 1 and n_weights >= _PARALLEL_MIN_WEIGHTS:
         from concurrent.futures import ThreadPoolExecutor
@@ -562,19 +749,24 @@ def run_probe(spec: StackSpec, settings: ProbeSettings, source: InputSource | No
         means = {key: stacked[key].mean(axis=0) for key in STAT_KEYS}
         sds = {key: stacked[key].std(axis=0, ddof=1) for key in STAT_KEYS} if settings.trials > 1 else {}
     layers = []
-    for i, (layer, ctx, init, bias) in enumerate(
-        zip(spec.layers, plan.contexts, plan.inits, plan.bias_inits, strict=True)
-    ):
+    for row, ctx, init, bias in zip(plan.graph.rows, plan.contexts, plan.inits, plan.bias_inits, strict=True):
+        i = row.index
+        values = {key: float(means[key][i]) for key in STAT_KEYS}
+        if ctx is None and row.kind not in NORM_KINDS:  # no weights: nothing to report
+            values.update(weight_std=None, grad_weight_var=None, grad_weight_ratio=None)
         stats = LayerStats(
-            name=layer.name,
-            kind=layer.kind,
-            fan_in=ctx.fans.fan_in,
-            fan_out=ctx.fans.fan_out,
-            act=layer.act,
-            init=str(init),
-            bias_init=str(bias),
-            **{key: float(means[key][i]) for key in STAT_KEYS},
-            sd={key: float(sds[key][i]) for key in sds},
+            name=row.name,
+            kind=row.kind,
+            fan_in=ctx.fans.fan_in if ctx else None,
+            fan_out=ctx.fans.fan_out if ctx else None,
+            act=row.layer.act if KINDS[row.kind].takes_act else None,
+            init=str(init) if init is not None else None,
+            bias_init=str(bias) if bias is not None else None,
+            **values,
+            sd={key: float(sds[key][i]) for key in sds if values[key] is not None},
+            units=row.units,
+            output_shape=row.out_shape,
+            depth=row.depth,
         )
         stats.flags = _layer_flags(stats, settings.thresholds)
         layers.append(stats)

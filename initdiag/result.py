@@ -53,24 +53,26 @@ class LayerStats:
     """One layer's statistics; with several trials each is the mean and ``sd[key]`` its spread.
 
     ``forward_gain`` is E[z_l^2] / E[z_1^2] (cumulative from the first layer); ``backward_gain`` is
-    E[(dL/dx_l)^2] / E[(dL/dx_L)^2] (cumulative from the output back to this layer).
+    E[(dL/dx_l)^2] / E[(dL/dx_L)^2] (cumulative from the output back to this layer); both with
+    pooling layers' own factors divided out, and the backward gain of a residual branch's layer
+    divided by the square of its branch scale (see `probing._gains`).
     """
 
     name: str
     kind: str
-    fan_in: int
-    fan_out: int
-    act: str
-    init: str
-    bias_init: str
-    weight_std: float
+    fan_in: int | None  # None: the layer has no weights
+    fan_out: int | None
+    act: str | None  # None: the layer applies no activation
+    init: str | None
+    bias_init: str | None
+    weight_std: float | None  # None without weights (a normalization layer reports gamma)
     preact_mean: float
     preact_var: float
     act_mean: float
     act_var: float
     grad_input_var: float
-    grad_weight_var: float
-    grad_weight_ratio: float
+    grad_weight_var: float | None
+    grad_weight_ratio: float | None
     dead_fraction: float
     saturated_fraction: float
     distinct_units: float
@@ -78,6 +80,9 @@ class LayerStats:
     backward_gain: float
     flags: list[str] = field(default_factory=list)
     sd: dict[str, float] = field(default_factory=dict)
+    units: int = 0  # output features, or channels of an image-shaped output
+    output_shape: tuple[int, ...] = ()  # one sample, PyTorch's order: (C, H, W) or (width,)
+    depth: int = 0  # nesting in residual branches (for the table; not in JSON)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -85,6 +90,8 @@ class LayerStats:
             "kind": self.kind,
             "fan_in": self.fan_in,
             "fan_out": self.fan_out,
+            "units": self.units,
+            "output_shape": list(self.output_shape),
             "act": self.act,
             "init": self.init,
             "bias_init": self.bias_init,

@@ -3,46 +3,278 @@ both build.
 
 A `StackSpec` holds the input shape, stack-wide defaults (hidden activation, output activation,
 weight and bias initializer) and an ordered list of `LayerSpec`; a layer's own ``act`` / ``init`` /
-``bias_init`` override the defaults. `resolve` returns the same stack with every layer's values
-filled in and canonical (``he`` -> ``he_normal``), which is what results report as ``spec``.
+``bias_init`` override the defaults, and a ``residual`` block's own values are the defaults of its
+branch. `resolve` returns the same stack with every layer named and its values filled in and
+canonical (``he`` -> ``he_normal``), which is what results report as ``spec``; `graph.rows` then
+works out each layer's shapes.
+
+Activation defaults follow the usual ``Linear -> BatchNorm -> ReLU`` pattern: a dense or conv2d
+layer directly followed by batchnorm/layernorm stays linear and the normalization layer takes the
+activation. The output activation goes to the last top-level layer that takes an activation
+(unless a residual block comes after it).
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import InitdiagError
 
-LAYER_KINDS = ("dense",)
 # what a layer can be flagged with (see Thresholds)
 FLAGS = ("vanishing", "exploding", "dead", "saturated", "symmetric", "nonfinite")
 
 
+class KindInfo(NamedTuple):
+    """What a layer kind takes: its keys (besides kind and name), the required ones, whether it
+    has sampled weights, whether it applies an activation, and the prefix of its automatic name."""
+
+    keys: tuple[str, ...]
+    required: tuple[str, ...]
+    weighted: bool
+    takes_act: bool
+    prefix: str
+    doc: str
+
+
+KINDS: dict[str, KindInfo] = {
+    "dense": KindInfo(("units", "act", "init", "bias_init"), ("units",), True, True, "dense",
+                      "z = x @ W + b, W of shape (fan_in, units)"),
+    "conv2d": KindInfo(("channels", "kernel", "stride", "padding", "act", "init", "bias_init"), ("channels",),
+                       True, True, "conv", "2-D convolution, W of shape (channels, in_channels, kh, kw)"),
+    "flatten": KindInfo((), (), False, False, "flatten", "(C, H, W) -> C*H*W features, in PyTorch's order"),
+    "maxpool2d": KindInfo(("size",), (), False, False, "maxpool", "max of size x size windows"),
+    "global_avgpool": KindInfo((), (), False, False, "avgpool", "(C, H, W) -> (C,), the mean over H and W"),
+    "batchnorm": KindInfo(("eps", "act"), (), False, True, "bn",
+                          "training-mode batch statistics per feature / channel, gamma 1, beta 0"),
+    "layernorm": KindInfo(("eps", "act"), (), False, True, "ln",
+                          "per-sample statistics over all features, gamma 1, beta 0"),
+    "dropout": KindInfo(("rate",), ("rate",), False, False, "dropout", "inverted dropout, own random stream"),
+    "activation": KindInfo(("act",), (), False, True, "act", "a = act(x)"),
+    "residual": KindInfo(("layers", "scale", "act", "init", "bias_init"), ("layers",), False, False, "res",
+                         "x + scale * branch(x), with a projection of x when shapes differ"),
+}  # fmt: skip
+LAYER_KINDS = tuple(KINDS)
+NORM_KINDS = ("batchnorm", "layernorm")
+POOL_KINDS = ("maxpool2d", "global_avgpool")
+PADDINGS = ("same", "valid")
+NORMS = ("none", "batch", "layer")
+# defaults of the optional keys
+DEFAULTS: dict[str, Any] = {"kernel": 3, "stride": 1, "padding": "same", "size": 2, "eps": 1e-5, "scale": 1.0}
+# keys that are the layer's structure (not the act/init it inherits)
+_STRUCTURE_KEYS = ("units", "channels", "kernel", "stride", "padding", "size", "rate", "eps", "scale")
+
+
+class SpecLayerError(InitdiagError):
+    """A problem with one layer; ``path`` locates it in a spec file (``("layers", 3, "layers", 0)``)."""
+
+    def __init__(self, message: str, path: tuple = ()):
+        super().__init__(message)
+        self.path = path
+
+
 @dataclass
 class LayerSpec:
-    """One layer: a dense layer of ``units`` outputs, ``z = x @ W + b``, ``a = act(z)``."""
+    """One layer of a kind in `KINDS`; only the keys its kind takes may be set (None = unset)."""
 
-    units: int
+    units: int | None = None
     kind: str = "dense"
     name: str | None = None
     act: str | None = None
     init: str | None = None
     bias_init: str | None = None
+    channels: int | None = None
+    kernel: int | tuple[int, int] | None = None
+    stride: int | None = None
+    padding: str | int | None = None
+    size: int | None = None
+    rate: float | None = None
+    eps: float | None = None
+    scale: float | None = None
+    layers: tuple[LayerSpec, ...] = ()
+
+    @property
+    def info(self) -> KindInfo:
+        return KINDS[self.kind]
+
+    def get(self, key: str) -> Any:
+        """The value of *key*, or its default when unset."""
+        value = getattr(self, key)
+        return DEFAULTS.get(key) if value is None else value
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": self.kind, "name": self.name, "units": self.units}
-        for key in ("act", "init", "bias_init"):
-            if getattr(self, key) is not None:
-                out[key] = getattr(self, key)
+        out: dict[str, Any] = {"kind": self.kind, "name": self.name}
+        for key in KINDS[self.kind].keys:
+            value = getattr(self, key)
+            if key == "layers":
+                out["layers"] = [layer.to_dict() for layer in value]
+            elif value is not None:
+                out[key] = list(value) if isinstance(value, tuple) else value
         return out
+
+
+def _is_int(value: Any, low: int = 1) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_layer(layer: LayerSpec, label: str, path: tuple) -> None:
+    """The layer's keys and values, each problem one message naming the layer."""
+    if layer.kind not in KINDS:
+        from .errors import did_you_mean
+
+        hint = did_you_mean(str(layer.kind), KINDS) or f"; allowed: {', '.join(KINDS)}"
+        raise SpecLayerError(f"{label}: unknown kind '{layer.kind}'{hint}", path)
+    info = KINDS[layer.kind]
+    for key in (*_STRUCTURE_KEYS, "act", "init", "bias_init"):
+        if getattr(layer, key) is not None and key not in info.keys:
+            takes = ", ".join(info.keys) or "no keys besides name"
+            raise SpecLayerError(f"{label}: a {layer.kind} layer takes no '{key}' (it takes {takes})", path)
+    if layer.layers and layer.kind != "residual":
+        raise SpecLayerError(f"{label}: only a residual block has layers", path)
+    for key in info.required:
+        if key == "layers" and not layer.layers:
+            raise SpecLayerError(f"{label}: a residual block needs at least one layer in its branch", path)
+        if key != "layers" and getattr(layer, key) is None:
+            raise SpecLayerError(f"{label}: a {layer.kind} layer needs '{key}'", path)
+    problems = {
+        "units": (lambda v: _is_int(v), "a positive integer"),
+        "channels": (lambda v: _is_int(v), "a positive integer"),
+        "stride": (lambda v: _is_int(v), "a positive integer"),
+        "size": (lambda v: _is_int(v), "a positive integer"),
+        "kernel": (
+            lambda v: (
+                _is_int(v) or (isinstance(v, tuple | list) and len(v) == 2 and all(_is_int(k) for k in v))
+            ),
+            "a positive integer or a pair [kh, kw]",
+        ),
+        "padding": (lambda v: v in PADDINGS or _is_int(v, 0), "same, valid or a non-negative integer"),
+        "rate": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+        "eps": (lambda v: _is_number(v) and v > 0, "a positive number"),
+        "scale": (lambda v: _is_number(v), "a finite number"),
+    }
+    for key, (ok, allowed) in problems.items():
+        value = getattr(layer, key)
+        if value is not None and not ok(value):
+            raise SpecLayerError(f"{label}: {key} must be {allowed}, got {value!r}", path)
+
+
+def _walk(layers: tuple[LayerSpec, ...]):
+    """Every layer, depth first (a residual block before its branch)."""
+    for layer in layers:
+        yield layer
+        yield from _walk(layer.layers)
+
+
+class _Canon:
+    """Canonical names of activations and initializers, each parsed once."""
+
+    def __init__(self):
+        from .activations import get_activation
+        from .initializers import get_bias_initializer, get_initializer
+
+        self._parsers = {"act": get_activation, "init": get_initializer, "bias_init": get_bias_initializer}
+        self._seen: dict[tuple[str, str], str] = {}
+
+    def __call__(self, key: str, text: str | None, label: str = "", path: tuple = ()) -> str | None:
+        if text is None:
+            return None
+        if (key, text) not in self._seen:
+            try:
+                self._seen[key, text] = str(self._parsers[key](text))
+            except InitdiagError as exc:
+                if not label:
+                    raise
+                raise SpecLayerError(f"{label}: {exc}", path) from None
+        return self._seen[key, text]
+
+
+def _resolve_sequence(
+    entries: tuple[LayerSpec, ...],
+    canon: _Canon,
+    *,
+    act: str,
+    init: str,
+    bias_init: str | None,
+    out_act: str | None,
+    prefix: str,
+    path: tuple,
+) -> tuple[LayerSpec, ...]:
+    """Name the layers of one sequence (the stack, or a residual branch) and fill in their values."""
+    n = len(entries)
+    for k, entry in enumerate(entries):
+        label = f"layer {prefix}{entry.name}" if entry.name else where((*path, k))
+        _check_layer(entry, label, (*path, k))
+    # the output activation's layer: the last that takes one, unless a residual block follows it
+    out_index = None
+    if out_act is not None:
+        for k in range(n - 1, -1, -1):
+            if entries[k].kind == "residual":
+                break
+            if entries[k].info.takes_act:
+                out_index = k
+                break
+    counters: dict[str, int] = {}
+    resolved = []
+    for k, entry in enumerate(entries):
+        info = entry.info
+        counters[info.prefix] = counters.get(info.prefix, 0) + 1
+        name = prefix + (entry.name or f"{info.prefix}{counters[info.prefix]}")
+        at = (*path, k)
+        values: dict[str, Any] = {"name": name}
+        if info.takes_act:
+            if entry.act is not None:
+                chosen = entry.act
+            elif k == out_index:
+                chosen = out_act
+            elif info.weighted and k + 1 < n and entries[k + 1].kind in NORM_KINDS:
+                chosen = "linear"  # Linear -> Norm -> act: the normalization layer applies it
+            elif entry.kind in NORM_KINDS:
+                before = entries[k - 1] if k else None
+                paired = before is not None and before.info.weighted and before.act is None
+                chosen = act if paired else "linear"
+            else:
+                chosen = act
+            values["act"] = canon("act", chosen, f"layer {name}", at)
+        if info.weighted or entry.kind == "residual":
+            values["init"] = canon("init", entry.init, f"layer {name}", at) or init
+            given_bias = canon("bias_init", entry.bias_init, f"layer {name}", at)
+            values["bias_init"] = given_bias if given_bias is not None else bias_init
+        for key in info.keys:
+            if key in DEFAULTS and getattr(entry, key) is None:
+                values[key] = DEFAULTS[key]
+        if isinstance(entry.kernel, list | tuple):
+            values["kernel"] = tuple(entry.kernel)
+        if entry.scale is not None:
+            values["scale"] = float(entry.scale)
+        if entry.rate is not None:
+            values["rate"] = float(entry.rate)
+        if entry.kind == "residual":
+            values["act"] = canon("act", entry.act, f"layer {name}", at)
+            values["layers"] = _resolve_sequence(
+                entry.layers,
+                canon,
+                act=values["act"] or act,
+                init=values["init"],
+                bias_init=values["bias_init"],
+                out_act=None,
+                prefix=f"{name}.",
+                path=(*at, "layers"),
+            )
+        resolved.append(replace(entry, **values))
+    return tuple(resolved)
 
 
 @dataclass
 class StackSpec:
     """A whole stack. ``out_act`` is the last layer's activation unless that layer sets its own;
-    ``bias_init`` None means each initializer's own default (zeros; torch_default's uniform)."""
+    ``bias_init`` None means each initializer's own default (zeros; torch_default's uniform).
+    ``input_shape`` is one sample's shape: ``(width,)`` or ``(channels, height, width)``."""
 
     input_shape: tuple[int, ...]
     layers: tuple[LayerSpec, ...]
@@ -53,70 +285,68 @@ class StackSpec:
     name: str | None = None
 
     def resolve(self) -> StackSpec:
-        """Every layer named and given its act/init/bias_init, each in canonical form; checked."""
-        from .activations import get_activation
-        from .initializers import get_bias_initializer, get_initializer
-
+        """Every layer named and given its act/init/bias_init, each in canonical form; the keys of
+        every layer and the shapes through the stack checked (`graph.rows`)."""
         if not self.layers:
             raise InitdiagError("a stack needs at least one layer")
-        for width in self.input_shape:
-            if not isinstance(width, int) or width < 1:
-                raise InitdiagError(f"input shape must be positive integers, got {self.input_shape}")
-        canonical_init: dict[str, str] = {}
-
-        def init_text(text: str) -> str:
-            if text not in canonical_init:
-                canonical_init[text] = str(get_initializer(text))
-            return canonical_init[text]
-
-        default_act = str(get_activation(self.act))
-        default_out_act = str(get_activation(self.out_act))
-        default_init = init_text(self.init)
-        default_bias = None if self.bias_init is None else str(get_bias_initializer(self.bias_init))
-        layers = []
-        last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
-            if layer.kind not in LAYER_KINDS:
-                raise InitdiagError(
-                    f"layer {i + 1}: unknown kind '{layer.kind}'; allowed: {', '.join(LAYER_KINDS)}"
-                )
-            if not isinstance(layer.units, int) or isinstance(layer.units, bool) or layer.units < 1:
-                raise InitdiagError(f"layer {i + 1}: units must be a positive integer, got {layer.units!r}")
-            act = layer.act if layer.act is not None else (default_out_act if i == last else default_act)
-            bias = layer.bias_init if layer.bias_init is not None else default_bias
-            layers.append(
-                replace(
-                    layer,
-                    name=layer.name or f"{layer.kind}{i + 1}",
-                    act=str(get_activation(act)),
-                    init=init_text(layer.init) if layer.init is not None else default_init,
-                    bias_init=None if bias is None else str(get_bias_initializer(bias)),
-                )
+        shape = tuple(self.input_shape)
+        if len(shape) not in (1, 3) or not all(_is_int(w) for w in shape):
+            raise SpecLayerError(
+                "input shape must be [width] or [channels, height, width] of positive integers, "
+                f"got {list(shape)}",
+                ("input_shape",),
             )
-        names = [layer.name for layer in layers]
+        canon = _Canon()
+        act, out_act, init = canon("act", self.act), canon("act", self.out_act), canon("init", self.init)
+        bias_init = canon("bias_init", self.bias_init)
+        layers = _resolve_sequence(
+            tuple(self.layers),
+            canon,
+            act=act,
+            init=init,
+            bias_init=bias_init,
+            out_act=out_act,
+            prefix="",
+            path=("layers",),
+        )
+        names = [layer.name for layer in _walk(layers)]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise InitdiagError(f"layer names must be unique; repeated: {', '.join(duplicates)}")
-        return replace(
-            self,
-            layers=tuple(layers),
-            act=default_act,
-            out_act=default_out_act,
-            init=default_init,
-            bias_init=default_bias,
+        resolved = replace(
+            self, input_shape=shape, layers=layers, act=act, out_act=out_act, init=init, bias_init=bias_init
         )
+        from .graph import rows
+
+        rows(resolved)  # shapes: raises on a kernel larger than its input, a dense layer on images, ...
+        return resolved
+
+    @property
+    def is_dense_chain(self) -> bool:
+        """Only dense layers, one after another (what the plain shorthand describes)."""
+        return len(self.input_shape) == 1 and all(layer.kind == "dense" for layer in self.layers)
 
     @property
     def widths(self) -> tuple[int, ...]:
+        """The input width and every layer's units, for a dense chain."""
+        if not self.is_dense_chain:
+            raise ValueError("widths: the stack is not a chain of dense layers")
         return (self.input_shape[-1], *(layer.units for layer in self.layers))
 
-    def shorthand(self) -> str:
-        """``784,256x3,10``: the widths, runs of more than two layers folded."""
+    def shorthand(self) -> str | None:
+        """``784,256x3,10``: the widths, runs of more than two layers folded (None unless the
+        stack is a dense chain)."""
+        if not self.is_dense_chain:
+            return None
         parts = [str(self.widths[0])]
         for width, run in itertools.groupby(self.widths[1:]):
             count = len(list(run))
             parts.append(f"{width}x{count}" if count > 2 else ",".join([str(width)] * count))
         return ",".join(parts)
+
+    def walk(self):
+        """Every layer, depth first: a residual block comes before the layers of its branch."""
+        return _walk(self.layers)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -130,6 +360,14 @@ class StackSpec:
             },
             "layers": [layer.to_dict() for layer in self.layers],
         }
+
+
+def where(path: tuple) -> str:
+    """("layers", 3, "units") -> "layers[3].units"; the document itself is "the spec"."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "the spec"
 
 
 def parse_widths(text: str) -> list[int]:
@@ -175,12 +413,50 @@ def parse_layers(
     out_act: str = "linear",
     init: str = "he_normal",
     bias_init: str | None = None,
+    norm: str | None = None,
+    residual: bool = False,
+    residual_scale: float | None = None,
+    dropout: float | None = None,
 ) -> StackSpec:
-    """The shorthand: first width is the input, each further width a dense layer."""
+    """The shorthand: first width is the input, each further width a dense layer.
+
+    On every hidden layer (not the last): *norm* (``batch`` or ``layer``) adds a normalization
+    layer after the dense one, which takes the activation (Linear -> Norm -> act); *dropout* adds
+    ``dropout`` with that rate after it; *residual* wraps each hidden layer that keeps its width
+    in a residual block ``x + residual_scale * branch(x)``.
+    """
     widths = parse_widths(text)
+    if norm is not None and norm not in NORMS:
+        raise InitdiagError(f"--norm '{norm}': allowed: {', '.join(NORMS)}")
+    if dropout is not None and not (_is_number(dropout) and 0 <= dropout < 1):
+        raise InitdiagError(f"--dropout must be a number in [0, 1), got {dropout:g}")
+    if residual_scale is not None:
+        if not residual:
+            raise InitdiagError("--residual-scale needs --residual")
+        if not _is_number(residual_scale):
+            raise InitdiagError(f"--residual-scale must be a finite number, got {residual_scale}")
+    layers: list[LayerSpec] = []
+    blocks = 0
+    for fan_in, units in itertools.pairwise(widths[:-1]):
+        body = [LayerSpec(units=units)]
+        if norm in ("batch", "layer"):
+            body.append(LayerSpec(kind=f"{norm}norm"))
+        if dropout:
+            body.append(LayerSpec(kind="dropout", rate=dropout))
+        if residual and fan_in == units:
+            layers.append(LayerSpec(kind="residual", layers=tuple(body), scale=residual_scale))
+            blocks += 1
+        else:
+            layers.extend(body)
+    if residual and not blocks:
+        raise InitdiagError(
+            f"--residual: no hidden layer of '{text}' keeps its width, so none can add its input "
+            "to its output; e.g. 256,256x8,10"
+        )
+    layers.append(LayerSpec(units=widths[-1]))
     return StackSpec(
         input_shape=(widths[0],),
-        layers=tuple(LayerSpec(units=w) for w in widths[1:]),
+        layers=tuple(layers),
         act=act,
         out_act=out_act,
         init=init,
@@ -241,6 +517,9 @@ class CheckSettings:
 PROBE_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(ProbeSettings) if f.name != "thresholds"}
 
 
+_SHORTHAND_OPTIONS = ("norm", "residual", "residual_scale", "dropout")
+
+
 def job(
     *,
     layers: str | None = None,
@@ -256,14 +535,22 @@ def job(
     *config* is a spec file's path; *spec* an already loaded `SpecFile` (as ``check`` has).
     Precedence: built-in defaults (*probe_defaults* over `PROBE_DEFAULTS`) < the file < options.
     *stack_options* (act, out_act, init, bias_init) replace the stack's defaults; a layer that sets
-    its own value in the file keeps it. Options that are None were not given.
+    its own value in the file keeps it; norm, residual, residual_scale and dropout shape the
+    shorthand only. Options that are None were not given.
     """
     from_file = config is not None or spec is not None
     if layers and from_file:
         raise InitdiagError("give --layers or --config, not both")
     if not layers and not from_file:
         raise InitdiagError("a stack is needed: --layers 784,256,10 or --config SPEC.toml")
-    stack_options = {k: v for k, v in (stack_options or {}).items() if v is not None}
+    stack_options = {k: v for k, v in (stack_options or {}).items() if v is not None and v is not False}
+    shorthand_only = [k for k in _SHORTHAND_OPTIONS if k in stack_options]
+    if from_file and shorthand_only:
+        option = "--" + shorthand_only[0].replace("_", "-")
+        raise InitdiagError(
+            f"{option} shapes a --layers shorthand; in a spec file, write the layers "
+            "(batchnorm, layernorm, dropout, residual) where you want them"
+        )
     defaults = {**PROBE_DEFAULTS, **(probe_defaults or {})}
     if from_file:
         if spec is None:

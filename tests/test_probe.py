@@ -328,7 +328,7 @@ def test_memory_limit_from_the_environment(monkeypatch):
 def test_memory_estimate_is_an_upper_bound_of_the_weights():
     from initdiag.probing import estimate_memory
 
-    est = estimate_memory((784, 256, 256, 10), batch=256, dtype="float32")
+    est = estimate_memory(parse_layers("784,256,256,10").resolve(), batch=256, dtype="float32")
     params = 784 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10
     assert est.weights == 2 * 4 * params  # W and dW
     assert est.activations >= 256 * (784 + 2 * (256 + 256 + 10)) * 4

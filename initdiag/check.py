@@ -215,7 +215,7 @@ def check_spec(
         own = baseline.get(path) or baseline.get(stack.name or "")
         if own is not None:
             reasons += drift(result, own, baseline_factor)
-    line_of = dict(zip((layer.name for layer in stack.layers), spec.layer_lines, strict=True))
+    line_of = dict(zip((layer.name for layer in stack.walk()), spec.layer_lines, strict=True))
     return SpecOutcome(
         file=path,
         name=stack.name,

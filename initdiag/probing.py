@@ -53,6 +53,7 @@ from .losses import LOSSES, loss_and_grad, make_target
 from .ops import dropout_mask
 from .result import (
     FLAGS,
+    GAIN_JUDGED_KINDS,
     MEASURED_KEYS,
     STAT_KEYS,
     WARN_FRACTION,
@@ -397,7 +398,8 @@ class _Recorder:
         if math.isfinite(zm.second) and math.isfinite(am.second):
             units = z.reshape(-1, z.shape[-1])  # channels-last: a unit is a feature or a channel
             raw["dead_fraction"][i] = dead_fraction(units) if layer.act.relu_family else 0.0
-            raw["distinct_units"][i] = distinct_columns(units)
+            if layer.kind in ("dense", "conv2d"):  # symmetry is the weights'; later layers inherit it
+                raw["distinct_units"][i] = distinct_columns(units)
         else:  # overflowed: counting dead or equal units of inf/nan means nothing
             self.forward_finite = False
 
@@ -486,8 +488,7 @@ def _layer_flags(stats: LayerStats, t: Thresholds) -> list[str]:
     ):
         flags.add("nonfinite")
     gains = ((stats.forward_gain, t.max_forward_gain), (stats.backward_gain, t.max_backward_gain))
-    # a normalization layer's output scale is fixed by construction: it resets, it cannot drift
-    for gain, limit in gains if stats.kind not in NORM_KINDS else ():
+    for gain, limit in gains if stats.kind in GAIN_JUDGED_KINDS else ():
         if gain < 1.0 / limit:
             flags.add("vanishing")
         elif gain > limit:
@@ -496,7 +497,7 @@ def _layer_flags(stats: LayerStats, t: Thresholds) -> list[str]:
         flags.add("dead")
     if stats.saturated_fraction > t.max_saturated_fraction:
         flags.add("saturated")
-    if stats.distinct_units < stats.units:
+    if stats.distinct_units is not None and stats.distinct_units < stats.units:
         flags.add("symmetric")
     return [f for f in FLAGS if f in flags]
 
@@ -536,7 +537,7 @@ def _findings(layers: list[LayerStats], t: Thresholds, warn: bool) -> list[_Find
                     )
                 )
         directions = (("forward", t.max_forward_gain), ("backward", t.max_backward_gain))
-        for direction, limit in directions if s.kind not in NORM_KINDS else ():
+        for direction, limit in directions if s.kind in GAIN_JUDGED_KINDS else ():
             g = getattr(s, f"{direction}_gain")
             if math.isnan(g) or g < 0:
                 continue
@@ -754,6 +755,8 @@ def run_probe(spec: StackSpec, settings: ProbeSettings, source: InputSource | No
         values = {key: float(means[key][i]) for key in STAT_KEYS}
         if ctx is None and row.kind not in NORM_KINDS:  # no weights: nothing to report
             values.update(weight_std=None, grad_weight_var=None, grad_weight_ratio=None)
+        if row.kind not in ("dense", "conv2d"):
+            values["distinct_units"] = None
         stats = LayerStats(
             name=row.name,
             kind=row.kind,

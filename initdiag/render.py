@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from .result import FLAGS, STAT_KEYS, WARN_FRACTION, LayerStats, ProbeResult
+from .result import FLAGS, GAIN_JUDGED_KINDS, STAT_KEYS, WARN_FRACTION, LayerStats, ProbeResult
 from .result import format_number as fmt
 
 FORMATS = ("table", "json", "csv", "markdown")
@@ -36,8 +36,35 @@ def fmt_percent(x: float) -> str:
     return f"{100 * x:.3g}"
 
 
-def _std(var: float) -> float:
+def _std(var: float | None) -> float | None:
+    if var is None:
+        return None
     return math.sqrt(var) if var >= 0 else math.nan
+
+
+NOT_APPLICABLE = "·"  # a statistic the layer does not have (no weights, no units of its own)
+
+
+def _num(x: float | None) -> str:
+    return NOT_APPLICABLE if x is None else fmt(x)
+
+
+# the table's marks for layers that are not plain weighted layers
+MARKS = {"batchnorm": " ↺", "layernorm": " ↺", "residual": " Σ"}
+MARK_LEGEND = {
+    " ↺": "↺ normalization: resets the scale, so its gains are not judged",
+    " Σ": "Σ residual sum: shortcut + scale × branch (the rows above it, indented)",
+}
+
+
+def _shape(s: LayerStats) -> str:
+    if s.kind == "dense":
+        return f"{s.fan_in}→{s.fan_out}"
+    return "×".join(map(str, s.output_shape))
+
+
+def _name(s: LayerStats) -> str:
+    return "  " * s.depth + s.name + MARKS.get(s.kind, "")
 
 
 # --- JSON / CSV -------------------------------------------------------------------------------------
@@ -130,19 +157,24 @@ def _fwd_signals(layer: LayerStats, result: ProbeResult) -> bool:
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("layer", lambda s: s.name, justify="left"),
-    Column("shape", lambda s: f"{s.fan_in}→{s.fan_out}"),
-    Column("act", lambda s: s.act, justify="left", priority=3),
-    Column("W std", lambda s: fmt(s.weight_std), priority=4),
+    Column("layer", _name, justify="left"),
+    Column("shape", _shape),
+    Column("act", lambda s: s.act or "", justify="left", priority=3),
+    Column("W std", lambda s: _num(s.weight_std), priority=4),
     Column("z mean", lambda s: fmt(s.preact_mean), priority=5),
     Column("z std", lambda s: fmt(_std(s.preact_var)), ("vanishing", "exploding")),
     Column("a mean", lambda s: fmt(s.act_mean), priority=5),
     Column("a std", lambda s: fmt(_std(s.act_var)), ("vanishing", "exploding"), priority=2),
     Column("∂x std", lambda s: fmt(_std(s.grad_input_var)), ("vanishing", "exploding")),
-    Column("∂W std", lambda s: fmt(_std(s.grad_weight_var)), priority=4),
+    Column("∂W std", lambda s: _num(_std(s.grad_weight_var)), priority=4),
     Column("dead%", lambda s: fmt_percent(s.dead_fraction), ("dead",), priority=1),
     Column("sat%", lambda s: fmt_percent(s.saturated_fraction), ("saturated",), priority=1),
-    Column("distinct", lambda s: f"{s.distinct_units:.4g}", ("symmetric",), priority=1),
+    Column(
+        "distinct",
+        lambda s: NOT_APPLICABLE if s.distinct_units is None else f"{s.distinct_units:.4g}",
+        ("symmetric",),
+        priority=1,
+    ),
 )
 
 
@@ -241,11 +273,21 @@ def _table(heading: str):
                  collapse_padding=True, padding=(0, 1))  # fmt: skip
 
 
+def _stack_text(result: ProbeResult) -> str:
+    """``784 → 256 → 10`` for a dense chain (folded when long), else input → output and the count."""
+    s = result.spec
+    if s.is_dense_chain:
+        return " → ".join(str(w) for w in s.widths) if len(s.widths) <= 8 else s.shorthand()
+    first, last = "×".join(map(str, s.input_shape)), "×".join(map(str, result.layers[-1].output_shape))
+    return f"{first} → {last}, {len(result.layers)} layers"
+
+
 def title(result: ProbeResult) -> str:
     s, settings = result.spec, result.settings
-    arrow = " → ".join(str(w) for w in s.widths) if len(s.widths) <= 8 else s.shorthand()
-    inits = sorted({layer.init for layer in s.layers})
-    acts = sorted({layer.act for layer in s.layers[:-1]}) or [s.layers[-1].act]
+    arrow = _stack_text(result)
+    inits = sorted({x.init for x in result.layers if x.init is not None and x.kind != "residual"})
+    hidden = [x for x in result.layers[:-1] if x.act not in (None, "linear")]
+    acts = sorted({x.act for x in hidden}) or [result.layers[-1].act or "linear"]
     trials = f" · {settings.trials} trials" if settings.trials > 1 else ""
     name = f"{s.name} · " if s.name else ""
     return (
@@ -282,7 +324,7 @@ def probe_table(result: ProbeResult, width: int | None = None):
             text = column.text(layer)
             cells.append(Text(text, style=_cell_style(column, layer, text, result) or ""))
         bar, _ = gain_bar(layer.forward_gain, limit)
-        style = _gain_style(layer.forward_gain, limit)
+        style = _gain_style(layer.forward_gain, limit) if layer.kind in GAIN_JUDGED_KINDS else "dim"
         gain = Text()
         gain.append(f"{_gain_text(layer, result):>7} ", style=style if style != "green" else "")
         for ch in bar:
@@ -300,6 +342,15 @@ def probe_table(result: ProbeResult, width: int | None = None):
     parts = [table, Text(verdict_line(result), style=VERDICT_STYLES[sm.verdict])]
     for reason in sm.reasons:
         parts.append(Text(f"  · {reason}"))
+    marks = {MARKS[x.kind] for x in result.layers if x.kind in MARKS}
+    for mark, words in MARK_LEGEND.items():
+        if mark in marks:
+            parts.append(Text(f"  {words}", style="dim"))
+    unjudged = sorted({x.kind for x in result.layers} - set(GAIN_JUDGED_KINDS) - set(MARKS))
+    if unjudged:
+        kinds = ", ".join(unjudged)
+        note = f"  dim gains ({kinds}): not judged; the next weighted layer shows their effect"
+        parts.append(Text(note, style="dim"))
     present = [f for f in FLAGS if f in sm.flags]
     if present:
         legend = Text("  flags: ", style="dim")

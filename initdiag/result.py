@@ -15,6 +15,13 @@ SCHEMA_VERSION = 1
 WARN_FRACTION = 0.75
 
 
+# Where the initializer sets the signal's scale, so where vanishing / exploding is judged: layers with
+# weights and residual sums. The others pass their effect on to the next judged layer (a relu halves
+# E[x^2]; dropout multiplies it by 1/(1-rate)), or are fixed by construction: a normalization layer
+# resets the scale to 1, a pooling layer's own factor is divided out of the gains (`_gains`).
+GAIN_JUDGED_KINDS = ("dense", "conv2d", "residual")
+
+
 def format_number(x: float | None) -> str:
     """Three significant digits with a compact exponent (2.13e-9); inf/nan spelled out."""
     if x is None or math.isnan(x):
@@ -75,7 +82,7 @@ class LayerStats:
     grad_weight_ratio: float | None
     dead_fraction: float
     saturated_fraction: float
-    distinct_units: float
+    distinct_units: float | None  # None: a layer without weights of its own
     forward_gain: float
     backward_gain: float
     flags: list[str] = field(default_factory=list)
@@ -98,7 +105,7 @@ class LayerStats:
         }
         for key in STAT_KEYS:
             value = getattr(self, key)
-            if key == "distinct_units" and not self.sd and math.isfinite(value):
+            if key == "distinct_units" and not self.sd and value is not None and math.isfinite(value):
                 value = int(value)
             out[key] = value
         out["flags"] = list(self.flags)

@@ -194,6 +194,39 @@ class _Canon:
         return self._seen[key, text]
 
 
+def output_index(entries) -> int | None:
+    """The layer that takes the output activation: the last that takes an activation, unless a
+    residual block comes after it."""
+    for k in range(len(entries) - 1, -1, -1):
+        if entries[k].kind == "residual":
+            return None
+        if KINDS[entries[k].kind].takes_act:
+            return k
+    return None
+
+
+def default_act(
+    entries, k: int, act: str, out_act: str | None, out_index: int | None, prev_open: bool
+) -> str:
+    """The activation layer *k* of a sequence gets when it sets none: the output activation at
+    *out_index*; ``linear`` for a dense/conv2d layer a normalization layer follows, which then takes
+    the hidden activation (Linear -> Norm -> act) when *prev_open* (its predecessor set no act);
+    else the hidden activation."""
+    entry = entries[k]
+    if k == out_index:
+        return out_act
+    if KINDS[entry.kind].weighted and k + 1 < len(entries) and entries[k + 1].kind in NORM_KINDS:
+        return "linear"
+    if entry.kind in NORM_KINDS:
+        paired = k > 0 and KINDS[entries[k - 1].kind].weighted and prev_open
+        return act if paired else "linear"
+    return act
+
+
+def auto_name(kind: str, count: int, prefix: str = "") -> str:
+    return f"{prefix}{KINDS[kind].prefix}{count}"
+
+
 def _resolve_sequence(
     entries: tuple[LayerSpec, ...],
     canon: _Canon,
@@ -206,40 +239,24 @@ def _resolve_sequence(
     path: tuple,
 ) -> tuple[LayerSpec, ...]:
     """Name the layers of one sequence (the stack, or a residual branch) and fill in their values."""
-    n = len(entries)
     for k, entry in enumerate(entries):
         label = f"layer {prefix}{entry.name}" if entry.name else where((*path, k))
         _check_layer(entry, label, (*path, k))
-    # the output activation's layer: the last that takes one, unless a residual block follows it
-    out_index = None
-    if out_act is not None:
-        for k in range(n - 1, -1, -1):
-            if entries[k].kind == "residual":
-                break
-            if entries[k].info.takes_act:
-                out_index = k
-                break
+    out_index = output_index(entries) if out_act is not None else None
     counters: dict[str, int] = {}
     resolved = []
     for k, entry in enumerate(entries):
         info = entry.info
         counters[info.prefix] = counters.get(info.prefix, 0) + 1
-        name = prefix + (entry.name or f"{info.prefix}{counters[info.prefix]}")
+        name = prefix + entry.name if entry.name else auto_name(entry.kind, counters[info.prefix], prefix)
         at = (*path, k)
         values: dict[str, Any] = {"name": name}
         if info.takes_act:
-            if entry.act is not None:
-                chosen = entry.act
-            elif k == out_index:
-                chosen = out_act
-            elif info.weighted and k + 1 < n and entries[k + 1].kind in NORM_KINDS:
-                chosen = "linear"  # Linear -> Norm -> act: the normalization layer applies it
-            elif entry.kind in NORM_KINDS:
-                before = entries[k - 1] if k else None
-                paired = before is not None and before.info.weighted and before.act is None
-                chosen = act if paired else "linear"
-            else:
-                chosen = act
+            chosen = entry.act
+            if chosen is None:
+                chosen = default_act(
+                    entries, k, act, out_act, out_index, k > 0 and entries[k - 1].act is None
+                )
             values["act"] = canon("act", chosen, f"layer {name}", at)
         if info.weighted or entry.kind == "residual":
             values["init"] = canon("init", entry.init, f"layer {name}", at) or init
@@ -422,8 +439,9 @@ def parse_layers(
 
     On every hidden layer (not the last): *norm* (``batch`` or ``layer``) adds a normalization
     layer after the dense one, which takes the activation (Linear -> Norm -> act); *dropout* adds
-    ``dropout`` with that rate after it; *residual* wraps each hidden layer that keeps its width
-    in a residual block ``x + residual_scale * branch(x)``.
+    ``dropout`` with that rate after it. *residual* makes each hidden layer that keeps its width a
+    pre-activation residual block (He et al. 2016): ``x + residual_scale * W act(norm(x))``, the
+    branch being [norm], activation, dense (linear), [dropout].
     """
     widths = parse_widths(text)
     if norm is not None and norm not in NORMS:
@@ -437,17 +455,21 @@ def parse_layers(
             raise InitdiagError(f"--residual-scale must be a finite number, got {residual_scale}")
     layers: list[LayerSpec] = []
     blocks = 0
+    normalization = [LayerSpec(kind=f"{norm}norm")] if norm in ("batch", "layer") else []
+    drop = [LayerSpec(kind="dropout", rate=dropout)] if dropout else []
     for fan_in, units in itertools.pairwise(widths[:-1]):
-        body = [LayerSpec(units=units)]
-        if norm in ("batch", "layer"):
-            body.append(LayerSpec(kind=f"{norm}norm"))
-        if dropout:
-            body.append(LayerSpec(kind="dropout", rate=dropout))
         if residual and fan_in == units:
-            layers.append(LayerSpec(kind="residual", layers=tuple(body), scale=residual_scale))
+            # pre-activation (He et al. 2016, "Identity mappings"): x + scale * W act(norm(x))
+            branch = (
+                *normalization,
+                LayerSpec(kind="activation"),
+                LayerSpec(units=units, act="linear"),
+                *drop,
+            )
+            layers.append(LayerSpec(kind="residual", layers=branch, scale=residual_scale))
             blocks += 1
         else:
-            layers.extend(body)
+            layers.extend([LayerSpec(units=units), *normalization, *drop])
     if residual and not blocks:
         raise InitdiagError(
             f"--residual: no hidden layer of '{text}' keeps its width, so none can add its input "

@@ -21,14 +21,25 @@ from typing import Any
 
 from .errors import InitdiagError, did_you_mean
 from .spec import (
+    DEFAULTS,
     FLAGS,
+    KINDS,
+    LAYER_KINDS,
+    PADDINGS,
     CheckSettings,
     LayerSpec,
     ProbeSettings,
+    SpecLayerError,
     StackSpec,
     Thresholds,
+    auto_name,
+    default_act,
+    output_index,
+    where,
 )
 
+# the layer keys copied as they are (kind, name, act/init and the nested layers are handled apart)
+_VALUE_KEYS = ("units", "channels", "stride", "padding", "size", "rate", "eps", "scale")
 FORMATS = {".toml": "toml", ".yaml": "yaml", ".yml": "yaml", ".json": "json"}
 
 _STRING_NAME = {"type": "string"}
@@ -46,8 +57,9 @@ SCHEMA: dict[str, Any] = {
             "type": "array",
             "items": {"type": "integer", "minimum": 1},
             "minItems": 1,
-            "maxItems": 1,
-            "description": "Shape of one input sample: [width] for a dense stack, e.g. [784].",
+            "maxItems": 3,
+            "description": "Shape of one input sample: [width], e.g. [784], or [channels, height, width], "
+            "e.g. [3, 32, 32].",
         },
         "defaults": {
             "type": "object",
@@ -133,24 +145,92 @@ SCHEMA: dict[str, Any] = {
         "layer": {
             "type": "object",
             "additionalProperties": False,
-            "required": ["units"],
+            "description": "One layer; which keys a kind takes is listed under each key.",
             "properties": {
-                "kind": {"enum": ["dense"], "description": "Layer kind (default dense)."},
+                "kind": {"enum": list(LAYER_KINDS), "description": "Layer kind (default dense)."},
                 "name": {
                     "type": "string",
                     "pattern": "^[A-Za-z_][A-Za-z0-9_.-]*$",
-                    "description": "Layer name (default dense1, dense2, ...: kind and position).",
+                    "description": "Layer name (default: a prefix of its kind and a count, dense1, conv2, "
+                    "bn1, res1; inside a residual block prefixed by the block's name, res1.dense1).",
                 },
-                "units": {"type": "integer", "minimum": 1, "description": "Output width."},
-                "act": {**_STRING_NAME, "description": "This layer's activation."},
-                "init": {**_STRING_NAME, "description": "This layer's weight initializer."},
-                "bias_init": {**_STRING_NAME, "description": "This layer's bias initializer."},
+                "units": {"type": "integer", "minimum": 1, "description": "dense: output width."},
+                "channels": {"type": "integer", "minimum": 1, "description": "conv2d: output channels."},
+                "kernel": {
+                    "anyOf": [
+                        {"type": "integer", "minimum": 1},
+                        {
+                            "type": "array",
+                            "items": {"type": "integer", "minimum": 1},
+                            "minItems": 2,
+                            "maxItems": 2,
+                        },
+                    ],
+                    "description": "conv2d: kernel size, k or [kh, kw] (default 3).",
+                },
+                "stride": {"type": "integer", "minimum": 1, "description": "conv2d: stride (default 1)."},
+                "padding": {
+                    "anyOf": [{"enum": list(PADDINGS)}, {"type": "integer", "minimum": 0}],
+                    "description": "conv2d: same (default), valid, or zeros on each side.",
+                },
+                "size": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": "maxpool2d: window and stride (default 2).",
+                },
+                "rate": {
+                    "type": "number",
+                    "minimum": 0,
+                    "exclusiveMaximum": 1,
+                    "description": "dropout: the share of entries zeroed.",
+                },
+                "eps": {
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "description": "batchnorm, layernorm: added to the variance (default 1e-5).",
+                },
+                "scale": {
+                    "type": "number",
+                    "description": "residual: the branch's factor, x + scale * branch(x) (default 1).",
+                },
+                "layers": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {"$ref": "#/$defs/layer"},
+                    "description": "residual: the branch.",
+                },
+                "act": {
+                    **_STRING_NAME,
+                    "description": "dense, conv2d, batchnorm, layernorm, activation: the activation; "
+                    "residual: the default of its branch.",
+                },
+                "init": {
+                    **_STRING_NAME,
+                    "description": "dense, conv2d: the weight initializer; residual: the default of its "
+                    "branch and the shortcut projection's.",
+                },
+                "bias_init": {
+                    **_STRING_NAME,
+                    "description": "dense, conv2d (residual: its branch's default).",
+                },
                 "repeat": {
                     "type": "integer",
                     "minimum": 1,
                     "description": "Repeat this layer N times (names get _1, _2, ... when given).",
                 },
             },
+            "allOf": [
+                {
+                    # a layer without kind is dense
+                    "if": {
+                        "properties": {"kind": {"const": kind}},
+                        **({} if kind == "dense" else {"required": ["kind"]}),
+                    },
+                    "then": {"required": list(info.required)},
+                }
+                for kind, info in KINDS.items()
+                if info.required
+            ],
         }
     },
 }
@@ -402,16 +482,10 @@ def parse_text(text: str, fmt: str, path: str = "<spec>") -> tuple[Any, SourceMa
 # --- validation against SCHEMA --------------------------------------------------------------------
 
 
-def where(path: tuple) -> str:
-    """("layers", 3, "units") -> "layers[3].units"; the document itself is "the spec"."""
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "the spec"
-
-
 def _describe(schema: dict) -> str:
     """What a schema accepts, in words ("a positive integer", "a number in [0, 1]", ...)."""
+    if "anyOf" in schema:
+        return " or ".join(_describe(option) for option in schema["anyOf"])
     if "enum" in schema:
         return "one of " + ", ".join(str(v) for v in schema["enum"])
     kind = schema.get("type")
@@ -423,6 +497,8 @@ def _describe(schema: dict) -> str:
             return f"a number greater than {schema['exclusiveMinimum']}"
         if "minimum" in schema and "maximum" in schema:
             return f"a number in [{schema['minimum']}, {schema['maximum']}]"
+        if "minimum" in schema and "exclusiveMaximum" in schema:
+            return f"a number in [{schema['minimum']}, {schema['exclusiveMaximum']})"
         return "a number"
     if kind == "array":
         return "a list of " + _describe(schema.get("items", {})).removeprefix("a ").removeprefix("an ") + "s"
@@ -451,6 +527,12 @@ def validate(
     if "$ref" in schema:
         schema = root["$defs"][schema["$ref"].rsplit("/", 1)[1]]
     name = where(path)
+    if "anyOf" in schema:
+        if all(validate(data, option, path, root) for option in schema["anyOf"]):
+            return [(path, f"{name} must be {_describe(schema)}, got {_show(data)}")]
+        return []
+    if "const" in schema and data != schema["const"]:
+        return [(path, f"{name} must be {_show(schema['const'])}, got {_show(data)}")]
     if "enum" in schema and data not in schema["enum"]:
         return [(path, f"{name} must be {_describe(schema)}, got {_show(data)}")]
     kind = schema.get("type")
@@ -462,6 +544,7 @@ def validate(
             ("minimum" in schema and data < schema["minimum"])
             or ("exclusiveMinimum" in schema and data <= schema["exclusiveMinimum"])
             or ("maximum" in schema and data > schema["maximum"])
+            or ("exclusiveMaximum" in schema and data >= schema["exclusiveMaximum"])
         ):
             problems.append((path, f"{name} must be {_describe(schema)}, got {_show(data)}"))
     elif kind == "string" and "pattern" in schema and not re.match(schema["pattern"], data):
@@ -491,6 +574,9 @@ def validate(
         for index, item in enumerate(data):
             problems += validate(item, schema.get("items", {}), (*path, index), root)
     elif kind == "object":
+        for rule in schema.get("allOf", []):  # only the if/then form SCHEMA uses
+            if not validate(data, {"type": "object", **rule["if"]}, path, root):
+                problems += validate(data, {"type": "object", **rule["then"]}, path, root)
         properties = schema.get("properties", {})
         for key in schema.get("required", []):
             if key not in data:
@@ -570,32 +656,49 @@ def build(data: Any, source: SourceMap, path: str = "<spec>") -> SpecFile:
     acts = (("act", get_activation), ("out_act", get_activation))
     inits = (("init", get_initializer), ("bias_init", get_bias_initializer))
     check_names(data.get("defaults"), ("defaults",), acts + inits)
-    entries = data.get("layers") if isinstance(data.get("layers"), list) else []
-    for index, entry in enumerate(entries):
-        check_names(entry, ("layers", index), acts[:1] + inits)
+
+    def check_layer_names(entries: Any, key_path: tuple) -> None:
+        for index, entry in enumerate(entries if isinstance(entries, list) else []):
+            check_names(entry, (*key_path, index), acts[:1] + inits)
+            if isinstance(entry, dict):
+                check_layer_names(entry.get("layers"), (*key_path, index, "layers"))
+
+    check_layer_names(data.get("layers"), ("layers",))
     if problems:
         problems.sort(key=lambda p: (p[0] is None, p[0] or 0))
         raise SpecError(path, problems)
 
     defaults = {**data.get("defaults", {})}
     defaults["init"] = relative(defaults.get("init", "he_normal"))
-    layers: list[LayerSpec] = []
-    layer_lines: list[int | None] = []
-    for index, entry in enumerate(data["layers"]):
-        repeat = entry.get("repeat", 1)
-        for k in range(repeat):
-            name = entry.get("name")
-            layers.append(
-                LayerSpec(
-                    units=entry["units"],
-                    kind=entry.get("kind", "dense"),
-                    name=f"{name}_{k + 1}" if name and repeat > 1 else name,
-                    act=entry.get("act"),
-                    init=relative(entry.get("init")),
-                    bias_init=entry.get("bias_init"),
+    layer_lines: list[int | None] = []  # in `StackSpec.walk` order
+    expanded_lines: dict[tuple, int | None] = {}  # a layer's path after `repeat` -> its line
+
+    def make(entries: list, file_path: tuple, path: tuple) -> tuple[LayerSpec, ...]:
+        out: list[LayerSpec] = []
+        for index, entry in enumerate(entries):
+            repeat = entry.get("repeat", 1)
+            for k in range(repeat):
+                at = (*path, len(out))
+                line = source.line((*file_path, index))
+                expanded_lines[at] = line
+                layer_lines.append(line)
+                name = entry.get("name")
+                kernel = entry.get("kernel")
+                out.append(
+                    LayerSpec(
+                        kind=entry.get("kind", "dense"),
+                        name=f"{name}_{k + 1}" if name and repeat > 1 else name,
+                        act=entry.get("act"),
+                        init=relative(entry.get("init")),
+                        bias_init=entry.get("bias_init"),
+                        kernel=tuple(kernel) if isinstance(kernel, list) else kernel,
+                        layers=make(entry.get("layers", []), (*file_path, index, "layers"), (*at, "layers")),
+                        **{key: entry.get(key) for key in _VALUE_KEYS},
+                    )
                 )
-            )
-            layer_lines.append(source.line(("layers", index)))
+        return tuple(out)
+
+    layers = make(data["layers"], ("layers",), ("layers",))
     probe = dict(data.get("probe", {}))
     if (
         "input" in probe
@@ -615,6 +718,12 @@ def build(data: Any, source: SourceMap, path: str = "<spec>") -> SpecFile:
     )
     try:
         stack.resolve()
+    except SpecLayerError as exc:
+        at = exc.path
+        while at and at not in expanded_lines:
+            at = at[:-1]
+        line = expanded_lines.get(at) if at else None
+        raise SpecError(path, [(line or source.line(exc.path or ("layers",)), str(exc))]) from None
     except InitdiagError as exc:
         raise SpecError(path, [(source.line(("layers",)), str(exc))]) from None
     check_data = data.get("check", {})
@@ -666,30 +775,15 @@ def to_data(stack: StackSpec, settings: ProbeSettings, check: CheckSettings | No
     data["defaults"] = {"act": stack.act, "out_act": stack.out_act, "init": stack.init}
     if stack.bias_init is not None:
         data["defaults"]["bias_init"] = stack.bias_init
-    layers: list[dict[str, Any]] = []
-    last = len(stack.layers) - 1
-    for index, layer in enumerate(stack.layers):
-        entry: dict[str, Any] = {"units": layer.units}
-        if layer.kind != "dense":
-            entry = {"kind": layer.kind, **entry}
-        default_act = stack.out_act if index == last else stack.act
-        for key, default in (("act", default_act), ("init", stack.init), ("bias_init", stack.bias_init)):
-            value = getattr(layer, key)
-            if value is not None and value != default:
-                entry[key] = value
-        auto_name = layer.name is None or layer.name == f"{layer.kind}{index + 1}"
-        if not auto_name:
-            entry["name"] = layer.name
-        previous = layers[-1] if layers else None
-        if (
-            auto_name
-            and previous is not None
-            and {k: v for k, v in previous.items() if k != "repeat"} == entry
-        ):
-            previous["repeat"] = previous.get("repeat", 1) + 1
-        else:
-            layers.append(entry)
-    data["layers"] = layers
+    data["layers"] = _layer_entries(
+        stack.layers,
+        act=stack.act,
+        out_act=stack.out_act,
+        init=stack.init,
+        bias_init=stack.bias_init,
+        prefix="",
+    )
+
     t = check.thresholds
     data["probe"] = {
         "batch": settings.batch,
@@ -708,6 +802,50 @@ def to_data(stack: StackSpec, settings: ProbeSettings, check: CheckSettings | No
         "fail_on": list(check.fail_on),
     }
     return data
+
+
+def _layer_entries(layers, *, act, out_act, init, bias_init, prefix) -> list[dict[str, Any]]:
+    """The entries of one sequence of resolved layers: each key that resolving the entry without
+    it would not give back; runs of identical unnamed entries folded with ``repeat``."""
+    out_index = output_index(layers) if out_act is not None else None
+    entries: list[dict[str, Any]] = []
+    counters: dict[str, int] = {}
+    open_act = False  # whether the previous entry's act was left out
+    for k, layer in enumerate(layers):
+        info = KINDS[layer.kind]
+        counters[info.prefix] = counters.get(info.prefix, 0) + 1
+        entry: dict[str, Any] = {} if layer.kind == "dense" else {"kind": layer.kind}
+        auto = layer.name == auto_name(layer.kind, counters[info.prefix], prefix)
+        if not auto:
+            entry["name"] = layer.name.removeprefix(prefix)
+        for key in info.keys:
+            value = getattr(layer, key)
+            if key in ("act", "init", "bias_init", "layers") or value is None or value == DEFAULTS.get(key):
+                continue
+            entry[key] = list(value) if isinstance(value, tuple) else value
+        was_open, open_act = open_act, False
+        if info.takes_act:
+            if layer.act != default_act(layers, k, act, out_act, out_index, was_open):
+                entry["act"] = layer.act
+            else:
+                open_act = True
+        if info.weighted or layer.kind == "residual":
+            if layer.init != init:
+                entry["init"] = layer.init
+            if layer.bias_init != bias_init:
+                entry["bias_init"] = layer.bias_init
+        if layer.kind == "residual":
+            if layer.act is not None and layer.act != act:
+                entry["act"] = layer.act
+            entry["layers"] = _layer_entries(layer.layers, act=layer.act or act, out_act=None,
+                                             init=layer.init, bias_init=layer.bias_init,
+                                             prefix=f"{layer.name}.")  # fmt: skip
+        previous = entries[-1] if entries else None
+        if auto and previous is not None and {k: v for k, v in previous.items() if k != "repeat"} == entry:
+            previous["repeat"] = previous.get("repeat", 1) + 1
+        else:
+            entries.append(entry)
+    return entries
 
 
 def _toml_value(value: Any) -> str:

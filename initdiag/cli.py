@@ -198,6 +198,37 @@ def probe(
             metavar="NAME[:ARGS]",
         ),
     ] = None,
+    norm: Annotated[
+        str | None,
+        _opt(
+            "none (default), batch or layer: a normalization layer after each hidden dense layer, which "
+            "takes the activation (Linear -> Norm -> act).",
+            "--norm",
+            metavar="KIND",
+        ),
+    ] = None,
+    residual: Annotated[
+        bool,
+        typer.Option(
+            "--residual",
+            help="Make each hidden layer that keeps its width a pre-activation residual block: "
+            "x + scale * W act(x).",
+        ),
+    ] = False,
+    residual_scale: Annotated[
+        float | None,
+        _opt(
+            "The residual branch's factor (default 1), e.g. 0.14 = 1/sqrt(50) for 50 blocks.",
+            "--residual-scale",
+            metavar="S",
+        ),
+    ] = None,
+    dropout: Annotated[
+        float | None,
+        _opt(
+            "Inverted dropout with this rate after each hidden layer (train mode).", "--dropout", metavar="P"
+        ),
+    ] = None,
     batch: Annotated[int | None, _opt("Batch size of the random input (default 256).")] = None,
     seed: Annotated[
         int | None, _opt("Root seed (default 0); every layer and the input get their own stream.")
@@ -212,7 +243,7 @@ def probe(
         str | None,
         _opt(
             "normal (default), uniform (unit variance), normal:STD, uniform:low=L,high=H, or FILE.npy of "
-            "shape (batch, input width).",
+            "shape (batch, *input shape).",
             "--input",
             metavar="SOURCE",
         ),
@@ -260,7 +291,18 @@ def probe(
     stack, settings, check = job(
         layers=layers,
         config=config,
-        stack_options={"act": act, "out_act": out_act, "init": init, "bias_init": bias_init},
+        stack_options={
+            "act": act,
+            "out_act": out_act,
+            "init": init,
+            "bias_init": bias_init,
+            "norm": None
+            if norm is None
+            else _choice("--norm", norm, ("none", "batch", "layer")).replace("none", "") or None,
+            "residual": residual,
+            "residual_scale": residual_scale,
+            "dropout": dropout,
+        },
         probe_options={
             "batch": batch,
             "seed": seed,

@@ -63,7 +63,7 @@ def conv_geometry(size: int, kernel: int, stride: int, padding: str | int) -> tu
 
 
 def _show(shape: tuple[int, ...]) -> str:
-    return "(" + ", ".join(map(str, shape)) + ")"
+    return str(tuple(shape))
 
 
 def rows(stack: StackSpec) -> Graph:

@@ -365,18 +365,28 @@ def _toml_source_map(text: str) -> SourceMap:
     table: tuple = ()
     counts: dict[tuple, int] = {}
     stack: list[list] = []  # open brackets: [path, next item index] for arrays, [path, None] for tables
+
+    def resolve(parts: list[str]) -> tuple:
+        """A header's path: ``[[layers.layers]]`` is under the latest ``[[layers]]`` entry."""
+        path: tuple = ()
+        for part in parts[:-1]:
+            path = (*path, part)
+            if path in counts:
+                path = (*path, counts[path])
+        return (*path, parts[-1])
+
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not stack:
             if match := _TOML_ARRAY_TABLE.match(line):
-                name = tuple(match.group(1).split("."))
+                name = resolve(match.group(1).split("."))
                 counts[name] = counts.get(name, -1) + 1
                 table = (*name, counts[name])
                 found.setdefault(name, number)
                 found[table] = number
                 continue
             if match := _TOML_TABLE.match(line):
-                table = tuple(match.group(1).split("."))
+                table = resolve(match.group(1).split("."))
                 found[table] = number
                 continue
         i = 0
@@ -872,17 +882,23 @@ def dump(data: dict[str, Any], fmt: str) -> str:
     def is_table_list(value: Any) -> bool:
         return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
 
-    # plain keys first, then [tables] and [[arrays of tables]], as TOML requires
-    lines = [
-        f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict) and not is_table_list(v)
-    ]
-    for key, value in data.items():
-        if isinstance(value, dict):
-            lines += ["", f"[{key}]", *(f"{k} = {_toml_value(v)}" for k, v in value.items())]
-        elif is_table_list(value):
-            for entry in value:
-                lines += ["", f"[[{key}]]", *(f"{k} = {_toml_value(v)}" for k, v in entry.items())]
-    return "\n".join(lines) + "\n"
+    def table(values: dict[str, Any], prefix: str) -> list[str]:
+        """Plain keys first, then [tables] and [[arrays of tables]] (a residual block's layers are
+        ``[[layers.layers]]`` under their block), as TOML requires."""
+        lines = [
+            f"{k} = {_toml_value(v)}"
+            for k, v in values.items()
+            if not isinstance(v, dict) and not is_table_list(v)
+        ]
+        for key, value in values.items():
+            if isinstance(value, dict):
+                lines += ["", f"[{prefix}{key}]", *table(value, f"{prefix}{key}.")]
+            elif is_table_list(value):
+                for entry in value:
+                    lines += ["", f"[[{prefix}{key}]]", *table(entry, f"{prefix}{key}.")]
+        return lines
+
+    return "\n".join(table(data, "")) + "\n"
 
 
 def schema_text() -> str:

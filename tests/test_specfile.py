@@ -19,7 +19,7 @@ from initdiag.errors import InitdiagError
 from initdiag.probing import run_probe
 from initdiag.render import to_json
 from initdiag.spec import job
-from initdiag.specfile import SCHEMA, SpecError, dump, load_spec, to_data
+from initdiag.specfile import SCHEMA, SourceMap, SpecError, build, dump, load_spec, to_data
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = sorted((ROOT / "sample_configs").glob("*.*"))
@@ -214,6 +214,14 @@ def test_schema_is_valid_and_the_samples_conform():
         {"input_shape": [784], "layers": [{"units": 10}], "probe": {"loss": "l2"}},
         {"input_shape": [], "layers": [{"units": 10}]},
         {"layers": [{"units": 10}]},
+        {"input_shape": [3, 8, 8], "layers": [{"kind": "conv2d"}]},
+        {"input_shape": [3, 8, 8], "layers": [{"kind": "conv2d", "channels": 4, "padding": "full"}]},
+        {"input_shape": [3, 8, 8], "layers": [{"kind": "conv2d", "channels": 4, "kernel": [3]}]},
+        {"input_shape": [8], "layers": [{"kind": "dropout", "rate": 1}]},
+        {"input_shape": [8], "layers": [{"kind": "residual", "layers": []}]},
+        {"input_shape": [8], "layers": [{"kind": "residual", "layers": [{"kind": "dense"}]}]},
+        {"input_shape": [8], "layers": [{"kind": "pool"}]},
+        {"input_shape": [1, 2, 3, 4], "layers": [{"units": 10}]},
     ],
 )
 def test_our_validator_and_jsonschema_reject_the_same_documents(data):
@@ -337,3 +345,75 @@ def test_library_entry_points_take_specs():
     result = initdiag.run_probe(stack, settings_)
     assert result.spec.name == "mlp-he" and result.layers[-1].name == "logits"
     assert json.loads(to_json(result))["spec"]["layers"][-1]["name"] == "logits"
+
+
+# --- layer kinds beyond dense -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            'input_shape = [3, 8, 8]\n\n[[layers]]\nkind = "conv2d"\nchannels = 4\n\n[[layers]]\nkind = "conv2d"\n'
+            'channels = 4\nkernel = 9\npadding = "valid"\n',
+            "s.toml:7: layer conv2: kernel 9x9 is larger than its 8x8 input (padding valid); use a smaller "
+            "kernel or padding same",
+        ),
+        (
+            'input_shape = [8]\n[[layers]]\nkind = "residual"\nlayers = []\n',
+            "s.toml:4: layers[0].layers needs at least 1 item",
+        ),
+        (
+            'input_shape = [8]\n[[layers]]\nkind = "dropout"\nrate = 1.5\n',
+            "s.toml:4: layers[0].rate must be a number in [0, 1), got 1.5",
+        ),
+        (
+            'input_shape = [3, 8, 8]\n[[layers]]\nunits = 10\n',
+            "s.toml:2: layer dense1: a dense layer needs a flat input but gets (3, 8, 8); put a flatten or "
+            "global_avgpool layer before it",
+        ),
+        (
+            'input_shape = [8]\n[[layers]]\nkind = "residual"\n[[layers.layers]]\nunits = 8\n'
+            '[[layers.layers]]\nkind = "batchnorm"\ninit = "he"\n',
+            "s.toml:6: layers[0].layers[1]: a batchnorm layer takes no 'init' (it takes eps, act)",
+        ),
+        (
+            'input_shape = [8, 8]\n[[layers]]\nunits = 8\n',
+            "s.toml:1: input shape must be [width] or [channels, height, width] of positive integers, got [8, 8]",
+        ),
+    ],
+)  # fmt: skip
+def test_impossible_layers_in_a_spec_point_at_their_line(tmp_path, text, expected):
+    path = write(tmp_path, "s.toml", text)
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert info.value.lines[0].replace(str(tmp_path) + "/", "") == expected
+    result = runner.invoke(app, ["probe", "--config", path])
+    assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("fmt", ["toml", "yaml", "json"])
+def test_every_kind_round_trips_through_emit_spec(tmp_path, fmt):
+    args = ["--layers", "32,32x3,16,10", "--norm", "batch", "--dropout", "0.2", "--residual",
+            "--residual-scale", "0.5", "--act", "gelu", "--batch", "32"]  # fmt: skip
+    emitted = runner.invoke(app, ["probe", *args, "--emit-spec", fmt])
+    assert emitted.exit_code == 0, emitted.output
+    path = write(tmp_path, f"spec.{fmt}", emitted.stdout)
+    a = json.loads(runner.invoke(app, ["probe", "--config", path, "--format", "json"]).stdout)
+    b = json.loads(runner.invoke(app, ["probe", *args, "--format", "json"]).stdout)
+    b["spec"]["name"] = a["spec"]["name"] = None
+    assert a == b
+    assert "repeat" in emitted.stdout  # three equal residual blocks fold into one entry
+
+
+def test_vgg_sample_round_trips():
+    stack, settings_, check = job(config=str(ROOT / "sample_configs" / "vgg_cifar.toml"))
+    data = to_data(stack, settings_, check)
+    assert data["layers"][0] == {
+        "kind": "conv2d",
+        "channels": 32,
+        "init": "he_normal:mode=fan_out",
+        "repeat": 2,
+    }
+    again = build(data, SourceMap({(): 1}), "again.toml").stack.resolve()
+    assert again.layers == stack.layers

@@ -7,6 +7,7 @@ import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +18,9 @@ from initdiag.cli import app
 
 runner = CliRunner()
 MAIN = ["probe", "--layers", "784,256,256,10", "--act", "relu", "--init", "he"]
+
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(*args: str):
@@ -102,6 +106,18 @@ def test_table_pinned_for_a_small_float64_stack():
         (["--layers", "784,1", "--loss", "xent"], "--loss xent needs at least 2 outputs"),
         (["--layers", "784,10", "--bias-init", "lsuv"], "'lsuv' is a weight-only initializer"),
         ([], "a stack is needed: --layers 784,256,10 or --config SPEC.toml"),
+        (["--layers", "256,256,10", "--dropout", "1"], "--dropout must be a number in [0, 1), got 1"),
+        (["--layers", "256,256,10", "--dropout", "-0.1"], "--dropout must be a number in [0, 1), got -0.1"),
+        (["--layers", "256,256,10", "--norm", "group"], "--norm 'group' is not one of none, batch, layer"),
+        (
+            ["--layers", "256,128,10", "--residual"],
+            "--residual: no hidden layer of '256,128,10' keeps its width",
+        ),
+        (["--layers", "256,256,10", "--residual-scale", "0.5"], "--residual-scale needs --residual"),
+        (
+            ["--config", str(ROOT / "sample_configs" / "mlp_he.toml"), "--norm", "batch"],
+            "--norm shapes a --layers shorthand; in a spec file, write the layers",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message):

@@ -283,3 +283,12 @@ def test_conv_weights_from_a_file_in_pytorch_layout(tmp_path):
     spec = StackSpec((3, 8, 8), (conv(4, init=f"file:{path}"), kind("global_avgpool"), LayerSpec(units=2)))
     with pytest.raises(InitdiagError, match="its 2 input channels do not match the layer's 3"):
         initdiag.run_probe(spec.resolve(), ProbeSettings(batch=4))
+
+
+def test_a_conv_stack_that_will_not_fit_is_refused_with_the_estimate(monkeypatch):
+    monkeypatch.setenv("INITDIAG_MAX_MEMORY", "256MB")
+    spec = StackSpec((3, 224, 224), (conv(64), conv(64), kind("global_avgpool"), LayerSpec(units=10)))
+    with pytest.raises(
+        InitdiagError, match=r"this stack needs about 2\.\d GiB .* but 244\.1 MiB is available"
+    ):
+        initdiag.run_probe(spec.resolve(), ProbeSettings(batch=64))

@@ -107,3 +107,24 @@ def fmt_number(x: float) -> str:
     if float(x).is_integer() and abs(x) < 1e15:
         return str(int(x))
     return repr(float(x))
+
+
+def split_list(text: str, option: str) -> list[str]:
+    """``"he,xavier,uniform:low=-1,high=1"`` -> ``["he", "xavier", "uniform:low=-1,high=1"]``: a
+    comma-separated list of ``NAME[:ARGS]``, where a ``key=value`` piece (no colon) continues the
+    arguments of the item before it. Empty items and repeats are one clear error."""
+    items: list[str] = []
+    for piece in str(text).split(","):
+        piece = piece.strip()
+        if not piece:
+            raise InitdiagError(
+                f"{option} '{text}': an empty item; write comma-separated names, e.g. he,xavier"
+            )
+        if "=" in piece and ":" not in piece and items and ":" in items[-1]:
+            items[-1] += "," + piece
+        else:
+            items.append(piece)
+    repeated = sorted({item for item in items if items.count(item) > 1})
+    if repeated:
+        raise InitdiagError(f"{option} '{text}': {', '.join(repeated)} given twice")
+    return items

@@ -156,108 +156,128 @@ def _opt(help: str, *names: str, metavar: str | None = None):
     return typer.Option(*names, help=help, metavar=metavar, show_default=False)
 
 
+# Options shared by probe, compare and sweep: the stack and how it is probed.
+ACTS = "relu, leaky_relu[:SLOPE], elu, selu, gelu, silu, softplus, sigmoid, tanh, linear"
+INITS = "he, xavier_uniform, normal:0.01, he_uniform:mode=fan_out, orthogonal:gain=auto, lsuv, torch_default"
+LayersOpt = Annotated[
+    str | None,
+    _opt("Widths, input first: 784,256,256,10; repeat with 256x8.", "--layers", "-l", metavar="WIDTHS"),
+]
+ConfigOpt = Annotated[
+    str | None,
+    _opt("A spec file (.toml, .yaml, .json); the options below override its values.", "--config", "-c",
+         metavar="FILE"),
+]  # fmt: skip
+OutActOpt = Annotated[
+    str | None, _opt("Last layer's activation (default linear).", "--out-act", metavar="NAME[:ARG]")
+]
+BiasInitOpt = Annotated[
+    str | None,
+    _opt("Bias initializer (default zeros, but torch_default keeps its own U(±1/sqrt(fan_in)) bias).",
+         "--bias-init", metavar="NAME[:ARGS]"),
+]  # fmt: skip
+NormOpt = Annotated[
+    str | None,
+    _opt("none (default), batch or layer: a normalization layer after each hidden dense layer, which "
+         "takes the activation (Linear -> Norm -> act).", "--norm", metavar="KIND"),
+]  # fmt: skip
+ResidualOpt = Annotated[
+    bool,
+    typer.Option("--residual", help="Make each hidden layer that keeps its width a pre-activation residual "
+                 "block: x + scale * W act(x)."),
+]  # fmt: skip
+ResidualScaleOpt = Annotated[
+    float | None,
+    _opt("The residual branch's factor (default 1), e.g. 0.14 = 1/sqrt(50) for 50 blocks.",
+         "--residual-scale", metavar="S"),
+]  # fmt: skip
+DropoutOpt = Annotated[
+    float | None,
+    _opt("Inverted dropout with this rate after each hidden layer (train mode).", "--dropout", metavar="P"),
+]
+BatchOpt = Annotated[int | None, _opt("Batch size of the random input (default 256).", "--batch")]
+SeedNoneOpt = Annotated[
+    int | None, _opt("Root seed (default 0); every layer and the input get their own stream.", "--seed")
+]
+TrialsOpt = Annotated[
+    int | None, _opt("Repeat with this many seeds; report mean and spread (default 1).", "--trials")
+]
+LossOpt = Annotated[
+    str | None, _opt("unit (default; a random read-out), mse or xent (softmax cross-entropy).", "--loss")
+]
+InputOpt = Annotated[
+    str | None,
+    _opt("normal (default), uniform (unit variance), normal:STD, uniform:low=L,high=H, or FILE.npy of shape "
+         "(batch, *input shape).", "--input", metavar="SOURCE"),
+]  # fmt: skip
+DtypeOpt = Annotated[
+    str | None, _opt("float32 (default) or float64; statistics are float64 either way.", "--dtype")
+]
+MaxGainOpt = Annotated[
+    float | None,
+    _opt("T (default 10): a layer whose cumulative gain leaves [1/T, T] is vanishing or exploding.",
+         "--max-gain"),
+]  # fmt: skip
+
+
+def _stack_options(act, out_act, init, bias_init, norm, residual, residual_scale, dropout) -> dict:
+    norm = None if norm is None else _choice("--norm", norm, ("none", "batch", "layer"))
+    return {
+        "act": act,
+        "out_act": out_act,
+        "init": init,
+        "bias_init": bias_init,
+        "norm": None if norm == "none" else norm,
+        "residual": residual,
+        "residual_scale": residual_scale,
+        "dropout": dropout,
+    }
+
+
+def _probe_options(batch, seed, trials, loss, input, dtype) -> dict:
+    return {
+        "batch": batch,
+        "seed": seed,
+        "trials": trials,
+        "loss": None if loss is None else _choice("--loss", loss, ("unit", "mse", "xent")),
+        "input": input,
+        "dtype": None if dtype is None else _choice("--dtype", dtype, ("float32", "float64")),
+    }
+
+
+def _check_max_gain(max_gain: float | None) -> None:
+    if max_gain is not None and max_gain <= 1:
+        raise InitdiagError(f"--max-gain must be greater than 1, got {max_gain:g}")
+
+
 @app.command(epilog=f"Example: {PROBE_EXAMPLE}")
 def probe(
-    layers: Annotated[
-        str | None,
-        _opt("Widths, input first: 784,256,256,10; repeat with 256x8.", "--layers", "-l", metavar="WIDTHS"),
-    ] = None,
-    config: Annotated[
-        str | None,
-        _opt(
-            "A spec file (.toml, .yaml, .json); the options below override its values.",
-            "--config",
-            "-c",
-            metavar="FILE",
-        ),
-    ] = None,
+    layers: LayersOpt = None,
+    config: ConfigOpt = None,
     act: Annotated[
-        str | None,
-        _opt(
-            "Hidden activation (default relu): relu, leaky_relu[:SLOPE], elu, selu, gelu, silu, softplus, "
-            "sigmoid, tanh, linear.",
-            metavar="NAME[:ARG]",
-        ),
+        str | None, _opt(f"Hidden activation (default relu): {ACTS}.", "--act", metavar="NAME[:ARG]")
     ] = None,
-    out_act: Annotated[
-        str | None, _opt("Last layer's activation (default linear).", "--out-act", metavar="NAME[:ARG]")
-    ] = None,
+    out_act: OutActOpt = None,
     init: Annotated[
         str | None,
         _opt(
-            "Weight initializer NAME[:ARGS] (default he_normal), e.g. he, xavier_uniform, normal:0.01, "
-            "he_uniform:mode=fan_out, orthogonal:gain=auto, lsuv, file:W.npz.",
+            f"Weight initializer NAME[:ARGS] (default he_normal), e.g. {INITS}, file:W.npz.",
+            "--init",
             metavar="NAME[:ARGS]",
         ),
     ] = None,
-    bias_init: Annotated[
-        str | None,
-        _opt(
-            "Bias initializer (default zeros, but torch_default keeps its own U(±1/sqrt(fan_in)) bias).",
-            "--bias-init",
-            metavar="NAME[:ARGS]",
-        ),
-    ] = None,
-    norm: Annotated[
-        str | None,
-        _opt(
-            "none (default), batch or layer: a normalization layer after each hidden dense layer, which "
-            "takes the activation (Linear -> Norm -> act).",
-            "--norm",
-            metavar="KIND",
-        ),
-    ] = None,
-    residual: Annotated[
-        bool,
-        typer.Option(
-            "--residual",
-            help="Make each hidden layer that keeps its width a pre-activation residual block: "
-            "x + scale * W act(x).",
-        ),
-    ] = False,
-    residual_scale: Annotated[
-        float | None,
-        _opt(
-            "The residual branch's factor (default 1), e.g. 0.14 = 1/sqrt(50) for 50 blocks.",
-            "--residual-scale",
-            metavar="S",
-        ),
-    ] = None,
-    dropout: Annotated[
-        float | None,
-        _opt(
-            "Inverted dropout with this rate after each hidden layer (train mode).", "--dropout", metavar="P"
-        ),
-    ] = None,
-    batch: Annotated[int | None, _opt("Batch size of the random input (default 256).")] = None,
-    seed: Annotated[
-        int | None, _opt("Root seed (default 0); every layer and the input get their own stream.")
-    ] = None,
-    trials: Annotated[
-        int | None, _opt("Repeat with this many seeds; report mean and spread (default 1).")
-    ] = None,
-    loss: Annotated[
-        str | None, _opt("unit (default; a random read-out), mse or xent (softmax cross-entropy).")
-    ] = None,
-    input: Annotated[
-        str | None,
-        _opt(
-            "normal (default), uniform (unit variance), normal:STD, uniform:low=L,high=H, or FILE.npy of "
-            "shape (batch, *input shape).",
-            "--input",
-            metavar="SOURCE",
-        ),
-    ] = None,
-    dtype: Annotated[
-        str | None, _opt("float32 (default) or float64; statistics are float64 either way.")
-    ] = None,
-    max_gain: Annotated[
-        float | None,
-        _opt(
-            "T (default 10): a layer whose cumulative gain leaves [1/T, T] is vanishing or exploding.",
-            "--max-gain",
-        ),
-    ] = None,
+    bias_init: BiasInitOpt = None,
+    norm: NormOpt = None,
+    residual: ResidualOpt = False,
+    residual_scale: ResidualScaleOpt = None,
+    dropout: DropoutOpt = None,
+    batch: BatchOpt = None,
+    seed: SeedNoneOpt = None,
+    trials: TrialsOpt = None,
+    loss: LossOpt = None,
+    input: InputOpt = None,
+    dtype: DtypeOpt = None,
+    max_gain: MaxGainOpt = None,
     format: FormatOpt = "table",
     fail_on: Annotated[
         str | None,
@@ -286,31 +306,12 @@ def probe(
 
     fmt = _choice("--format", format, render.FORMATS)
     fail_flags = _parse_fail_on(fail_on)
-    if max_gain is not None and max_gain <= 1:
-        raise InitdiagError(f"--max-gain must be greater than 1, got {max_gain:g}")
+    _check_max_gain(max_gain)
     stack, settings, check = job(
         layers=layers,
         config=config,
-        stack_options={
-            "act": act,
-            "out_act": out_act,
-            "init": init,
-            "bias_init": bias_init,
-            "norm": None
-            if norm is None
-            else _choice("--norm", norm, ("none", "batch", "layer")).replace("none", "") or None,
-            "residual": residual,
-            "residual_scale": residual_scale,
-            "dropout": dropout,
-        },
-        probe_options={
-            "batch": batch,
-            "seed": seed,
-            "trials": trials,
-            "loss": None if loss is None else _choice("--loss", loss, ("unit", "mse", "xent")),
-            "input": input,
-            "dtype": None if dtype is None else _choice("--dtype", dtype, ("float32", "float64")),
-        },
+        stack_options=_stack_options(act, out_act, init, bias_init, norm, residual, residual_scale, dropout),
+        probe_options=_probe_options(batch, seed, trials, loss, input, dtype),
         max_gain=max_gain,
     )
     if emit_spec is not None:
@@ -324,6 +325,184 @@ def probe(
         sys.stdout.write(render.render_text(result, fmt))
     if fail_flags & set(result.summary.flags):
         raise typer.Exit(1)
+
+
+COMPARE_EXAMPLE = (
+    "initdiag compare --layers 784,256x10,10 --act relu --init he,xavier,normal:0.01,torch_default"
+)
+
+
+@app.command(epilog=f"Example: {COMPARE_EXAMPLE}")
+def compare(
+    layers: LayersOpt = None,
+    config: ConfigOpt = None,
+    act: Annotated[
+        str | None,
+        _opt(
+            f"Hidden activations to compare, comma-separated (default relu): {ACTS}.",
+            "--act",
+            metavar="NAMES",
+        ),
+    ] = None,
+    init: Annotated[
+        str | None,
+        _opt(
+            f"Initializers to compare, comma-separated (default he_normal), e.g. {INITS}.",
+            "--init",
+            metavar="NAMES",
+        ),
+    ] = None,
+    out_act: OutActOpt = None,
+    bias_init: BiasInitOpt = None,
+    norm: NormOpt = None,
+    residual: ResidualOpt = False,
+    residual_scale: ResidualScaleOpt = None,
+    dropout: DropoutOpt = None,
+    batch: BatchOpt = None,
+    seed: SeedNoneOpt = None,
+    trials: TrialsOpt = None,
+    loss: LossOpt = None,
+    input: InputOpt = None,
+    dtype: DtypeOpt = None,
+    max_gain: MaxGainOpt = None,
+    format: FormatOpt = "table",
+    debug: DebugOpt = False,
+) -> None:
+    """Compare initializers and/or activations on one stack: std per layer side by side, a summary best first, and a depth profile."""  # noqa: E501
+    from . import render
+    from .callspec import split_list
+    from .compare import compare as run_compare
+
+    fmt = _choice("--format", format, render.FORMATS)
+    _check_max_gain(max_gain)
+    inits = split_list(init, "--init") if init else []
+    acts = split_list(act, "--act") if act else []
+    if len(inits) < 2 and len(acts) < 2:
+        raise InitdiagError("compare needs at least two candidates: --init he,xavier and/or --act relu,tanh")
+    comparison = run_compare(
+        layers=layers,
+        config=config,
+        inits=inits,
+        acts=acts,
+        stack_options=_stack_options(None, out_act, None, bias_init, norm, residual, residual_scale, dropout),
+        probe_options=_probe_options(batch, seed, trials, loss, input, dtype),
+        max_gain=max_gain,
+    )
+    if fmt == "table":
+        _print_rich(lambda width: render.compare_table(comparison, width=width))
+    else:
+        sys.stdout.write(render.compare_text(comparison, fmt))
+
+
+SWEEP_EXAMPLE = (
+    "initdiag sweep --width 256 --depth 2,4,8,16,32,64 --act relu --init he,xavier,lecun,normal:0.01"
+)
+
+
+@app.command(epilog=f"Example: {SWEEP_EXAMPLE}")
+def sweep(
+    width: Annotated[int, typer.Option("--width", help="Width of every layer and of the input.")] = 256,
+    depth: Annotated[
+        str,
+        typer.Option("--depth", help="Depths (numbers of dense layers), comma-separated.", metavar="DEPTHS"),
+    ] = "2,4,8,16,32,64",
+    act: Annotated[
+        str, typer.Option("--act", help=f"Hidden activations, comma-separated: {ACTS}.", metavar="NAMES")
+    ] = "relu",
+    init: Annotated[
+        str, typer.Option("--init", help=f"Initializers, comma-separated, e.g. {INITS}.", metavar="NAMES")
+    ] = "he_normal",
+    metric: Annotated[
+        str,
+        typer.Option(
+            "--metric",
+            help="forward: the end-to-end forward gain; backward: the gradient's.",
+            metavar="METRIC",
+        ),
+    ] = "forward",
+    jobs: Annotated[
+        int | None, _opt("Processes to run cells on (default: one per core; 1: one after another).", "--jobs")
+    ] = None,
+    out_act: OutActOpt = None,
+    bias_init: BiasInitOpt = None,
+    norm: NormOpt = None,
+    residual: ResidualOpt = False,
+    residual_scale: ResidualScaleOpt = None,
+    dropout: DropoutOpt = None,
+    batch: BatchOpt = None,
+    seed: SeedNoneOpt = None,
+    trials: TrialsOpt = None,
+    loss: LossOpt = None,
+    input: InputOpt = None,
+    dtype: DtypeOpt = None,
+    max_gain: MaxGainOpt = None,
+    format: FormatOpt = "table",
+    debug: DebugOpt = False,
+) -> None:
+    """Sweep a grid (initializer x depth, or activation x initializer): a heat map of the end-to-end gain, one cell per probe."""  # noqa: E501
+    from . import render
+    from .callspec import split_list
+    from .compare import METRICS
+    from .compare import sweep as run_sweep
+
+    fmt = _choice("--format", format, render.FORMATS)
+    metric = _choice("--metric", metric, METRICS)
+    _check_max_gain(max_gain)
+    if jobs is not None and jobs < 1:
+        raise InitdiagError(f"--jobs must be a positive integer, got {jobs}")
+    depths = []
+    for item in split_list(depth, "--depth"):
+        if not item.isdigit() or int(item) < 1:
+            raise InitdiagError(f"--depth '{depth}': '{item}' is not a positive integer; e.g. 2,4,8,16")
+        depths.append(int(item))
+    with _progress() as progress:
+        result = run_sweep(
+            width=width,
+            depths=depths,
+            inits=split_list(init, "--init"),
+            acts=split_list(act, "--act"),
+            metric=metric,
+            stack_options=_stack_options(
+                None, out_act, None, bias_init, norm, residual, residual_scale, dropout
+            ),
+            probe_options=_probe_options(batch, seed, trials, loss, input, dtype),
+            max_gain=max_gain,
+            jobs=jobs,
+            progress=progress,
+        )
+    if fmt == "table":
+        _print_rich(lambda width: render.sweep_table(result))
+    else:
+        sys.stdout.write(render.sweep_text(result, fmt))
+
+
+class _progress:
+    """A rich progress bar on stderr for a sweep of more than a few cells, when stderr is a terminal
+    (a log or a pipe gets nothing); used as ``progress(done, total)``."""
+
+    MIN_CELLS = 5
+
+    def __enter__(self):
+        self._bar = None
+        return self
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._bar is None:
+            if total < self.MIN_CELLS or not sys.stderr.isatty():
+                return
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+            self._bar = Progress("sweep", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                 console=Console(stderr=True), transient=True)  # fmt: skip
+            self._bar.start()
+            self._task = self._bar.add_task("sweep", total=total)
+        self._bar.update(self._task, completed=done)
+
+    def __exit__(self, *exc):
+        if self._bar is not None:
+            self._bar.stop()
+        return False
 
 
 @app.command(epilog="Example: initdiag check sample_configs/ --format junit --output initdiag.xml")

@@ -547,5 +547,269 @@ def github_annotations(report) -> list[str]:
     return out
 
 
+# --- initdiag compare ------------------------------------------------------------------------------
+
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def _rel_std(var: float | None, ref: float | None) -> float:
+    """std / reference std; nan when either is missing or the reference is zero."""
+    if var is None or ref is None or not ref > 0:
+        return math.nan
+    return math.sqrt(var / ref) if var >= 0 else math.nan
+
+
+def _compare_cells(result: ProbeResult, layer: LayerStats) -> tuple[str, str]:
+    first = result.layers[0]
+    a = _rel_std(layer.act_var, first.act_var)
+    g = _rel_std(layer.grad_input_var, first.grad_input_var)
+    return fmt(a), fmt(g)
+
+
+def _signal_style(layer: LayerStats, result: ProbeResult, backward: bool, text: str) -> str:
+    if text in ("nan", "inf", "-inf") and "nonfinite" in layer.flags:
+        return FLAG_STYLES["nonfinite"]
+    if layer.kind not in GAIN_JUDGED_KINDS:
+        return "dim"
+    if backward and _grad_signals(layer, result):
+        return FLAG_STYLES["exploding" if layer.backward_gain > 1 else "vanishing"]
+    if not backward and _fwd_signals(layer, result):
+        return FLAG_STYLES["exploding" if layer.forward_gain > 1 else "vanishing"]
+    return ""
+
+
+def _compare_title(comparison) -> str:
+    result, settings = comparison.results[0], comparison.settings
+    trials = f" · {settings.trials} trials" if settings.trials > 1 else ""
+    name = f"{result.spec.name} · " if result.spec.name else ""
+    where = f"{name}{_stack_text(result)}"
+    return f"compare · {where} · batch {settings.batch} · seed {settings.seed}{trials} · {settings.dtype}"
+
+
+def _worst_flag(result: ProbeResult) -> str:
+    return result.summary.findings[0].flag if result.summary.findings else ""
+
+
+def _summary_rows(comparison) -> list[list[str]]:
+    rows = []
+    for rank, i in enumerate(comparison.order(), start=1):
+        result, sm = comparison.results[i], comparison.results[i].summary
+        reason = sm.reasons[0] if sm.reasons else ""
+        rows.append([str(rank), comparison.candidates[i].label, fmt(sm.forward_gain), fmt(sm.backward_gain),
+                     _worst_flag(result), sm.verdict, reason])  # fmt: skip
+    return rows
+
+
+SUMMARY_HEADERS = ["#", "candidate", "fwd gain", "bwd gain", "worst flag", "verdict", "reason"]
+
+
+def sparkline(gains: list[float], lo: float, hi: float, limit: float) -> list[tuple[str, str]]:
+    """(character, style) per gain: its log10 on the shared scale [lo, hi] as one of eight bars,
+    coloured by the band it is in; × for a gain that is not a positive number."""
+    out = []
+    for g in gains:
+        if not (g > 0 and math.isfinite(g)):
+            out.append(("×", FLAG_STYLES["nonfinite"]))
+            continue
+        level = (
+            0 if hi == lo else round((min(max(math.log10(g), lo), hi) - lo) / (hi - lo) * (len(SPARKS) - 1))
+        )
+        out.append((SPARKS[level], _gain_style(g, limit)))
+    return out
+
+
+def _profiles(comparison) -> tuple[list[list[float]], float, float]:
+    """Forward gains of the judged layers of each candidate, and the shared log10 range."""
+    gains = [[x.forward_gain for x in r.layers if x.kind in GAIN_JUDGED_KINDS] for r in comparison.results]
+    logs = [math.log10(g) for row in gains for g in row if g > 0 and math.isfinite(g)]
+    lo, hi = min([*logs, 0.0]), max([*logs, 0.0])
+    return gains, math.floor(lo), math.ceil(hi)
+
+
+def compare_table(comparison, width: int | None = None):
+    """One table (a row per layer, a column group per candidate: output std and gradient std relative
+    to the first layer), the candidates best first, and a depth profile of each."""
+    from rich.console import Group
+    from rich.text import Text
+
+    results = comparison.results
+    limit = comparison.settings.thresholds.max_forward_gain
+    table = _table(_compare_title(comparison))
+    table.add_column("layer", justify="left", no_wrap=True)
+    for cand in comparison.candidates:
+        table.add_column(f"{cand.label}\na", justify="right", no_wrap=True)
+        table.add_column("\n∂x", justify="right", no_wrap=True)
+    for i, layer in enumerate(results[0].layers):
+        cells = [Text(_name(layer))]
+        for result in results:
+            row = result.layers[i]
+            a, g = _compare_cells(result, row)
+            cells += [Text(a, style=_signal_style(row, result, False, a)),
+                      Text(g, style=_signal_style(row, result, True, g))]  # fmt: skip
+        table.add_row(*cells)
+    summary = _table("best first")
+    for header in SUMMARY_HEADERS:
+        summary.add_column(header, justify="right" if header in ("#", "fwd gain", "bwd gain") else "left",
+                           no_wrap=header != "reason", overflow="fold")  # fmt: skip
+    for row in _summary_rows(comparison):
+        cells = [Text(c) for c in row]
+        cells[5].stylize(VERDICT_STYLES[row[5]])
+        if row[4]:
+            cells[4].stylize(FLAG_STYLES[row[4]])
+        summary.add_row(*cells)
+    gains, lo, hi = _profiles(comparison)
+    label_width = max(len(c.label) for c in comparison.candidates)
+    profile = [Text(f"depth profile: forward gain per weighted layer, log10 from {lo} (▁) to {hi} (█)",
+                    style="bold")]  # fmt: skip
+    for cand, row in zip(comparison.candidates, gains, strict=True):
+        line = Text(f"  {cand.label:<{label_width}}  ")
+        for ch, style in sparkline(row, lo, hi, limit):
+            line.append(ch, style=style)
+        if row:
+            line.append(f"  {fmt(row[0])} → {fmt(row[-1])}", style="dim")
+        profile.append(line)
+    note = Text(
+        "  a: std of each layer's output, ∂x: std of dL/dx, both relative to the first layer", style="dim"
+    )
+    return Group(table, note, Text(""), summary, Text(""), *profile)
+
+
+def compare_markdown(comparison) -> str:
+    headers = ["layer"]
+    for cand in comparison.candidates:
+        headers += [f"{cand.label} a", f"{cand.label} ∂x"]
+    rows = []
+    for i, layer in enumerate(comparison.results[0].layers):
+        row = [layer.name]
+        for result in comparison.results:
+            row += list(_compare_cells(result, result.layers[i]))
+        rows.append(row)
+    lines = [f"**initdiag {_compare_title(comparison)}**", "", *markdown_table(headers, {"layer"}, rows), "",
+             "a: std of each layer's output, ∂x: std of dL/dx, both relative to the first layer", "",
+             *markdown_table(SUMMARY_HEADERS, {"candidate", "worst flag", "verdict", "reason"},
+                             _summary_rows(comparison))]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def compare_csv(comparison) -> str:
+    """One row per candidate and layer: the candidate, then the layer's JSON keys."""
+    rows = []
+    for cand, result in zip(comparison.candidates, comparison.results, strict=True):
+        for layer in result.layers:
+            rows.append({"candidate": cand.label, "candidate_init": result.spec.init,
+                         "candidate_act": result.spec.act, **layer.to_dict()})  # fmt: skip
+    header = list(dict.fromkeys(key for row in rows for key in row))
+    return csv_text(header, rows)
+
+
+def compare_text(comparison, fmt_name: str) -> str:
+    renderers = {"json": lambda c: json_text(c.to_dict()), "csv": compare_csv, "markdown": compare_markdown}
+    return renderers[fmt_name](comparison)
+
+
+# --- initdiag sweep ---------------------------------------------------------------------------------
+
+
+def heat_style(gain: float, limit: float) -> str:
+    """A heat-map cell's colours: blues for vanishing (darker beyond 1/T^2 and 1/T^4), green inside
+    [1/T, T] (yellow past the warn band), reds for exploding; magenta for a gain that is not a number."""
+    if not (gain >= 0 and math.isfinite(gain)):
+        return "bold white on magenta"
+    if gain == 0:
+        return "white on navy_blue"
+    x = math.log(gain) / math.log(limit)  # in units of log T
+    if x < -4:
+        return "white on navy_blue"
+    if x < -2:
+        return "white on blue3"
+    if x < -1:
+        return "black on steel_blue1"
+    if x > 4:
+        return "white on dark_red"
+    if x > 2:
+        return "white on red3"
+    if x > 1:
+        return "black on orange1"
+    if abs(x) > WARN_FRACTION:
+        return "black on yellow3"
+    return "black on green3"
+
+
+def _heat_legend(limit: float) -> list[tuple[str, str]]:
+    t = limit
+    edges = [
+        (f"< 1/{fmt(t**4)}", t**-5), (f"< 1/{fmt(t**2)}", t**-3), (f"< 1/{fmt(t)}", t**-1.5),
+        ("healthy", 1.0), ("near a limit", t**0.9), (f"> {fmt(t)}", t**1.5), (f"> {fmt(t**2)}", t**3),
+        (f"> {fmt(t**4)}", t**5), ("not finite", math.nan),
+    ]  # fmt: skip
+    return [(f" {label} ", heat_style(g, limit)) for label, g in edges]
+
+
+def _axis_label(values: dict) -> str:
+    return " · ".join(str(v) for v in values.values())
+
+
+def sweep_title(sweep) -> str:
+    s = sweep.settings
+    fixed = []
+    for key in ("init", "act", "depth"):
+        if key != sweep.column_key and key not in sweep.row_keys:
+            fixed.append(f"{key} {sweep.cells[0][0].values[key]}")
+    trials = f" · {s.trials} trials" if s.trials > 1 else ""
+    return (f"sweep · {sweep.metric} gain · width {sweep.width}{''.join(' · ' + f for f in fixed)} · batch "
+            f"{s.batch} · seed {s.seed}{trials} · {s.dtype}")  # fmt: skip
+
+
+def sweep_table(sweep):
+    """The heat map: a row per row value, a column per column value, each cell the end-to-end gain
+    on a log colour scale, then the legend."""
+    from rich.console import Group
+    from rich.text import Text
+
+    limit = sweep.settings.thresholds.max_forward_gain
+    table = _table(sweep_title(sweep))
+    corner = " · ".join(sweep.row_keys) or sweep.column_key
+    table.add_column(
+        f"{corner} \\ {sweep.column_key}" if sweep.row_keys else "", justify="left", no_wrap=True
+    )
+    for column in sweep.columns:
+        table.add_column(_axis_label(column), justify="right", no_wrap=True)
+    for row, cells in zip(sweep.rows, sweep.cells, strict=True):
+        texts = [Text(_axis_label(row) or sweep.metric)]
+        for cell in cells:
+            g = cell.gain(sweep.metric)
+            texts.append(Text(f" {fmt(g)} ", style=heat_style(g, limit)))
+        table.add_row(*texts)
+    legend = Text(f"  {sweep.metric} gain: ", style="dim")
+    for label, style in _heat_legend(limit):
+        legend.append(label, style=style)
+        legend.append(" ")
+    return Group(table, legend)
+
+
+def sweep_markdown(sweep) -> str:
+    corner = " · ".join(sweep.row_keys) or ""
+    headers = [f"{corner} \\ {sweep.column_key}" if corner else sweep.column_key]
+    headers += [_axis_label(c) for c in sweep.columns]
+    rows = []
+    for row, cells in zip(sweep.rows, sweep.cells, strict=True):
+        marks = [f"{fmt(c.gain(sweep.metric))} {VERDICT_MARKS[c.verdict]}" for c in cells]
+        rows.append([_axis_label(row) or sweep.metric, *marks])
+    lines = [f"**initdiag {sweep_title(sweep)}**", "", *markdown_table(headers, {headers[0]}, rows), "",
+             f"{sweep.metric} gain per cell; ✔ ok, ! warn, ✘ fail"]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def sweep_csv(sweep) -> str:
+    rows = [cell.to_dict() for row in sweep.cells for cell in row]
+    header = list(dict.fromkeys(key for row in rows for key in row))
+    return csv_text(header, rows)
+
+
+def sweep_text(sweep, fmt_name: str) -> str:
+    renderers = {"json": lambda s: json_text(s.to_dict()), "csv": sweep_csv, "markdown": sweep_markdown}
+    return renderers[fmt_name](sweep)
+
+
 __all__ = ["CHECK_FORMATS", "FORMATS", "STAT_KEYS", "check_table", "check_text", "github_annotations",
            "probe_table", "render_text", "to_csv", "to_json", "to_markdown"]  # fmt: skip

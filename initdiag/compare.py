@@ -254,7 +254,6 @@ def _run_all(tasks: list[tuple], jobs: int | None, progress) -> list[tuple]:
             if progress:
                 progress(i + 1, total)
         return results
-    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     # Fresh ("spawn") workers with one BLAS thread each: the pool is the parallelism. A forked child
@@ -262,7 +261,7 @@ def _run_all(tasks: list[tuple], jobs: int | None, progress) -> list[tuple]:
     saved = {key: os.environ.get(key) for key in _BLAS_THREADS}
     os.environ.update(dict.fromkeys(_BLAS_THREADS, "1"))
     try:
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(jobs, mp_context=_context()) as pool:
             futures = {pool.submit(_run_cell, *task): i for i, task in enumerate(tasks)}
             for done, future in enumerate(as_completed(futures), start=1):
                 results[futures[future]] = future.result()
@@ -278,3 +277,15 @@ def _run_all(tasks: list[tuple], jobs: int | None, progress) -> list[tuple]:
 
 
 _BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _context():
+    """Workers forked from a server that imported initdiag once (with one BLAS thread), where the
+    platform has fork; fresh interpreters elsewhere."""
+    import multiprocessing
+
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["initdiag.compare", "initdiag.probing"])
+        return context
+    return multiprocessing.get_context("spawn")

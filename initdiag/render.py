@@ -264,7 +264,7 @@ def _gain_text(layer: LayerStats, result: ProbeResult) -> str:
 # --- rich table -----------------------------------------------------------------------------------
 
 
-def _table(heading: str):
+def _table(heading: str | None):
     """The house style of every table: a rule under the header, no frame, the title on the left."""
     from rich import box
     from rich.table import Table
@@ -634,7 +634,7 @@ def compare_table(comparison, width: int | None = None):
 
     results = comparison.results
     limit = comparison.settings.thresholds.max_forward_gain
-    table = _table(_compare_title(comparison))
+    table = _table(None)  # the heading is its own line: a narrow table would wrap it
     table.add_column("layer", justify="left", no_wrap=True)
     for cand in comparison.candidates:
         table.add_column(f"{cand.label}\na", justify="right", no_wrap=True)
@@ -671,7 +671,7 @@ def compare_table(comparison, width: int | None = None):
     note = Text(
         "  a: std of each layer's output, ∂x: std of dL/dx, both relative to the first layer", style="dim"
     )
-    return Group(table, note, Text(""), summary, Text(""), *profile)
+    return Group(Text(_compare_title(comparison)), table, note, Text(""), summary, Text(""), *profile)
 
 
 def compare_markdown(comparison) -> str:
@@ -767,7 +767,7 @@ def sweep_table(sweep):
     from rich.text import Text
 
     limit = sweep.settings.thresholds.max_forward_gain
-    table = _table(sweep_title(sweep))
+    table = _table(None)
     corner = " · ".join(sweep.row_keys) or sweep.column_key
     table.add_column(
         f"{corner} \\ {sweep.column_key}" if sweep.row_keys else "", justify="left", no_wrap=True
@@ -784,7 +784,7 @@ def sweep_table(sweep):
     for label, style in _heat_legend(limit):
         legend.append(label, style=style)
         legend.append(" ")
-    return Group(table, legend)
+    return Group(Text(sweep_title(sweep)), table, legend)
 
 
 def sweep_markdown(sweep) -> str:

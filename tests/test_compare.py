@@ -1,0 +1,239 @@
+"""initdiag compare and initdiag sweep: the same numbers as the single probes, in grid order whether
+cells run serially or on processes, and their output pinned at a fixed width."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from typer.testing import CliRunner
+
+import initdiag
+from initdiag.callspec import split_list
+from initdiag.cli import app
+from initdiag.compare import badness, candidate_grid, compare, sweep
+from initdiag.errors import InitdiagError
+from initdiag.render import SPARKS, heat_style, sparkline
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args), env={"COLUMNS": "120"})
+
+
+def test_split_list_keeps_the_arguments_of_each_name():
+    assert split_list("he,xavier,normal:0.01", "--init") == ["he", "xavier", "normal:0.01"]
+    assert split_list("uniform:low=-1,high=1,he_uniform:mode=fan_out,gain=auto,lecun", "--init") == [
+        "uniform:low=-1,high=1",
+        "he_uniform:mode=fan_out,gain=auto",
+        "lecun",
+    ]
+    with pytest.raises(InitdiagError, match="an empty item"):
+        split_list("he,,xavier", "--init")
+    with pytest.raises(InitdiagError, match="he given twice"):
+        split_list("he,xavier,he", "--init")
+
+
+def test_candidates_are_the_grid_with_labels_of_what_varies():
+    grid = candidate_grid(["he", "xavier"], ["relu", "tanh"])
+    assert [c.label for c in grid] == ["he · relu", "he · tanh", "xavier · relu", "xavier · tanh"]
+    assert [c.label for c in candidate_grid(["he", "xavier"], [])] == ["he", "xavier"]
+    assert [c.label for c in candidate_grid(["he"], ["relu", "gelu"])] == ["relu", "gelu"]
+
+
+def test_compare_numbers_are_the_single_probes():
+    comparison = compare(layers="64,64x4,10", inits=["he", "xavier"], acts=["relu", "tanh"],
+                         probe_options={"batch": 64, "seed": 3, "trials": 2})  # fmt: skip
+    for cand, result in zip(comparison.candidates, comparison.results, strict=True):
+        alone = initdiag.probe("64,64x4,10", init=cand.init, act=cand.act, batch=64, seed=3, trials=2)
+        assert initdiag.to_json(result) == initdiag.to_json(alone)
+
+
+def test_ranking_is_verdict_then_distance_of_the_gains_from_one():
+    assert badness(1.0, 1.0, "ok") < badness(3.0, 1.0, "ok") < badness(1.0, 1.0, "warn")
+    assert badness(1e-3, 1.0, "fail") < badness(1e-9, 1.0, "fail") < badness(math.nan, 1.0, "fail")
+    comparison = compare(layers="128,128x8,10", inits=["normal:0.01", "xavier", "he"],
+                         probe_options={"batch": 64})  # fmt: skip
+    assert [comparison.candidates[i].label for i in comparison.order()] == ["he", "xavier", "normal:0.01"]
+    data = comparison.to_dict()
+    assert data["ranking"] == ["he", "xavier", "normal:0.01"]
+    assert [r["candidate"]["init"] for r in data["results"]] == ["normal:0.01", "xavier_uniform", "he_normal"]
+    assert set(data["results"][0]) >= {"candidate", "spec", "settings", "layers", "summary"}
+
+
+def test_sweep_cells_are_the_single_probes_and_parallel_equals_serial():
+    options = {"batch": 32, "seed": 1}
+    serial = sweep(width=32, depths=[2, 5], inits=["he", "normal:0.05"], acts=["tanh"], probe_options=options,
+                   jobs=1)  # fmt: skip
+    parallel = sweep(width=32, depths=[2, 5], inits=["he", "normal:0.05"], acts=["tanh"], probe_options=options,
+                     jobs=2)  # fmt: skip
+    assert serial.to_dict() == parallel.to_dict()
+    assert serial.column_key == "depth" and serial.row_keys == ("init",)
+    cell = serial.cells[1][1]
+    assert cell.values == {"init": "normal:0.05", "act": "tanh", "depth": 5, "width": 32}
+    alone = initdiag.probe("32,32x5", init="normal:0.05", act="tanh", batch=32, seed=1).summary
+    assert (cell.forward_gain, cell.backward_gain, cell.verdict) == (
+        alone.forward_gain, alone.backward_gain, alone.verdict)  # fmt: skip
+
+
+def test_sweep_axes_activation_by_initializer_and_trials():
+    result = sweep(width=16, depths=[3], inits=["he", "xavier"], acts=["relu", "tanh", "gelu"],
+                   probe_options={"batch": 16, "trials": 2}, jobs=1)  # fmt: skip
+    assert result.column_key == "init" and result.row_keys == ("act",)
+    assert [r["act"] for r in result.rows] == ["relu", "tanh", "gelu"]
+    cells = result.to_dict()["cells"]
+    assert len(cells) == 6 and {"forward_gain_sd", "backward_gain_sd", "loss_sd"} <= set(cells[0])
+    alone = initdiag.probe("16,16x3", init="xavier", act="gelu", batch=16, trials=2).summary
+    assert cells[-1]["forward_gain"] == alone.forward_gain
+    assert cells[-1]["forward_gain_sd"] == alone.sd["forward_gain"]
+
+
+def test_heat_map_colours_follow_the_log_scale():
+    t = 10.0
+    assert heat_style(1.0, t) == heat_style(2.0, t) == "black on green3"
+    assert heat_style(7.0, t) == "black on yellow3"  # past 10^0.75: the warn band
+    assert heat_style(50.0, t) == "black on orange1"
+    assert heat_style(5e3, t) == "white on red3"
+    assert heat_style(1e5, t) == "white on dark_red"
+    assert heat_style(0.05, t) == "black on steel_blue1"
+    assert heat_style(1e-3, t) == "white on blue3"
+    assert heat_style(1e-5, t) == heat_style(0.0, t) == "white on navy_blue"
+    assert heat_style(math.nan, t) == heat_style(math.inf, t) == "bold white on magenta"
+
+
+def test_sparkline_levels():
+    chars = [c for c, _ in sparkline([1e-4, 1e-2, 1.0, math.nan], -4, 0, 10)]
+    assert chars == [SPARKS[0], SPARKS[round(7 / 2)], SPARKS[-1], "×"]
+
+
+COMPARE_OUTPUT = """\
+compare · 32 → 32 → 32 → 32 → 4 · batch 64 · seed 0 · float32
+
+           he         normal:0.5
+ layer      a     ∂x           a     ∂x
+ ──────────────────────────────────────
+ dense1     1      1           1      1
+ dense2  1.09      1        2.18  0.501
+ dense3  1.04  0.866        4.15  0.217
+ dense4   2.1  0.942        16.8  0.118
+
+  a: std of each layer's output, ∂x: std of dL/dx, both relative to the first layer
+
+best first
+
+ #  candidate   fwd gain  bwd gain  worst flag  verdict  reason
+ ──────────────────────────────────────────────────────────────────────────────────────────────────────────────────────
+ 1  he              1.49      1.13              ok
+ 2  normal:0.5      95.6      72.1  exploding   fail     layer dense4: forward gain 95.6 > 10 (exploding); 1 more layer
+                                                         too
+
+
+depth profile: forward gain per weighted layer, log10 from -1 (▁) to 2 (█)
+  he          ▃▃▃▄  1 → 1.49
+  normal:0.5  ▃▅▆█  1 → 95.6
+"""
+
+SWEEP_OUTPUT = """\
+sweep · forward gain · width 16 · act relu · batch 16 · seed 0 · float32
+
+ init \\ depth          2           8
+ ───────────────────────────────────
+ he                 1.33       0.261
+ normal:0.01     0.00106    5.48e-23
+
+  forward gain:  < 1/1e+4   < 1/100   < 1/10   healthy   near a limit   > 10   > 100   > 1e+4   not finite
+"""
+
+
+def test_compare_command_output():
+    result = run("compare", "--layers", "32,32x3,4", "--init", "he,normal:0.5", "--batch", "64")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    assert result.stdout == COMPARE_OUTPUT  # pinned at 120 columns
+    lines = result.stdout.splitlines()
+    assert lines[0] == "compare · 32 → 32 → 32 → 32 → 4 · batch 64 · seed 0 · float32"
+    assert lines[2].split() == ["he", "normal:0.5"]
+    assert lines[3].split() == ["layer", "a", "∂x", "a", "∂x"]
+    assert [line.split()[0] for line in lines[5:9]] == ["dense1", "dense2", "dense3", "dense4"]
+    assert lines[5].split() == ["dense1", "1", "1", "1", "1"]
+    assert "best first" in result.stdout
+    ranks = [line.split()[:2] for line in lines if line.strip()[:2] in ("1 ", "2 ")]
+    assert ranks == [["1", "he"], ["2", "normal:0.5"]]
+    assert "depth profile: forward gain per weighted layer" in result.stdout
+    assert (
+        result.stdout
+        == run("compare", "--layers", "32,32x3,4", "--init", "he,normal:0.5", "--batch", "64").stdout
+    )
+
+
+def test_compare_formats():
+    args = ["compare", "--layers", "16,16,4", "--act", "relu,tanh", "--batch", "16"]
+    data = json.loads(run(*args, "--format", "json").stdout)
+    assert [r["candidate"]["label"] for r in data["results"]] == ["relu", "tanh"]
+    csv_text = run(*args, "--format", "csv").stdout
+    assert csv_text.splitlines()[0].startswith("candidate,candidate_init,candidate_act,name,kind")
+    assert len(csv_text.splitlines()) == 1 + 2 * 2
+    md = run(*args, "--format", "markdown").stdout
+    assert md.startswith("**initdiag compare · 16 → 16 → 4") and "| layer | relu a | relu ∂x |" in md
+
+
+def test_sweep_command_output_and_formats():
+    args = [
+        "sweep",
+        "--width",
+        "16",
+        "--depth",
+        "2,8",
+        "--init",
+        "he,normal:0.01",
+        "--batch",
+        "16",
+        "--jobs",
+        "1",
+    ]
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""  # no progress bar off a terminal
+    assert result.stdout == SWEEP_OUTPUT  # pinned at 120 columns
+    lines = result.stdout.splitlines()
+    assert lines[0] == "sweep · forward gain · width 16 · act relu · batch 16 · seed 0 · float32"
+    assert lines[2].split() == ["init", "\\", "depth", "2", "8"]
+    assert lines[4].split()[0] == "he" and lines[5].split()[0] == "normal:0.01"
+    assert "forward gain:" in lines[-1] and "not finite" in lines[-1]
+    data = json.loads(run(*args, "--format", "json").stdout)
+    assert [c["depth"] for c in data["cells"]] == [2, 8, 2, 8]
+    assert data["rows"] == ["init"] and data["columns"] == "depth"
+    alone = initdiag.probe("16,16x8", init="normal:0.01", batch=16).summary
+    assert data["cells"][3]["forward_gain"] == pytest.approx(alone.forward_gain, rel=1e-12)
+    csv_lines = run(*args, "--format", "csv").stdout.splitlines()
+    assert csv_lines[0].startswith("init,act,depth,width,forward_gain,backward_gain,loss,verdict,flags")
+    md = run(*args, "--format", "markdown", "--metric", "backward").stdout
+    assert "| init \\ depth | 2 | 8 |" in md and "backward gain per cell" in md
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["compare", "--layers", "16,4", "--init", "he"], "compare needs at least two candidates"),
+        (
+            ["compare", "--layers", "16,4", "--init", "he,hee"],
+            "unknown initializer 'hee'; did you mean 'he'?",
+        ),
+        (["compare", "--layers", "16,4", "--init", "he,,xavier"], "--init 'he,,xavier': an empty item"),
+        (["sweep", "--depth", "2,x"], "--depth '2,x': 'x' is not a positive integer"),
+        (["sweep", "--depth", "2,0"], "--depth '2,0': '0' is not a positive integer"),
+        (["sweep", "--depth", "2,2"], "--depth '2,2': 2 given twice"),
+        (["sweep", "--metric", "sideways"], "--metric 'sideways' is not one of forward, backward"),
+        (["sweep", "--jobs", "0"], "--jobs must be a positive integer, got 0"),
+        (["sweep", "--width", "0"], "--width must be a positive integer, got 0"),
+        (["sweep", "--init", "he,xavier", "--act", "tanh,bogus"], "unknown activation 'bogus'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, message):
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("initdiag: error: ")
+    assert message in lines[0]

@@ -60,17 +60,32 @@ class _OneLineErrors(TyperGroup):
         return code
 
 
-app = typer.Typer(
-    cls=_OneLineErrors,
-    name="initdiag",
-    help="Diagnose neural-network weight initialization before training.\n\n"
-    f"Example: [bold]{PROBE_EXAMPLE}[/bold]",
-    context_settings={"help_option_names": ["-h", "--help"]},
-    no_args_is_help=True,
-    add_completion=False,
-    rich_markup_mode="rich",
-    pretty_exceptions_enable=False,
-)
+def _new_app() -> typer.Typer:
+    return typer.Typer(
+        cls=_OneLineErrors,
+        name="initdiag",
+        help="Diagnose neural-network weight initialization before training.\n\n"
+        f"Example: [bold]{PROBE_EXAMPLE}[/bold]",
+        context_settings={"help_option_names": ["-h", "--help"]},
+        no_args_is_help=True,
+        add_completion=False,
+        rich_markup_mode="rich",
+        pretty_exceptions_enable=False,
+    )
+
+
+app = _new_app()
+# every command's function and registration, so `main` can build an app of just the one it runs:
+# typer turns each command's signature into click options at start-up, ~1 ms per ten options
+COMMANDS: dict[str, tuple] = {}
+
+
+def _command(**settings):
+    def register(function):
+        COMMANDS[function.__name__] = (function, settings)
+        return app.command(**settings)(function)
+
+    return register
 
 
 def _version(value: bool) -> None:
@@ -250,7 +265,7 @@ def _check_max_gain(max_gain: float | None) -> None:
         raise InitdiagError(f"--max-gain must be greater than 1, got {max_gain:g}")
 
 
-@app.command(epilog=f"Example: {PROBE_EXAMPLE}")
+@_command(epilog=f"Example: {PROBE_EXAMPLE}")
 def probe(
     layers: LayersOpt = None,
     config: ConfigOpt = None,
@@ -332,7 +347,7 @@ COMPARE_EXAMPLE = (
 )
 
 
-@app.command(epilog=f"Example: {COMPARE_EXAMPLE}")
+@_command(epilog=f"Example: {COMPARE_EXAMPLE}")
 def compare(
     layers: LayersOpt = None,
     config: ConfigOpt = None,
@@ -399,7 +414,7 @@ SWEEP_EXAMPLE = (
 )
 
 
-@app.command(epilog=f"Example: {SWEEP_EXAMPLE}")
+@_command(epilog=f"Example: {SWEEP_EXAMPLE}")
 def sweep(
     width: Annotated[int, typer.Option("--width", help="Width of every layer and of the input.")] = 256,
     depth: Annotated[
@@ -505,7 +520,7 @@ class _progress:
         return False
 
 
-@app.command(epilog="Example: initdiag check sample_configs/ --format junit --output initdiag.xml")
+@_command(epilog="Example: initdiag check sample_configs/ --format junit --output initdiag.xml")
 def check(
     specs: Annotated[
         list[str],
@@ -562,7 +577,7 @@ def check(
     raise typer.Exit(report.exit_code)
 
 
-@app.command(epilog="Example: initdiag schema > initdiag.schema.json")
+@_command(epilog="Example: initdiag schema > initdiag.schema.json")
 def schema() -> None:
     """Print the JSON Schema of spec files (for editors and validators)."""
     from .specfile import schema_text
@@ -571,5 +586,14 @@ def schema() -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: an app of only the command named, when one is (the full app for
+    help, the version and mistakes)."""
+    name = sys.argv[1] if len(sys.argv) > 1 else ""
+    if name not in COMMANDS:
+        app()
+        return
+    function, settings = COMMANDS[name]
+    single = _new_app()
+    single.callback()(_root)
+    single.command(**settings)(function)
+    single()

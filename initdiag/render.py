@@ -595,8 +595,15 @@ def _summary_rows(comparison) -> list[list[str]]:
     for rank, i in enumerate(comparison.order(), start=1):
         result, sm = comparison.results[i], comparison.results[i].summary
         reason = sm.reasons[0] if sm.reasons else ""
-        rows.append([str(rank), comparison.candidates[i].label, fmt(sm.forward_gain), fmt(sm.backward_gain),
-                     _worst_flag(result), sm.verdict, reason])  # fmt: skip
+        gains = [fmt(sm.forward_gain), fmt(sm.backward_gain)]
+        if sm.sd:  # with --trials: the spread over seeds
+            gains = [
+                f"{gains[0]} ±{fmt(sm.sd['forward_gain'])}",
+                f"{gains[1]} ±{fmt(sm.sd['backward_gain'])}",
+            ]
+        rows.append(
+            [str(rank), comparison.candidates[i].label, *gains, _worst_flag(result), sm.verdict, reason]
+        )
     return rows
 
 

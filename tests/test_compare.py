@@ -237,3 +237,15 @@ def test_bad_input_is_one_line_and_exit_2(args, message):
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("initdiag: error: ")
     assert message in lines[0]
+
+
+def test_compare_with_trials_shows_the_spread():
+    result = run("compare", "--layers", "16,16x3,4", "--init", "he,xavier", "--batch", "16", "--trials", "3")
+    assert result.exit_code == 0, result.output
+    comparison = compare(layers="16,16x3,4", inits=["he", "xavier"], probe_options={"batch": 16, "trials": 3})
+    he = comparison.results[0].summary
+    assert (
+        f"{initdiag.result.format_number(he.forward_gain)} ±{initdiag.result.format_number(he.sd['forward_gain'])}"
+        in (result.stdout)
+    )
+    assert "3 trials" in result.stdout.splitlines()[0]

@@ -249,3 +249,28 @@ def test_compare_with_trials_shows_the_spread():
         in (result.stdout)
     )
     assert "3 trials" in result.stdout.splitlines()[0]
+
+
+def test_progress_bar_only_on_a_terminal_and_for_more_than_a_few_cells(monkeypatch):
+    import io
+    import sys
+
+    from initdiag.cli import _progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    with _progress() as progress:
+        for done in range(1, 4):
+            progress(done, 3)  # three cells: no bar
+        assert progress._bar is None
+    with _progress() as progress:
+        for done in range(1, 7):
+            progress(done, 6)
+        assert progress._bar is not None and progress._bar.tasks[0].completed == 6
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # a pipe or a log
+    with _progress() as progress:
+        progress(1, 24)
+        assert progress._bar is None

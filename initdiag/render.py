@@ -818,5 +818,179 @@ def sweep_text(sweep, fmt_name: str) -> str:
     return renderers[fmt_name](sweep)
 
 
+# --- initdiag train ----------------------------------------------------------------------------------
+
+CLASS_STYLES = (("white on dark_blue", "bold bright_cyan on dark_blue"),
+                ("white on dark_red", "bold bright_yellow on dark_red"),
+                ("white on dark_green", "bold bright_white on dark_green"))  # fmt: skip
+CURVE_CELLS = 30
+
+
+def _mean_sd(values, percent: bool = False) -> str:
+    import numpy as np
+
+    mean = float(np.mean(values))
+    text = f"{100 * mean:.3g}%" if percent else fmt(mean)
+    if len(values) > 1:
+        sd = float(np.std(values, ddof=1))
+        text += f" ±{100 * sd:.2g}" if percent else f" ±{fmt(sd)}"
+    return text
+
+
+def _verdict_style(verdict: str) -> str:
+    if verdict.startswith("learned"):
+        return "bold green"
+    if verdict.startswith(("still", "stuck")):
+        return "bold yellow"
+    return "bold red"
+
+
+def train_title(report) -> str:
+    s = report.settings
+    arrow = " → ".join(s.layers.split(",")) if "x" not in s.layers else s.layers
+    extras = [f"{s.optimizer} lr {fmt(s.lr)}"]
+    if s.clip is not None:
+        extras.append(f"clip {fmt(s.clip)}")
+    if s.warmup:
+        extras.append(f"warmup {s.warmup}")
+    if s.weight_decay:
+        extras.append(f"weight decay {fmt(s.weight_decay)}")
+    trials = f" · {s.trials} trials" if s.trials > 1 else ""
+    return (f"train · {s.dataset} ({s.n_train} train, {s.n_test} test, noise {fmt(s.noise_std)}) · {arrow} · "
+            f"{s.act} · {', '.join(extras)} · {s.iters} iters · seed {s.seed}{trials}")  # fmt: skip
+
+
+def _curves(report) -> list[list[float]]:
+    """Each initializer's mean loss curve sampled to CURVE_CELLS points."""
+    import numpy as np
+
+    curves = []
+    for result in report.results:
+        mean = np.mean(result.loss_curve, axis=0)
+        index = np.linspace(0, len(mean) - 1, CURVE_CELLS).round().astype(int)
+        curves.append([float(mean[i]) for i in index])
+    return curves
+
+
+def _curve_text(values: list[float], style: str):
+    """A sparkline of log10(loss) from the curve's own lowest to highest value (its shape: fast,
+    slow or flat; the table's columns give the values). A curve that moves by less than 1% is flat."""
+    from rich.text import Text
+
+    logs = [math.log10(v) for v in values if v > 0 and math.isfinite(v)]
+    lo, hi = (min(logs), max(logs)) if logs else (0.0, 0.0)
+    if hi - lo < math.log10(1.01):
+        lo = hi = logs[0] if logs else 0.0
+    text = Text()
+    for v in values:
+        if not (v > 0 and math.isfinite(v)):
+            text.append("×", style=FLAG_STYLES["nonfinite"])
+            continue
+        level = 3 if hi == lo else round((math.log10(v) - lo) / (hi - lo) * (len(SPARKS) - 1))
+        text.append(SPARKS[level], style=style)
+    return text
+
+
+def _train_rows(report) -> list[list[str]]:
+    return [[r.label, _mean_sd(r.initial_loss), _mean_sd(r.final_loss), _mean_sd(r.train_accuracy, True),
+             _mean_sd(r.test_accuracy, True), r.verdict] for r in report.results]  # fmt: skip
+
+
+def decision_boundary(report, result_index: int, width: int = 44, height: int = 18):
+    """A trained model's decision boundary in the terminal: the plane coloured by the class the
+    model predicts (trial 0), the training points on top in their own class's colours."""
+    import numpy as np
+    from rich.text import Text
+
+    from .activations import get_activation
+    from .train import CLASSES, Network, predict
+
+    result = report.results[result_index]
+    data = report.data[0]
+    classes = CLASSES[report.settings.dataset]
+    X = np.vstack([data.X_train, data.X_test])
+    (x0, y0), (x1, y1) = X.min(axis=0), X.max(axis=0)
+    pad_x, pad_y = 0.05 * (x1 - x0), 0.05 * (y1 - y0)
+    xs = np.linspace(x0 - pad_x, x1 + pad_x, width)
+    ys = np.linspace(y1 + pad_y, y0 - pad_y, height)  # top row first
+    grid = np.array([(x, y) for y in ys for x in xs]).T[None]  # (1, 2, width*height)
+    model = result.models[0]
+    net = Network([W.T[None] for W, _ in model], [b[None, :, None] for _, b in model],
+                  get_activation(report.settings.act))  # fmt: skip
+    with np.errstate(all="ignore"):
+        cells = predict(net.forward(grid)[0], classes)[0].reshape(height, width)
+    points = {}
+    for (px, py), label in zip(data.X_train, data.y_train, strict=True):
+        col = round(float((px - xs[0]) / (xs[-1] - xs[0]) * (width - 1)))
+        row = round(float((ys[0] - py) / (ys[0] - ys[-1]) * (height - 1)))
+        points[(row, col)] = int(label)
+    lines = [Text(f"{result.label}: {_mean_sd(result.test_accuracy[:1], True)} test", style="bold")]
+    for row in range(height):
+        line = Text()
+        for col in range(width):
+            background = CLASS_STYLES[int(cells[row, col]) % len(CLASS_STYLES)][0]
+            if (row, col) in points:  # the point's class colour on the predicted class's ground
+                colour = CLASS_STYLES[points[row, col] % len(CLASS_STYLES)][1].split(" on ")[0]
+                line.append("●", style=f"{colour} on {background.split(' on ')[1]}")
+            else:
+                line.append(" ", style=background)
+        lines.append(line)
+    return lines
+
+
+def train_table(report, boundaries: bool = False):
+    """One row per initializer (losses, accuracies, a loss curve on a log scale, the verdict in
+    words); with *boundaries*, each model's decision boundary under it."""
+    from rich.console import Group
+    from rich.text import Text
+
+    table = _table(None)
+    headers = ["init", "initial loss", "final loss", "train acc", "test acc", "loss curve (log)", "verdict"]
+    left = ("init", "loss curve (log)", "verdict")
+    for header in headers:
+        table.add_column(header, justify="left" if header in left else "right", no_wrap=header != "verdict")
+    curves = _curves(report)
+    for row, result, curve in zip(_train_rows(report), report.results, curves, strict=True):
+        style = _verdict_style(result.verdict)
+        cells = [Text(c) for c in row[:5]] + [_curve_text(curve, style.replace("bold ", "")),
+                                              Text(row[5], style=style)]  # fmt: skip
+        table.add_row(*cells)
+    legend = (f"  loss curve: the mean loss at {CURVE_CELLS} points from step 0 to {report.settings.iters}, "
+              "on a log scale from its own lowest (▁) to highest (█) value")  # fmt: skip
+    parts = [Text(train_title(report)), table, Text(legend, style="dim")]
+    if report.settings.trials > 1:
+        parts.append(
+            Text(f"  means ± sd over {report.settings.trials} trials (data and init seeds)", style="dim")
+        )
+    if boundaries:
+        from rich.columns import Columns
+
+        plots = [Group(*decision_boundary(report, i)) for i in range(len(report.results))]
+        parts += [Text(""), Columns(plots, padding=(1, 2))]
+    return Group(*parts)
+
+
+def train_markdown(report) -> str:
+    curves = _curves(report)
+    rows = [
+        [*row[:5], _curve_text(c, "").plain, row[5]]
+        for row, c in zip(_train_rows(report), curves, strict=True)
+    ]
+    headers = ["init", "initial loss", "final loss", "train acc", "test acc", "loss curve (log)", "verdict"]
+    lines = [f"**initdiag {train_title(report)}**", "", *markdown_table(headers, {"init", "verdict"}, rows)]
+    return "\n".join(lines) + "\n"
+
+
+def train_csv(report) -> str:
+    rows = [r.to_dict() for r in report.results]
+    header = list(dict.fromkeys(key for row in rows for key in row))
+    return csv_text(header, rows)
+
+
+def train_text(report, fmt_name: str) -> str:
+    renderers = {"json": lambda r: json_text(r.to_dict()), "csv": train_csv, "markdown": train_markdown}
+    return renderers[fmt_name](report)
+
+
 __all__ = ["CHECK_FORMATS", "FORMATS", "STAT_KEYS", "check_table", "check_text", "github_annotations",
            "probe_table", "render_text", "to_csv", "to_json", "to_markdown"]  # fmt: skip

@@ -1,0 +1,536 @@
+"""``initdiag train``: the classic experiment. Train the same small network from several
+initializations on a 2-D toy set and compare how they learn (the deeplearning.ai "Initialization"
+exercise; Glorot & Bengio 2010; He et al. 2015).
+
+Every run (initializer x trial) trains at once as one batched computation: each layer's weights are
+stacked along a leading run axis, (runs, fan_in, fan_out), and every step is a batched matrix
+product, so many runs cost a small multiple of one. Full-batch gradient descent (or momentum, Adam)
+on binary cross-entropy of a sigmoid output (``circles``, ``moons``) or softmax cross-entropy
+(``spiral``, 3 classes). Trial ``t`` draws its data from ``SeedSequence(seed, spawn_key=(t, 4))``
+and layer ``l``'s weights from ``(t, 2, l)``, the same for every initializer, so initializers are
+compared on the same points and the same random numbers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ._version import __version__
+from .activations import Activation, get_activation
+from .errors import InitdiagError
+from .result import SCHEMA_VERSION
+
+DATASETS = ("circles", "moons", "spiral")
+OPTIMIZERS = ("sgd", "momentum", "adam")
+NOISE = {"circles": 0.05, "moons": 0.1, "spiral": 0.2}
+DEFAULT_LAYERS = {"circles": "2,10,5,1", "moons": "2,10,5,1", "spiral": "2,100,3"}
+CLASSES = {"circles": 2, "moons": 2, "spiral": 3}
+CLASSIC_INITS = "zeros,normal:10,normal:0.1,normal:0.333,he,xavier"
+_DATA_STREAM = 4
+CURVE_POINTS = 100  # loss values recorded along the way
+MOMENTUM = 0.9
+ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
+
+
+# --- datasets -------------------------------------------------------------------------------------
+
+
+def make_circles(n: int, noise: float, rng: np.random.Generator, factor: float = 0.8):
+    """scikit-learn's ``make_circles``: n // 2 points evenly spaced on the unit circle (class 0) and
+    the rest on a circle of radius *factor* (class 1), shuffled, plus N(0, noise^2) on each coordinate."""
+    n_out = n // 2
+    n_in = n - n_out
+    t_out = np.linspace(0, 2 * np.pi, n_out, endpoint=False)
+    t_in = np.linspace(0, 2 * np.pi, n_in, endpoint=False)
+    X = np.vstack([np.column_stack([np.cos(t_out), np.sin(t_out)]),
+                   factor * np.column_stack([np.cos(t_in), np.sin(t_in)])])  # fmt: skip
+    y = np.concatenate([np.zeros(n_out, dtype=int), np.ones(n_in, dtype=int)])
+    order = rng.permutation(n)
+    X, y = X[order], y[order]
+    return X + rng.normal(scale=noise, size=X.shape), y
+
+
+def make_moons(n: int, noise: float, rng: np.random.Generator):
+    """scikit-learn's ``make_moons``: two interleaving half circles, shuffled, plus N(0, noise^2)."""
+    n_out = n // 2
+    n_in = n - n_out
+    t_out = np.linspace(0, np.pi, n_out)
+    t_in = np.linspace(0, np.pi, n_in)
+    X = np.vstack([np.column_stack([np.cos(t_out), np.sin(t_out)]),
+                   np.column_stack([1 - np.cos(t_in), 1 - np.sin(t_in) - 0.5])])  # fmt: skip
+    y = np.concatenate([np.zeros(n_out, dtype=int), np.ones(n_in, dtype=int)])
+    order = rng.permutation(n)
+    X, y = X[order], y[order]
+    return X + rng.normal(scale=noise, size=X.shape), y
+
+
+def make_spiral(n: int, noise: float, rng: np.random.Generator, classes: int = 3):
+    """CS231n's spiral: class k's points at radius r in [0, 1] and angle 4k + 4r + N(0, noise^2),
+    as (r sin t, r cos t); n split as evenly as it goes over the classes."""
+    counts = [n // classes + (1 if k < n % classes else 0) for k in range(classes)]
+    Xs, ys = [], []
+    for k, count in enumerate(counts):
+        r = np.linspace(0.0, 1.0, count)
+        t = np.linspace(k * 4, (k + 1) * 4, count) + rng.normal(scale=noise, size=count)
+        Xs.append(np.column_stack([r * np.sin(t), r * np.cos(t)]))
+        ys.append(np.full(count, k))
+    X, y = np.vstack(Xs), np.concatenate(ys)
+    order = rng.permutation(n)
+    return X[order], y[order]
+
+
+MAKERS = {"circles": make_circles, "moons": make_moons, "spiral": make_spiral}
+
+
+class Dataset(NamedTuple):
+    X_train: np.ndarray  # (n_train, 2)
+    y_train: np.ndarray  # (n_train,) class indices
+    X_test: np.ndarray
+    y_test: np.ndarray
+
+
+def make_dataset(name: str, n_train: int, n_test: int, noise: float, rng: np.random.Generator) -> Dataset:
+    """Train and test sets drawn one after the other from *rng* (as the exercise's two calls)."""
+    make = MAKERS[name]
+    X_train, y_train = make(n_train, noise, rng)
+    X_test, y_test = make(n_test, noise, rng)
+    return Dataset(X_train, y_train, X_test, y_test)
+
+
+# --- settings and results -------------------------------------------------------------------------
+
+
+@dataclass
+class TrainSettings:
+    """What ``initdiag train`` does: the data, the network, and how it is optimized."""
+
+    dataset: str = "circles"
+    layers: str = "2,10,5,1"
+    act: str = "relu"
+    iters: int = 15000
+    lr: float = 0.01
+    optimizer: str = "sgd"
+    clip: float | None = None  # max global gradient norm per run
+    warmup: int = 0  # steps of linear learning-rate warm-up
+    weight_decay: float = 0.0  # L2: weight_decay * W added to dL/dW (biases exempt), as torch.optim
+    trials: int = 1
+    seed: int = 0
+    n_train: int = 300
+    n_test: int = 100
+    noise: float | None = None  # default per dataset (NOISE)
+    jobs: int | None = None  # threads the runs are split over (default: one per core)
+
+    def check(self) -> TrainSettings:
+        if self.dataset not in DATASETS:
+            raise InitdiagError(f"--dataset '{self.dataset}' is not one of {', '.join(DATASETS)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise InitdiagError(f"--optimizer '{self.optimizer}' is not one of {', '.join(OPTIMIZERS)}")
+        for key, low in (
+            ("iters", 1),
+            ("trials", 1),
+            ("n_train", 2),
+            ("n_test", 1),
+            ("seed", 0),
+            ("warmup", 0),
+        ):
+            value = getattr(self, key)
+            if not isinstance(value, int) or value < low:
+                raise InitdiagError(f"--{key.replace('_', '-')} must be an integer >= {low}, got {value}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise InitdiagError(f"--lr must be a positive number, got {self.lr:g}")
+        if self.clip is not None and not self.clip > 0:
+            raise InitdiagError(f"--clip must be a positive number, got {self.clip:g}")
+        if not self.weight_decay >= 0:
+            raise InitdiagError(f"--weight-decay must be >= 0, got {self.weight_decay:g}")
+        if self.noise is not None and not self.noise >= 0:
+            raise InitdiagError(f"--noise must be >= 0, got {self.noise:g}")
+        return self
+
+    @property
+    def noise_std(self) -> float:
+        return NOISE[self.dataset] if self.noise is None else self.noise
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {**self.__dict__, "noise": self.noise_std}
+        del out["jobs"]  # how, not what: the numbers do not depend on it
+        return out
+
+
+@dataclass
+class TrainResult:
+    """One initializer's runs: per trial the numbers, and their mean and spread."""
+
+    init: str
+    label: str
+    initial_loss: np.ndarray  # (trials,)
+    final_loss: np.ndarray
+    train_accuracy: np.ndarray
+    test_accuracy: np.ndarray
+    loss_curve: np.ndarray  # (trials, points)
+    curve_iters: np.ndarray  # (points,) the iteration of each point (0 = before training)
+    symmetric: np.ndarray  # (trials,) bool: some hidden layer's units still identical
+    verdict: str = ""
+    models: list = field(default_factory=list, repr=False)  # per trial: [(W, b), ...] after training
+
+    @staticmethod
+    def _mean(x: np.ndarray) -> float:
+        return float(np.mean(x))
+
+    @staticmethod
+    def _sd(x: np.ndarray) -> float:
+        return float(np.std(x, ddof=1)) if len(x) > 1 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"init": self.init, "label": self.label}
+        for key in ("initial_loss", "final_loss", "train_accuracy", "test_accuracy"):
+            values = getattr(self, key)
+            out[key] = self._mean(values)
+            if len(values) > 1:
+                out[f"{key}_sd"] = self._sd(values)
+        out["verdict"] = self.verdict
+        out["symmetric"] = bool(np.all(self.symmetric))
+        out["loss_curve"] = [float(v) for v in np.mean(self.loss_curve, axis=0)]
+        out["loss_curve_iters"] = [int(i) for i in self.curve_iters]
+        return out
+
+
+@dataclass
+class TrainReport:
+    settings: TrainSettings
+    results: list[TrainResult]
+    data: list[Dataset] = field(default_factory=list, repr=False)  # per trial
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "initdiag_version": __version__,
+            "settings": self.settings.to_dict(),
+            "results": [r.to_dict() for r in self.results],
+        }
+
+
+# --- the batched network ---------------------------------------------------------------------------
+
+
+class Network:
+    """An MLP for R runs at once, units-by-samples: ``Ws[l]`` (R, fan_out, fan_in) (PyTorch's layout
+    per run), ``bs[l]`` (R, fan_out, 1), activations (R, units, N), so the sums over samples run
+    along the contiguous last axis. Hidden activation *act*; the output is logits (sigmoid or
+    softmax are in the loss)."""
+
+    def __init__(self, Ws: list[np.ndarray], bs: list[np.ndarray], act: Activation):
+        self.Ws, self.bs, self.act = Ws, bs, act
+
+    def forward(self, X: np.ndarray) -> tuple[np.ndarray, list]:
+        """Logits (R, out, N) and the cache for `backward`: per layer (input, z, a)."""
+        cache = []
+        h = X
+        last = len(self.Ws) - 1
+        for i, (W, b) in enumerate(zip(self.Ws, self.bs, strict=True)):
+            z = W @ h
+            z += b
+            a = z if i == last else self.act(z)
+            cache.append((h, z, a))
+            h = a
+        return h, cache
+
+    def backward(self, dlogits: np.ndarray, cache: list) -> tuple[list, list]:
+        """dL/dW and dL/db of every layer, from dL/dlogits: dW = dz h^T, db = sum of dz over the
+        samples, dh = W^T dz, dz_prev = dh * phi'(z_prev)."""
+        dWs, dbs = [None] * len(self.Ws), [None] * len(self.Ws)
+        dz = dlogits
+        for i in range(len(self.Ws) - 1, -1, -1):
+            h, _, _ = cache[i]
+            dWs[i] = dz @ np.swapaxes(h, 1, 2)
+            dbs[i] = dz.sum(axis=2, keepdims=True)
+            if i:
+                _, z_prev, a_prev = cache[i - 1]
+                dz = np.swapaxes(self.Ws[i], 1, 2) @ dz
+                if self.act.kind == "relu":  # one pass instead of building phi' first
+                    np.multiply(dz, z_prev > 0, out=dz)
+                else:
+                    dz *= self.act.derivative(z_prev, a_prev)
+        return dWs, dbs
+
+
+def loss_and_grad(logits: np.ndarray, Y: np.ndarray, classes: int, value: bool = True):
+    """Per-run mean loss (R,) (None unless *value*) and dL/dlogits, logits and Y (R, out, N).
+    Binary: BCE of sigmoid(logits) against Y, from the logits (softplus(z) - y z, exact for any z);
+    else softmax cross-entropy over axis 1, Y one-hot."""
+    n = logits.shape[2]
+    if classes == 2:
+        loss = (np.logaddexp(0.0, logits) - Y * logits).mean(axis=(1, 2)) if value else None
+        grad = _sigmoid(logits)
+        grad -= Y
+        grad /= n
+        return loss, grad
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    loss = -(Y * log_probs).sum(axis=1).mean(axis=1) if value else None
+    return loss, (np.exp(log_probs) - Y) / n
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    """(1 + tanh(z/2)) / 2: no overflow for any z, and tanh is fast."""
+    out = np.tanh(0.5 * z)
+    out += 1.0
+    out *= 0.5
+    return out
+
+
+def predict(logits: np.ndarray, classes: int) -> np.ndarray:
+    """Class indices (R, N) from logits (R, out, N)."""
+    return (logits[:, 0, :] > 0).astype(int) if classes == 2 else logits.argmax(axis=1)
+
+
+def _targets(y: np.ndarray, classes: int) -> np.ndarray:
+    """(N,) class indices -> (1, N) for binary, (classes, N) one-hot otherwise."""
+    return y[None, :].astype(float) if classes == 2 else np.eye(classes)[y].T
+
+
+# --- the experiment -------------------------------------------------------------------------------
+
+
+def _widths(settings: TrainSettings) -> list[int]:
+    from .spec import parse_widths
+
+    widths = parse_widths(settings.layers)
+    classes = CLASSES[settings.dataset]
+    want = 1 if classes == 2 else classes
+    if widths[0] != 2:
+        raise InitdiagError(
+            f"--layers '{settings.layers}': the toy sets are 2-D, so the input width must be 2"
+        )
+    if widths[-1] != want:
+        what = "one sigmoid output" if classes == 2 else f"{classes} outputs (softmax over the classes)"
+        raise InitdiagError(
+            f"--layers '{settings.layers}': {settings.dataset} needs {what}, so the last width must be {want}"
+        )
+    return widths
+
+
+def _sample(inits: list, widths: list[int], act: Activation, trial_seeds: list[int], seed: int):
+    """Stacked weights and biases, run r = (init i, trial t) at r = i * trials + t; lsuv runs marked."""
+    from .initializers import LayerContext, compute_fans, get_bias_initializer  # noqa: F401
+    from .probing import _default_bias, stream
+
+    trials = len(trial_seeds)
+    linear = get_activation("linear")
+    Ws, bs = [], []
+    for layer, (fan_in, fan_out) in enumerate(itertools.pairwise(widths)):
+        shape = (fan_in, fan_out)
+        layer_act = linear if layer == len(widths) - 2 else act
+        ctx = LayerContext(f"dense{layer + 1}", shape, compute_fans(shape), layer_act, np.dtype("float64"))
+        W = np.empty((len(inits) * trials, fan_out, fan_in))
+        b = np.empty((len(inits) * trials, fan_out, 1))
+        for i, init in enumerate(inits):
+            init.check(ctx)
+            bias = _default_bias(init)
+            for t in range(trials):
+                rng = stream(seed, t, 2, layer)
+                W[i * trials + t] = init.sample(rng, ctx).T  # drawn (fan_in, fan_out) as everywhere
+                b[i * trials + t, :, 0] = bias.sample(rng, ctx._replace(shape=(fan_out,)))
+        Ws.append(W)
+        bs.append(b)
+    return Ws, bs
+
+
+def _lsuv(net: Network, X: np.ndarray, runs: np.ndarray, tol: float, max_iter: int) -> None:
+    """Mishkin & Matas 2015 on the training data: each layer of the marked runs, in order, rescaled
+    until its pre-activation variance is within *tol* of 1."""
+    h = X
+    for i, W in enumerate(net.Ws):
+        for _ in range(max_iter):
+            z = W @ h + net.bs[i]
+            var = z[runs].var(axis=(1, 2))
+            if np.all(np.abs(var - 1) < tol) or not np.all(np.isfinite(var) & (var > 0)):
+                break
+            W[runs] /= np.sqrt(var)[:, None, None]
+        z = W @ h + net.bs[i]
+        h = z if i == len(net.Ws) - 1 else net.act(z)
+
+
+def train(inits: list[str], settings: TrainSettings) -> TrainReport:
+    """Train the network of *settings* from each initializer in *inits*, ``settings.trials`` times
+    each (the same data and random numbers for every initializer within a trial), all at once."""
+    from .initializers import get_initializer
+
+    settings.check()
+    if not inits:
+        raise InitdiagError("train needs at least one initializer: --init he,xavier")
+    widths = _widths(settings)
+    act = get_activation(settings.act)
+    parsed = [get_initializer(text) for text in inits]
+    classes = CLASSES[settings.dataset]
+    trials = settings.trials
+    runs = len(parsed) * trials
+    data = [
+        make_dataset(
+            settings.dataset, settings.n_train, settings.n_test, settings.noise_std, _data_rng(settings, t)
+        )
+        for t in range(trials)
+    ]
+    # run r = init i, trial t sits at r = i * trials + t and trains on trial t's data
+    X = np.stack([data[r % trials].X_train.T for r in range(runs)])  # (R, 2, N)
+    Y = np.stack([_targets(data[r % trials].y_train, classes) for r in range(runs)])
+    Ws, bs = _sample(parsed, widths, act, list(range(trials)), settings.seed)
+    net = Network(Ws, bs, act)
+    lsuv_runs = np.array([parsed[r // trials].data_driven for r in range(runs)])
+    if lsuv_runs.any():
+        init = next(p for p in parsed if p.data_driven)
+        _lsuv(net, X, lsuv_runs, init.tol, init.max_iter)
+
+    checkpoints = sorted({0, *np.linspace(0, settings.iters, CURVE_POINTS + 1).astype(int).tolist()})
+    curve = np.empty((runs, len(checkpoints)))
+    logits = np.empty_like(Y)
+    # the runs in a few contiguous chunks, each trained on its own thread: numpy releases the GIL in
+    # its loops, and each run's arithmetic is independent of every other run's
+    # (below ~100k entries per layer a chunk is all call overhead, and threads only fight for the GIL)
+    workers = settings.jobs or min(
+        os.cpu_count() or 1, max(1, runs * settings.n_train * max(widths) // 100_000)
+    )
+    chunks = np.array_split(np.arange(runs), min(workers, runs))
+    chunks = [c for c in chunks if len(c)]
+
+    def fit(rows: np.ndarray) -> None:
+        part = slice(rows[0], rows[-1] + 1)
+        sub = Network([W[part] for W in Ws], [b[part] for b in bs], act)  # views: updates land in Ws
+        curve[part], logits[part] = _fit(sub, X[part], Y[part], settings, classes, checkpoints)
+
+    if len(chunks) == 1:
+        fit(chunks[0])
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(chunks)) as pool:
+            list(pool.map(fit, chunks))
+    with np.errstate(all="ignore"):
+        train_acc = (
+            predict(logits, classes) == np.stack([data[r % trials].y_train for r in range(runs)])
+        ).mean(1)
+        X_test = np.stack([data[r % trials].X_test.T for r in range(runs)])
+        y_test = np.stack([data[r % trials].y_test for r in range(runs)])
+        test_acc = (predict(net.forward(X_test)[0], classes) == y_test).mean(axis=1)
+    symmetric = _symmetric(Ws, bs)
+    results = []
+    for i, (text, init) in enumerate(zip(inits, parsed, strict=True)):
+        own = slice(i * trials, (i + 1) * trials)
+        result = TrainResult(
+            init=str(init),
+            label=text,
+            initial_loss=curve[own, 0],
+            final_loss=curve[own, -1],
+            train_accuracy=train_acc[own],
+            test_accuracy=test_acc[own],
+            loss_curve=curve[own],
+            curve_iters=np.array(checkpoints),
+            symmetric=symmetric[own],
+            models=[[(W[r].T.copy(), b[r, :, 0].copy()) for W, b in zip(Ws, bs, strict=True)]
+                    for r in range(i * trials, (i + 1) * trials)],
+        )  # fmt: skip
+        result.verdict = verdict(result, classes)
+        results.append(result)
+    return TrainReport(settings, results, data)
+
+
+def _data_rng(settings: TrainSettings, trial: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(settings.seed, spawn_key=(trial, _DATA_STREAM)))
+
+
+def _fit(net: Network, X, Y, settings: TrainSettings, classes: int, checkpoints: list[int]):
+    """Train *net* in place; the loss of each run at each checkpoint and the final logits."""
+    optimizer = _Optimizer(settings, net.Ws + net.bs)
+    curve = np.empty((len(X), len(checkpoints)))
+    k = 0
+    with np.errstate(all="ignore"):
+        for step in range(settings.iters + 1):
+            logits, cache = net.forward(X)
+            record = k < len(checkpoints) and step == checkpoints[k]
+            loss, dlogits = loss_and_grad(logits, Y, classes, value=record)
+            if record:
+                curve[:, k] = loss
+                k += 1
+            if step == settings.iters:
+                return curve, logits
+            dWs, dbs = net.backward(dlogits, cache)
+            if settings.weight_decay:
+                dWs = [dW + settings.weight_decay * W for dW, W in zip(dWs, net.Ws, strict=True)]
+            optimizer.step(dWs + dbs, step + 1)
+    raise AssertionError("unreachable")
+
+
+def _symmetric(Ws: list[np.ndarray], bs: list[np.ndarray]) -> np.ndarray:
+    """(R,) whether some hidden layer of each run still has all its units identical: the same
+    incoming weights and bias (relative tolerance 1e-9 of the layer's scale)."""
+    out = np.zeros(len(Ws[0]), dtype=bool)
+    for W, b in zip(Ws[:-1], bs[:-1], strict=True):
+        if W.shape[1] < 2:
+            continue
+        units = np.concatenate([W, b], axis=2)  # (R, units, fan_in + 1)
+        spread = np.abs(units - units[:, :1, :]).max(axis=(1, 2))
+        scale = np.abs(units).max(axis=(1, 2))
+        out |= spread <= 1e-9 * np.maximum(scale, 1e-300)
+    return out
+
+
+def verdict(result: TrainResult, classes: int) -> str:
+    """The outcome in words, from the means over trials."""
+    chance = 1.0 / classes
+    initial, final = float(np.mean(result.initial_loss)), float(np.mean(result.final_loss))
+    test = float(np.mean(result.test_accuracy))
+    if not math.isfinite(final):
+        return "diverged: the loss is not a number"
+    if np.all(result.symmetric):
+        return f"never broke symmetry: hidden units stay identical ({test:.0%} test)"
+    if test >= 0.9:
+        return f"learned: {test:.0%} test accuracy"
+    curve = np.mean(result.loss_curve, axis=0)
+    tail = curve[-len(curve) // 10 - 1]  # the loss 10% of the way before the end
+    if final > 0.95 * initial or test <= chance + 0.05:
+        return f"stalled: loss {initial:.3g} -> {final:.3g}, {test:.0%} test"
+    if final < 0.97 * tail:
+        return f"still learning slowly: loss {initial:.3g} -> {final:.3g}, {test:.0%} test"
+    return f"stuck at {test:.0%} test accuracy"
+
+
+class _Optimizer:
+    """sgd (p -= lr g), momentum (v = 0.9 v + g; p -= lr v, as torch.optim.SGD) or Adam (Kingma &
+    Ba 2015, betas 0.9/0.999, eps 1e-8), on every run's parameters at once; with ``clip``, each run's
+    gradient is scaled to at most that global norm first; ``warmup`` ramps lr linearly."""
+
+    def __init__(self, settings: TrainSettings, params: list[np.ndarray]):
+        self.s = settings
+        self.params = params
+        self.state = [np.zeros_like(p) for p in params] if settings.optimizer != "sgd" else []
+        self.state2 = [np.zeros_like(p) for p in params] if settings.optimizer == "adam" else []
+
+    def step(self, grads: list[np.ndarray], t: int) -> None:
+        s = self.s
+        lr = s.lr * min(1.0, t / s.warmup) if s.warmup else s.lr
+        if s.clip is not None:
+            norm = np.sqrt(sum((g * g).sum(axis=(1, 2)) for g in grads))  # (R,)
+            factor = np.minimum(1.0, s.clip / np.maximum(norm, 1e-300))[:, None, None]
+            grads = [g * factor for g in grads]
+        if s.optimizer == "sgd":
+            for p, g in zip(self.params, grads, strict=True):
+                p -= lr * g
+        elif s.optimizer == "momentum":
+            for p, g, v in zip(self.params, grads, self.state, strict=True):
+                v *= MOMENTUM
+                v += g
+                p -= lr * v
+        else:
+            b1, b2 = ADAM_BETAS
+            c1, c2 = 1 - b1**t, 1 - b2**t
+            for p, g, m, v in zip(self.params, grads, self.state, self.state2, strict=True):
+                m *= b1
+                m += (1 - b1) * g
+                v *= b2
+                v += (1 - b2) * g * g
+                p -= lr * (m / c1) / (np.sqrt(v / c2) + ADAM_EPS)

@@ -824,6 +824,9 @@ CLASS_STYLES = (("white on dark_blue", "bold bright_cyan on dark_blue"),
                 ("white on dark_red", "bold bright_yellow on dark_red"),
                 ("white on dark_green", "bold bright_white on dark_green"))  # fmt: skip
 CURVE_CELLS = 30
+# without colour (a pipe, a log, this README) the regions and points still read: class 0, 1, 2
+REGION_MARKS = (" ", "·", ":")
+POINT_MARKS = ("o", "x", "+")
 
 
 def _mean_sd(values, percent: bool = False) -> str:
@@ -925,15 +928,18 @@ def decision_boundary(report, result_index: int, width: int = 44, height: int = 
         row = round(float((ys[0] - py) / (ys[0] - ys[-1]) * (height - 1)))
         points[(row, col)] = int(label)
     lines = [Text(f"{result.label}: {_mean_sd(result.test_accuracy[:1], True)} test", style="bold")]
+    lines[0].append("  (o x + points, ' ' · : predicted class)" if result_index == 0 else "", style="dim")
     for row in range(height):
         line = Text()
         for col in range(width):
-            background = CLASS_STYLES[int(cells[row, col]) % len(CLASS_STYLES)][0]
+            region = int(cells[row, col]) % len(CLASS_STYLES)
+            background = CLASS_STYLES[region][0]
             if (row, col) in points:  # the point's class colour on the predicted class's ground
-                colour = CLASS_STYLES[points[row, col] % len(CLASS_STYLES)][1].split(" on ")[0]
-                line.append("●", style=f"{colour} on {background.split(' on ')[1]}")
+                label = points[row, col] % len(CLASS_STYLES)
+                colour = CLASS_STYLES[label][1].split(" on ")[0]
+                line.append(POINT_MARKS[label], style=f"{colour} on {background.split(' on ')[1]}")
             else:
-                line.append(" ", style=background)
+                line.append(REGION_MARKS[region], style=background)
         lines.append(line)
     return lines
 

@@ -1,0 +1,231 @@
+"""initdiag train: datasets as scikit-learn and CS231n define them, the batched training loop's
+gradients against finite differences, and the classic results of the initialization experiment."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from initdiag.activations import get_activation
+from initdiag.cli import app
+from initdiag.errors import InitdiagError
+from initdiag.train import (
+    Network,
+    TrainSettings,
+    _Optimizer,
+    loss_and_grad,
+    make_circles,
+    make_moons,
+    make_spiral,
+    train,
+)
+
+runner = CliRunner()
+
+
+def test_circles_and_moons_as_scikit_learn():
+    rng = np.random.default_rng(0)
+    X, y = make_circles(300, 0.0, rng)
+    radius = np.hypot(X[:, 0], X[:, 1])
+    assert np.allclose(radius[y == 0], 1.0) and np.allclose(radius[y == 1], 0.8)
+    assert (y == 0).sum() == 150 and (y == 1).sum() == 150
+    angles = np.sort(np.arctan2(X[y == 0, 1], X[y == 0, 0]) % (2 * np.pi))
+    assert np.allclose(np.diff(angles), 2 * np.pi / 150)  # evenly spaced, endpoint excluded
+    noisy, _ = make_circles(20000, 0.05, np.random.default_rng(1))
+    clean, _ = make_circles(20000, 0.0, np.random.default_rng(1))
+    assert np.std(noisy - clean) == pytest.approx(0.05, rel=0.02)
+    X, y = make_moons(100, 0.0, rng)
+    assert np.allclose(np.hypot(X[y == 0, 0], X[y == 0, 1]), 1.0)
+    assert np.allclose(np.hypot(X[y == 1, 0] - 1, X[y == 1, 1] - 0.5), 1.0)
+
+
+def test_spiral_as_cs231n():
+    X, y = make_spiral(300, 0.0, np.random.default_rng(0))
+    assert sorted(np.bincount(y)) == [100, 100, 100]
+    r = np.hypot(X[:, 0], X[:, 1])
+    assert r.min() == 0 and r.max() == pytest.approx(1.0)
+    k = y[np.argmax(r)]  # at r = 1 the angle is 4(k + 1): x = sin t, y = cos t
+    t = 4.0 * (k + 1)
+    assert X[np.argmax(r)] == pytest.approx([math.sin(t), math.cos(t)])
+
+
+@pytest.mark.parametrize(("classes", "act"), [(2, "tanh"), (2, "relu"), (3, "gelu")])
+def test_batched_gradients_match_finite_differences(classes, act):
+    rng = np.random.default_rng(5)
+    R, N, widths = 3, 7, [2, 4, 3, 1 if classes == 2 else 3]
+    Ws = [rng.normal(size=(R, o, i)) for i, o in itertools.pairwise(widths)]
+    bs = [rng.normal(size=(R, o, 1)) * 0.1 for o in widths[1:]]
+    net = Network(Ws, bs, get_activation(act))
+    X = rng.normal(size=(R, 2, N))
+    labels = rng.integers(0, classes, size=(R, N))
+    Y = labels[:, None, :].astype(float) if classes == 2 else np.stack([np.eye(3)[lab].T for lab in labels])
+    logits, cache = net.forward(X)
+    _, dlogits = loss_and_grad(logits, Y, classes)
+    dWs, dbs = net.backward(dlogits, cache)
+
+    def total() -> float:
+        return float(loss_and_grad(net.forward(X)[0], Y, classes)[0].sum())  # runs are independent
+
+    for params, grads in ((Ws, dWs), (bs, dbs)):
+        for p, g in zip(params, grads, strict=True):
+            for index in [(0, 0, 0), (R - 1, p.shape[1] - 1, p.shape[2] - 1), (1, p.shape[1] // 2, 0)]:
+                saved = p[index]
+                p[index] = saved + 1e-6
+                up = total()
+                p[index] = saved - 1e-6
+                down = total()
+                p[index] = saved
+                assert g[index] == pytest.approx((up - down) / 2e-6, rel=1e-6, abs=1e-9)
+
+
+def test_zeros_start_at_ln2_and_never_break_symmetry():
+    report = train(["zeros"], TrainSettings(iters=500))
+    zeros = report.results[0]
+    assert zeros.initial_loss[0] == math.log(2)  # sigmoid(0) = 1/2 for every point, exactly
+    assert bool(zeros.symmetric[0])
+    for W, b in zeros.models[0][:-1]:  # every hidden unit has the same incoming weights and bias
+        assert np.all(W[:, :1] == W) and np.all(b == b[0])
+    assert zeros.verdict.startswith("never broke symmetry")
+    assert zeros.test_accuracy[0] == pytest.approx(0.5, abs=0.05)
+
+
+def test_he_learns_circles_across_seeds_and_huge_weights_start_far_worse():
+    report = train(["he", "normal:10"], TrainSettings(iters=15000, trials=4))
+    he, huge = report.results
+    assert np.all(he.test_accuracy >= 0.9), he.test_accuracy
+    assert he.verdict.startswith("learned")
+    assert np.all(huge.initial_loss > 10 * he.initial_loss)  # saturated logits: BCE grows like |z|
+    assert np.mean(huge.initial_loss) > 100 * np.mean(he.initial_loss)
+    assert not huge.verdict.startswith("learned")
+
+
+def test_adam_rescues_a_tiny_init_that_sgd_leaves_stalled():
+    sgd = train(["normal:0.1"], TrainSettings(iters=3000)).results[0]
+    adam = train(["normal:0.1"], TrainSettings(iters=3000, optimizer="adam")).results[0]
+    assert sgd.verdict.startswith("stalled") and sgd.test_accuracy[0] < 0.6
+    assert adam.test_accuracy[0] >= 0.9
+
+
+def test_runs_train_the_same_alone_or_batched_and_threaded():
+    settings = TrainSettings(iters=300, trials=2)
+    together = train(["he", "xavier", "normal:0.5"], settings)
+    for result in together.results:
+        alone = train([result.label], TrainSettings(iters=300, trials=2, jobs=1)).results[0]
+        np.testing.assert_allclose(result.loss_curve, alone.loss_curve, rtol=1e-12)
+        assert np.array_equal(result.test_accuracy, alone.test_accuracy)
+    threaded = train(["he", "xavier", "normal:0.5"], TrainSettings(iters=300, trials=2, jobs=2))
+    np.testing.assert_allclose(threaded.results[2].loss_curve, together.results[2].loss_curve, rtol=1e-12)
+
+
+def _one_step(optimizer: str, grad: float, steps: int = 1, **keys) -> np.ndarray:
+    p = np.full((2, 1, 1), 1.0)
+    opt = _Optimizer(TrainSettings(optimizer=optimizer, lr=0.1, **keys), [p])
+    for t in range(1, steps + 1):
+        opt.step([np.full_like(p, grad)], t)
+    return p
+
+
+def test_optimizers_follow_their_definitions():
+    assert _one_step("sgd", 2.0)[0, 0, 0] == pytest.approx(1 - 0.1 * 2)
+    # momentum (torch.optim.SGD): v1 = g, v2 = 0.9 g + g
+    assert _one_step("momentum", 2.0, steps=2)[0, 0, 0] == pytest.approx(1 - 0.1 * 2 - 0.1 * (0.9 * 2 + 2))
+    # Adam's first step is lr * sign(g) (bias-corrected m / sqrt(v) = g / |g|)
+    assert _one_step("adam", 5.0)[0, 0, 0] == pytest.approx(1 - 0.1 * 5 / (5 + 1e-8))
+    # warm-up: step 1 of 4 uses lr / 4
+    assert _one_step("sgd", 2.0, warmup=4)[0, 0, 0] == pytest.approx(1 - 0.1 / 4 * 2)
+    # clipping is per run, over all its parameters
+    p, q = np.full((2, 1, 2), 1.0), np.full((2, 1, 1), 1.0)
+    opt = _Optimizer(TrainSettings(lr=1.0, clip=1.0), [p, q])
+    opt.step([np.array([[[3.0, 0.0]], [[0.3, 0.0]]]), np.array([[[4.0]], [[0.4]]])], 1)
+    assert p[0, 0, 0] == pytest.approx(1 - 3 / 5) and q[0, 0, 0] == pytest.approx(1 - 4 / 5)
+    assert p[1, 0, 0] == pytest.approx(1 - 0.3) and q[1, 0, 0] == pytest.approx(1 - 0.4)  # norm 0.5: as is
+
+
+def test_weight_decay_pulls_weights_toward_zero():
+    free = train(["he"], TrainSettings(iters=2000)).results[0]
+    decayed = train(["he"], TrainSettings(iters=2000, weight_decay=0.1)).results[0]
+    norm = [sum(float(np.sum(W**2)) for W, _ in r.models[0]) for r in (free, decayed)]
+    assert norm[1] < 0.8 * norm[0]
+
+
+def test_spiral_trains_with_softmax():
+    report = train(["he"], TrainSettings(dataset="spiral", layers="2,100,3", iters=2000, lr=0.5))
+    assert report.results[0].initial_loss[0] == pytest.approx(math.log(3), rel=0.5)
+    assert report.results[0].test_accuracy[0] > 0.8
+
+
+def test_json_has_the_contract_keys():
+    result = runner.invoke(
+        app, ["train", "--init", "he,zeros", "--iters", "200", "--trials", "2", "-f", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert [r["init"] for r in data["results"]] == ["he_normal", "zeros"]
+    keys = {"init", "final_loss", "train_accuracy", "test_accuracy", "loss_curve", "final_loss_sd",
+            "train_accuracy_sd", "test_accuracy_sd", "initial_loss", "verdict"}  # fmt: skip
+    assert keys <= set(data["results"][0])
+    assert len(data["results"][0]["loss_curve"]) == len(data["results"][0]["loss_curve_iters"]) == 101
+    assert data["settings"]["dataset"] == "circles" and data["settings"]["noise"] == 0.05
+
+
+def test_table_and_boundary():
+    result = runner.invoke(app, ["train", "--init", "zeros,he", "--iters", "3000", "--plot-boundary"],
+                           env={"COLUMNS": "200"})  # fmt: skip
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert out.startswith("train · circles (300 train, 100 test, noise 0.05) · 2 → 10 → 5 → 1 · relu")
+    assert "never broke symmetry" in out
+    assert "zeros: 50% test" in out and "he: " in out
+    assert out.count("o") > 100 and "x" in out  # the points of both classes are drawn
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--dataset", "blobs"], "--dataset 'blobs' is not one of circles, moons, spiral"),
+        (["--out-act", "tanh"], "circles trains a sigmoid output with binary cross-entropy; use sigmoid"),
+        (["--layers", "3,10,1"], "the toy sets are 2-D, so the input width must be 2"),
+        (["--layers", "2,10,2"], "circles needs one sigmoid output, so the last width must be 1"),
+        (["--dataset", "spiral", "--layers", "2,10,1"], "spiral needs 3 outputs"),
+        (["--lr", "0"], "--lr must be a positive number, got 0"),
+        (["--optimizer", "rmsprop"], "--optimizer 'rmsprop' is not one of sgd, momentum, adam"),
+        (["--iters", "0"], "--iters must be an integer >= 1, got 0"),
+        (["--init", "he,hee"], "unknown initializer 'hee'; did you mean 'he'?"),
+        (["--save-plot", "curves.svg"], "--save-plot 'curves.svg': write a .png file"),
+    ],
+)
+def test_bad_input_is_one_line(args, message):
+    result = runner.invoke(
+        app, ["train", "--iters", "10", *args] if "--iters" not in args else ["train", *args]
+    )
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+
+
+def test_save_plot_without_matplotlib_says_how_to_get_it(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    result = runner.invoke(app, ["train", "--iters", "10", "--save-plot", "out.png"])
+    assert result.exit_code == 2
+    assert "--save-plot needs matplotlib: pip install 'initdiag[plot]'" in result.stderr
+
+
+def test_train_settings_are_checked():
+    with pytest.raises(InitdiagError, match="--clip must be a positive number"):
+        train(["he"], TrainSettings(clip=0.0))
+    with pytest.raises(InitdiagError, match="train needs at least one initializer"):
+        train([], TrainSettings())

@@ -927,8 +927,7 @@ def decision_boundary(report, result_index: int, width: int = 44, height: int = 
         col = round(float((px - xs[0]) / (xs[-1] - xs[0]) * (width - 1)))
         row = round(float((ys[0] - py) / (ys[0] - ys[-1]) * (height - 1)))
         points[(row, col)] = int(label)
-    lines = [Text(f"{result.label}: {_mean_sd(result.test_accuracy[:1], True)} test", style="bold")]
-    lines[0].append("  (o x + points, ' ' · : predicted class)" if result_index == 0 else "", style="dim")
+    lines = []
     for row in range(height):
         line = Text()
         for col in range(width):
@@ -969,10 +968,17 @@ def train_table(report, boundaries: bool = False):
             Text(f"  means ± sd over {report.settings.trials} trials (data and init seeds)", style="dim")
         )
     if boundaries:
+        from rich import box
         from rich.columns import Columns
+        from rich.panel import Panel
 
-        plots = [Group(*decision_boundary(report, i)) for i in range(len(report.results))]
-        parts += [Text(""), Columns(plots, padding=(1, 2))]
+        plots = [
+            Panel(Group(*decision_boundary(report, i)), box=box.SQUARE, expand=False, padding=0,
+                  title=f"{r.label}: {_mean_sd(r.test_accuracy[:1], True)} test", title_align="left")
+            for i, r in enumerate(report.results)
+        ]  # fmt: skip
+        parts += [Text("  decision boundaries (trial 0): points o x + by class, the plane ' ' · : by the "
+                       "class predicted there", style="dim"), Columns(plots, padding=(0, 1))]  # fmt: skip
     return Group(*parts)
 
 

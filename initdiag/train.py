@@ -492,10 +492,10 @@ def verdict(result: TrainResult, classes: int) -> str:
         return f"learned: {test:.0%} test accuracy"
     curve = np.mean(result.loss_curve, axis=0)
     tail = curve[-len(curve) // 10 - 1]  # the loss 10% of the way before the end
+    if final < 0.99 * tail:
+        return f"still learning slowly: loss {initial:.3g} -> {final:.3g}, {test:.0%} test"
     if final > 0.95 * initial or test <= chance + 0.05:
         return f"stalled: loss {initial:.3g} -> {final:.3g}, {test:.0%} test"
-    if final < 0.97 * tail:
-        return f"still learning slowly: loss {initial:.3g} -> {final:.3g}, {test:.0%} test"
     return f"stuck at {test:.0%} test accuracy"
 
 

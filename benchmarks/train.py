@@ -3,7 +3,7 @@
     python benchmarks/train.py [--runs 3] [--iters 15000]
 
 Issue 6's case: circles, 2,10,5,1, relu, sgd, 15,000 iterations; one run (he, 1 trial) against
-6 initializers x 10 trials = 60 runs in one batched computation (stacked weights, batched matrix
+6 initializers x 10 trials = 60 runs in one batched computation (float32, stacked weights, batched matrix
 products, the runs split over one thread per core). Run one after another, 60 runs would take 60x one
 run; the target is a small multiple.
 """

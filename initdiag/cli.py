@@ -534,6 +534,12 @@ def train(
     noise: Annotated[
         float | None, _opt("Noise std (default circles 0.05, moons 0.1, spiral 0.2).", "--noise")
     ] = None,
+    dtype: Annotated[
+        str,
+        typer.Option(
+            "--dtype", help="float32 (default) or float64 arithmetic; losses are reported in float64."
+        ),
+    ] = "float32",
     plot_boundary: Annotated[
         bool, typer.Option("--plot-boundary", help="Draw each trained model's decision boundary.")
     ] = False,
@@ -579,6 +585,7 @@ def train(
         n_train=n_train,
         n_test=n_test,
         noise=noise,
+        dtype=_choice("--dtype", dtype, ("float32", "float64")),
     )
     report = run_train(split_list(init, "--init"), settings)
     if fmt == "table":

@@ -124,6 +124,7 @@ class TrainSettings:
     n_train: int = 300
     n_test: int = 100
     noise: float | None = None  # default per dataset (NOISE)
+    dtype: str = "float32"  # the training arithmetic; losses are reported in float64
     jobs: int | None = None  # threads the runs are split over (default: one per core)
 
     def check(self) -> TrainSettings:
@@ -148,6 +149,8 @@ class TrainSettings:
             raise InitdiagError(f"--clip must be a positive number, got {self.clip:g}")
         if not self.weight_decay >= 0:
             raise InitdiagError(f"--weight-decay must be >= 0, got {self.weight_decay:g}")
+        if self.dtype not in ("float32", "float64"):
+            raise InitdiagError(f"--dtype '{self.dtype}' is not one of float32, float64")
         if self.noise is not None and not self.noise >= 0:
             raise InitdiagError(f"--noise must be >= 0, got {self.noise:g}")
         return self
@@ -265,22 +268,27 @@ def loss_and_grad(logits: np.ndarray, Y: np.ndarray, classes: int, value: bool =
     else softmax cross-entropy over axis 1, Y one-hot."""
     n = logits.shape[2]
     if classes == 2:
-        loss = (np.logaddexp(0.0, logits) - Y * logits).mean(axis=(1, 2)) if value else None
+        z = logits.astype(np.float64)
+        loss = (np.logaddexp(0.0, z) - Y * z).mean(axis=(1, 2)) if value else None
         grad = _sigmoid(logits)
         grad -= Y
-        grad /= n
+        grad /= grad.dtype.type(n)
         return loss, grad
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    loss = -(Y * log_probs).sum(axis=1).mean(axis=1) if value else None
-    return loss, (np.exp(log_probs) - Y) / n
+    loss = -(Y * log_probs.astype(np.float64)).sum(axis=1).mean(axis=1) if value else None
+    grad = np.exp(log_probs)
+    grad -= Y
+    grad /= grad.dtype.type(n)
+    return loss, grad
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     """(1 + tanh(z/2)) / 2: no overflow for any z, and tanh is fast."""
-    out = np.tanh(0.5 * z)
-    out += 1.0
-    out *= 0.5
+    half = z.dtype.type(0.5)
+    out = np.tanh(half * z)
+    out += 1
+    out *= half
     return out
 
 
@@ -377,9 +385,11 @@ def train(inits: list[str], settings: TrainSettings) -> TrainReport:
         for t in range(trials)
     ]
     # run r = init i, trial t sits at r = i * trials + t and trains on trial t's data
-    X = np.stack([data[r % trials].X_train.T for r in range(runs)])  # (R, 2, N)
-    Y = np.stack([_targets(data[r % trials].y_train, classes) for r in range(runs)])
+    dtype = np.dtype(settings.dtype)
+    X = np.stack([data[r % trials].X_train.T for r in range(runs)]).astype(dtype)  # (R, 2, N)
+    Y = np.stack([_targets(data[r % trials].y_train, classes) for r in range(runs)]).astype(dtype)
     Ws, bs = _sample(parsed, widths, act, list(range(trials)), settings.seed)
+    Ws, bs = [W.astype(dtype) for W in Ws], [b.astype(dtype) for b in bs]  # drawn in float64, as probe
     net = Network(Ws, bs, act)
     lsuv_runs = np.array([parsed[r // trials].data_driven for r in range(runs)])
     if lsuv_runs.any():
@@ -513,6 +523,7 @@ class _Optimizer:
     def step(self, grads: list[np.ndarray], t: int) -> None:
         s = self.s
         lr = s.lr * min(1.0, t / s.warmup) if s.warmup else s.lr
+        lr = self.params[0].dtype.type(lr)  # a Python float would not change the dtype, a numpy one might
         if s.clip is not None:
             norm = np.sqrt(sum((g * g).sum(axis=(1, 2)) for g in grads))  # (R,)
             factor = np.minimum(1.0, s.clip / np.maximum(norm, 1e-300))[:, None, None]

@@ -229,3 +229,12 @@ def test_train_settings_are_checked():
         train(["he"], TrainSettings(clip=0.0))
     with pytest.raises(InitdiagError, match="train needs at least one initializer"):
         train([], TrainSettings())
+
+
+def test_float64_and_float32_train_alike():
+    f32 = train(["he"], TrainSettings(iters=2000)).results[0]
+    f64 = train(["he"], TrainSettings(iters=2000, dtype="float64")).results[0]
+    assert f32.initial_loss[0] == pytest.approx(f64.initial_loss[0], rel=1e-6)
+    assert f32.final_loss[0] == pytest.approx(f64.final_loss[0], rel=1e-3)
+    assert f32.test_accuracy[0] == f64.test_accuracy[0]
+    assert f32.models[0][0][0].dtype == np.float32 and f64.models[0][0][0].dtype == np.float64

@@ -228,6 +228,11 @@ InputOpt = Annotated[
 DtypeOpt = Annotated[
     str | None, _opt("float32 (default) or float64; statistics are float64 either way.", "--dtype")
 ]
+TheoryOpt = Annotated[
+    bool | None,
+    typer.Option("--theory/--no-theory", help="Mean-field predictions beside the measurement (default on).",
+                 show_default=False),
+]  # fmt: skip
 MaxGainOpt = Annotated[
     float | None,
     _opt("T (default 10): a layer whose cumulative gain leaves [1/T, T] is vanishing or exploding.",
@@ -249,8 +254,9 @@ def _stack_options(act, out_act, init, bias_init, norm, residual, residual_scale
     }
 
 
-def _probe_options(batch, seed, trials, loss, input, dtype) -> dict:
+def _probe_options(batch, seed, trials, loss, input, dtype, theory=None) -> dict:
     return {
+        "theory": theory,
         "batch": batch,
         "seed": seed,
         "trials": trials,
@@ -292,6 +298,7 @@ def probe(
     loss: LossOpt = None,
     input: InputOpt = None,
     dtype: DtypeOpt = None,
+    theory: TheoryOpt = None,
     max_gain: MaxGainOpt = None,
     format: FormatOpt = "table",
     fail_on: Annotated[
@@ -326,7 +333,7 @@ def probe(
         layers=layers,
         config=config,
         stack_options=_stack_options(act, out_act, init, bias_init, norm, residual, residual_scale, dropout),
-        probe_options=_probe_options(batch, seed, trials, loss, input, dtype),
+        probe_options=_probe_options(batch, seed, trials, loss, input, dtype, theory),
         max_gain=max_gain,
     )
     if emit_spec is not None:
@@ -379,6 +386,7 @@ def compare(
     loss: LossOpt = None,
     input: InputOpt = None,
     dtype: DtypeOpt = None,
+    theory: TheoryOpt = None,
     max_gain: MaxGainOpt = None,
     format: FormatOpt = "table",
     debug: DebugOpt = False,
@@ -400,7 +408,7 @@ def compare(
         inits=inits,
         acts=acts,
         stack_options=_stack_options(None, out_act, None, bias_init, norm, residual, residual_scale, dropout),
-        probe_options=_probe_options(batch, seed, trials, loss, input, dtype),
+        probe_options=_probe_options(batch, seed, trials, loss, input, dtype, theory),
         max_gain=max_gain,
     )
     if fmt == "table":

@@ -443,6 +443,7 @@ def _run_trial(
     shape = (h.shape[0], h.shape[-1], *h.shape[1:-1]) if h.ndim == 4 else h.shape
     target = channels_last(make_target(settings.loss, stream(seed, trial, _TARGET_STREAM), shape, dtype))
     loss, grad = loss_and_grad(settings.loss, h, target)
+    recorder.raw["output_grad_sq"] = moments(grad).second
     # An overflowed forward pass makes the loss not a number, so no gradient is defined: the
     # backward statistics stay nan rather than report what nan happens to turn into.
     if recorder.forward_finite:
@@ -668,6 +669,7 @@ def probe(
     dtype: str = "float32",
     max_gain: float = 10.0,
     thresholds: Thresholds | None = None,
+    theory: bool = True,
 ) -> ProbeResult:
     """Probe a stack and return a `ProbeResult` (nothing is printed).
 
@@ -697,7 +699,7 @@ def probe(
     if thresholds is None:
         thresholds = Thresholds(max_forward_gain=max_gain, max_backward_gain=max_gain)
     source = get_input(input, spec.input_shape)
-    settings = ProbeSettings(batch, seed, trials, loss, source.text, dtype, thresholds)
+    settings = ProbeSettings(batch, seed, trials, loss, source.text, dtype, thresholds, theory)
     return run_probe(spec, settings, source)
 
 
@@ -777,4 +779,46 @@ def run_probe(spec: StackSpec, settings: ProbeSettings, source: InputSource | No
         stats.flags = _layer_flags(stats, settings.thresholds)
         layers.append(stats)
     summary = _summarize(layers, losses, settings.thresholds, settings.trials)
+    if settings.theory:
+        output_grad_sq = float(np.mean([r["output_grad_sq"] for r in raws]))
+        summary.theory = _theory(plan, source, settings, layers, output_grad_sq)
     return ProbeResult(spec=spec, settings=settings, layers=layers, summary=summary)
+
+
+def _input_second_moment(source: InputSource, spec: StackSpec, dtype) -> float | None:
+    if source.array is not None:
+        return moments(source.array.astype(np.float64)).second
+    shape = (1, *spec.input_shape)
+    ctx = LayerContext("input", shape, compute_fans(shape), get_activation("linear"), np.dtype(dtype))
+    variance, mean = source.sampler.variance(ctx), source.sampler.mean(ctx)
+    return None if variance is None or mean is None else variance + mean * mean
+
+
+def _theory(plan: _Plan, source: InputSource, settings: ProbeSettings, layers: list[LayerStats],
+            output_grad_sq: float) -> dict:  # fmt: skip
+    """Mean-field predictions (`initdiag.theory`) for a dense chain whose weights are i.i.d. with zero
+    mean and known variance; fills each layer's theory keys and returns the stack's summary (or the
+    reason it does not apply)."""
+    from .theory import layer_predictions, stack_theory
+
+    for stats in layers:
+        stats.theory_on = True
+    if not plan.spec.is_dense_chain:
+        return {"reason": "mean-field theory here covers dense stacks"}
+    inputs = _input_second_moment(source, plan.spec, settings.dtype)
+    per_layer = []
+    for ctx, init, bias, act in zip(plan.contexts, plan.inits, plan.bias_inits, plan.acts, strict=True):
+        variance, mean = init.variance(ctx), init.mean(ctx)
+        bias_ctx = _bias_context(ctx)
+        b_var, b_mean = bias.variance(bias_ctx), bias.mean(bias_ctx)
+        if None in (variance, mean, b_var, b_mean) or mean != 0 or inputs is None:
+            what = "data-dependent or unknown" if None in (variance, mean, b_var, b_mean) else "non-zero-mean"
+            return {"reason": f"layer {ctx.name}: {what} weights ({init}); the theory needs i.i.d. "
+                    "zero-mean weights of known variance"}  # fmt: skip
+        fan_in, fan_out = ctx.fans
+        per_layer.append((fan_in * variance, b_var + b_mean * b_mean, fan_out / fan_in, act))
+    predictions = layer_predictions(per_layer, inputs, output_grad_sq)
+    for stats, p in zip(layers, predictions, strict=True):
+        stats.theory_preact_var, stats.theory_grad_input_var = p.preact_var, p.grad_input_var
+    hidden = max(0, len(per_layer) - 2)  # a hidden layer's sigma_w^2, sigma_b^2 and activation
+    return stack_theory(*per_layer[hidden][:2], per_layer[hidden][3]).to_dict()

@@ -178,9 +178,37 @@ COLUMNS: tuple[Column, ...] = (
 )
 
 
+# mean-field predictions beside the measured std (with the theory on; `·` where it does not apply)
+THEORY_COLUMNS = {
+    "z std": Column("z th", lambda s: _num(_std(s.theory_preact_var)), priority=2),
+    "∂x std": Column("∂x th", lambda s: _num(_std(s.theory_grad_input_var)), priority=2),
+}
+THEORY_TOLERANCE = 0.1  # a prediction further than this from the measured std is shown in yellow
+
+
+def columns_for(result: ProbeResult) -> list[Column]:
+    """The table's columns: `COLUMNS`, with the theory's beside the std they predict when it is on."""
+    out = []
+    for column in COLUMNS:
+        out.append(column)
+        if result.settings.theory and column.header in THEORY_COLUMNS:
+            out.append(THEORY_COLUMNS[column.header])
+    return out
+
+
+def _theory_style(column: Column, layer: LayerStats) -> str | None:
+    measured, predicted = (
+        (layer.preact_var, layer.theory_preact_var) if column.header == "z th"
+        else (layer.grad_input_var, layer.theory_grad_input_var)
+    )  # fmt: skip
+    if predicted is None or not predicted > 0 or not measured >= 0:
+        return "dim"
+    return "yellow" if abs(math.sqrt(measured / predicted) - 1) > THEORY_TOLERANCE else "dim"
+
+
 def _fit_columns(result: ProbeResult, width: int | None) -> tuple[list[Column], list[Column]]:
     """The columns that fit in *width* terminal cells, and the ones hidden to make them fit."""
-    shown = list(COLUMNS)
+    shown = columns_for(result)
     if width is None:
         return shown, []
 
@@ -200,6 +228,8 @@ def _fit_columns(result: ProbeResult, width: int | None) -> tuple[list[Column], 
 
 
 def _cell_style(column: Column, layer: LayerStats, text: str, result: ProbeResult) -> str | None:
+    if column.header in ("z th", "∂x th"):
+        return _theory_style(column, layer)
     if text in ("nan", "inf", "-inf"):
         return FLAG_STYLES["nonfinite"]
     for flag in column.signals:
@@ -296,6 +326,14 @@ def title(result: ProbeResult) -> str:
     )
 
 
+def theory_line(result: ProbeResult) -> str:
+    """The mean-field summary in words, or why it does not apply."""
+    theory = result.summary.theory
+    if "reason" in theory:
+        return f"theory (th columns): not shown; {theory['reason']}"
+    return f"theory (th columns, mean field): {theory['words']}"
+
+
 def verdict_line(result: ProbeResult) -> str:
     sm = result.summary
     return (
@@ -342,6 +380,8 @@ def probe_table(result: ProbeResult, width: int | None = None):
     parts = [table, Text(verdict_line(result), style=VERDICT_STYLES[sm.verdict])]
     for reason in sm.reasons:
         parts.append(Text(f"  · {reason}"))
+    if sm.theory:
+        parts.append(Text(f"  {theory_line(result)}", style="dim"))
     marks = {MARKS[x.kind] for x in result.layers if x.kind in MARKS}
     for mark, words in MARK_LEGEND.items():
         if mark in marks:
@@ -377,15 +417,18 @@ def probe_table(result: ProbeResult, width: int | None = None):
 
 
 def to_markdown(result: ProbeResult) -> str:
-    headers = [c.header for c in COLUMNS] + ["fwd gain", "flags"]
-    left = {c.header for c in COLUMNS if c.justify == "left"} | {"flags"}
+    columns = columns_for(result)
+    headers = [c.header for c in columns] + ["fwd gain", "flags"]
+    left = {c.header for c in columns if c.justify == "left"} | {"flags"}
     rows = [
-        [c.text(layer) for c in COLUMNS] + [_gain_text(layer, result), ", ".join(layer.flags)]
+        [c.text(layer) for c in columns] + [_gain_text(layer, result), ", ".join(layer.flags)]
         for layer in result.layers
     ]
     lines = [f"**initdiag probe** · {title(result)}", "", *markdown_table(headers, left, rows)]
     lines += ["", f"**{verdict_line(result)}**"]
     lines += [f"- {reason}" for reason in result.summary.reasons]
+    if result.summary.theory:
+        lines += ["", theory_line(result)]
     return "\n".join(lines) + "\n"
 
 

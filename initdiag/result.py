@@ -87,9 +87,12 @@ class LayerStats:
     backward_gain: float
     flags: list[str] = field(default_factory=list)
     sd: dict[str, float] = field(default_factory=dict)
+    theory_preact_var: float | None = None  # mean-field prediction (with the theory on)
+    theory_grad_input_var: float | None = None
     units: int = 0  # output features, or channels of an image-shaped output
     output_shape: tuple[int, ...] = ()  # one sample, PyTorch's order: (C, H, W) or (width,)
     depth: int = 0  # nesting in residual branches (for the table; not in JSON)
+    theory_on: bool = False  # whether the theory keys belong in JSON
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -108,6 +111,9 @@ class LayerStats:
             if key == "distinct_units" and not self.sd and value is not None and math.isfinite(value):
                 value = int(value)
             out[key] = value
+        if self.theory_on:
+            out["theory_preact_var"] = self.theory_preact_var
+            out["theory_grad_input_var"] = self.theory_grad_input_var
         out["flags"] = list(self.flags)
         for key in STAT_KEYS:
             if key in self.sd:
@@ -137,6 +143,9 @@ class Summary:
     findings: list[Reason]
     worst_layer: str | None
     sd: dict[str, float] = field(default_factory=dict)
+    theory: dict[str, Any] | None = (
+        None  # StackTheory with the theory on; {"reason": ...} when it does not apply
+    )
 
     @property
     def reasons(self) -> list[str]:
@@ -154,6 +163,8 @@ class Summary:
         }
         for key, value in self.sd.items():
             out[f"{key}_sd"] = value
+        if self.theory is not None:
+            out["theory"] = self.theory
         return out
 
 
@@ -179,6 +190,7 @@ class ProbeResult:
             "max_backward_gain": t.max_backward_gain,
             "max_dead_fraction": t.max_dead_fraction,
             "max_saturated_fraction": t.max_saturated_fraction,
+            "theory": s.theory,
         }
 
     def to_dict(self) -> dict[str, Any]:

@@ -519,6 +519,7 @@ class ProbeSettings:
     input: str = "normal"
     dtype: str = "float32"
     thresholds: Thresholds = field(default_factory=Thresholds)
+    theory: bool = True  # mean-field predictions beside the measurement (dense stacks)
 
 
 @dataclass

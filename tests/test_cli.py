@@ -55,6 +55,7 @@ def test_table_pinned_for_a_small_float64_stack():
         "tanh",
         "--init",
         "xavier",
+        "--no-theory",
     )
     assert result.exit_code == 0
     lines = result.stdout.splitlines()

@@ -217,7 +217,7 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
         slope = LEAKY_RELU_DEFAULT_SLOPE if param is None else float(param)
         return math.sqrt(2.0 / (1 + slope**2))
     if name == "selu":
-        # PyTorch's value, chosen empirically (pytorch#50345); not self-normalizing
+        # PyTorch's value, chosen empirically (pytorch PR #50664); not self-normalizing
         return 3.0 / 4
     raise InitdiagError(f"PyTorch's calculate_gain has no entry for '{nonlinearity}'")
 

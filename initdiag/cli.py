@@ -702,6 +702,33 @@ def check(
     raise typer.Exit(report.exit_code)
 
 
+@_command(epilog="Example: initdiag inits --format markdown")
+def inits(format: FormatOpt = "table", debug: DebugOpt = False) -> None:
+    """Reference card: every initializer with its distribution, fan mode, gain and when to use it; the gain table."""  # noqa: E501
+    from . import render
+
+    fmt = _choice("--format", format, render.FORMATS)
+    if fmt == "table":
+        _print_rich(lambda width: render.inits_table())
+    else:
+        sys.stdout.write(render.inits_text(fmt))
+
+
+@_command(epilog="Example: initdiag explain torch_default")
+def explain(
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="An initializer or alias: he, glorot, torch_default, ...")
+    ],
+    format: FormatOpt = "table",
+    debug: DebugOpt = False,
+) -> None:
+    """One initializer in full: formula, paper, its PyTorch / Keras / JAX spelling, when to use it, and the traps."""  # noqa: E501
+    from . import render
+
+    fmt = _choice("--format", format, render.FORMATS)
+    sys.stdout.write(render.explain_text(name, fmt))
+
+
 @_command(epilog="Example: initdiag schema > initdiag.schema.json")
 def schema() -> None:
     """Print the JSON Schema of spec files (for editors and validators)."""

@@ -1047,5 +1047,96 @@ def train_text(report, fmt_name: str) -> str:
     return renderers[fmt_name](report)
 
 
+# --- initdiag inits / explain -------------------------------------------------------------------------
+
+# why a gain that keeps E[z^2] (1/sqrt(E[phi(z)^2]), z ~ N(0, 1)) differs from PyTorch's table
+GAIN_WHY = {
+    "linear": "agrees: E[z^2] = 1",
+    "relu": "agrees exactly: E[relu(z)^2] = 1/2",
+    "leaky_relu": "agrees exactly: E[phi(z)^2] = (1 + slope^2)/2",
+    "sigmoid": "PyTorch's 1 is a convention; sigmoid's outputs have mean 1/2, E[sigmoid(z)^2] = 0.293",
+    "tanh": "PyTorch's 5/3 is a heuristic for keeping tanh out of its linear regime, not E[tanh(z)^2]",
+    "selu": "PyTorch's 3/4 is empirical (PR #50664) for stable gradients; selu self-normalizes at 1",
+    "elu": "no PyTorch entry",
+    "gelu": "no PyTorch entry",
+    "silu": "no PyTorch entry",
+    "softplus": "no PyTorch entry",
+}
+GAIN_COMPARISON_HEADERS = ["activation", "PyTorch calculate_gain", "gain=auto (keeps E[z^2])", "why"]
+
+
+def gain_comparison_rows() -> list[list[str]]:
+    """Every activation: PyTorch's gain (or -), the second-moment gain initdiag's ``gain=auto`` falls
+    back to where PyTorch has none, and why they differ."""
+    from .activations import get_activation, second_moment_gain
+
+    rows = []
+    for name, why in GAIN_WHY.items():
+        act = get_activation(name)
+        torch_gain = act.torch_gain
+        rows.append(
+            [name, "–" if torch_gain is None else f"{torch_gain:.4g}", f"{second_moment_gain(act):.4g}", why]
+        )
+    return rows
+
+
+def inits_table():
+    """The reference card: every initializer in a row, then the gain tables."""
+    from rich.console import Group
+    from rich.text import Text
+
+    from .reference import CARD_HEADERS, card_rows
+
+    table = _table(None)
+    for header in CARD_HEADERS:
+        table.add_column(header, justify="left", no_wrap=header in ("name", "aliases"), overflow="fold")
+    for row in card_rows():
+        table.add_row(Text(row[0], style="bold"), *(Text(cell) for cell in row[1:]))
+    from rich.markup import escape
+
+    gains = _table(None)
+    for header in GAIN_COMPARISON_HEADERS:  # (escaped: "[z^2]" is not rich markup)
+        gains.add_column(escape(header), justify="right" if "gain" in header else "left", overflow="fold")
+    for row in gain_comparison_rows():
+        gains.add_row(*(Text(cell) for cell in row))
+    heading = "gains: gain=G replaces a preset's, gain=auto uses PyTorch's where it has one"
+    return Group(Text("initializers (initdiag explain NAME for one in full)", style="bold"), table, Text(""),
+                 Text(heading, style="bold"), gains)  # fmt: skip
+
+
+def inits_text(fmt_name: str) -> str:
+    from .reference import CARD_HEADERS, ENTRIES, card_rows
+
+    if fmt_name == "json":
+        return json_text({"initializers": [e._asdict() for e in ENTRIES.values()],
+                          "gains": [dict(zip(GAIN_COMPARISON_HEADERS, r, strict=True))
+                                    for r in gain_comparison_rows()]})  # fmt: skip
+    if fmt_name == "csv":
+        return csv_text(CARD_HEADERS, [dict(zip(CARD_HEADERS, r, strict=True)) for r in card_rows()])
+    gains = markdown_table(GAIN_COMPARISON_HEADERS, {"activation", "why"}, gain_comparison_rows())
+    lines = [
+        "**initdiag inits**",
+        "",
+        *markdown_table(CARD_HEADERS, set(CARD_HEADERS), card_rows()),
+        "",
+        *gains,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def explain_text(name: str, fmt_name: str) -> str:
+    from . import reference
+
+    entry = reference.lookup(name)
+    if fmt_name == "json":
+        return json_text(entry._asdict())
+    if fmt_name == "markdown":
+        return reference.explain_markdown(entry)
+    if fmt_name == "csv":
+        data = entry._asdict()
+        return csv_text(list(data), [data])
+    return reference.explain_text(entry)
+
+
 __all__ = ["CHECK_FORMATS", "FORMATS", "STAT_KEYS", "check_table", "check_text", "github_annotations",
            "probe_table", "render_text", "to_csv", "to_json", "to_markdown"]  # fmt: skip

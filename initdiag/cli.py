@@ -233,6 +233,11 @@ TheoryOpt = Annotated[
     typer.Option("--theory/--no-theory", help="Mean-field predictions beside the measurement (default on).",
                  show_default=False),
 ]  # fmt: skip
+JacobianOpt = Annotated[
+    bool | None,
+    typer.Option("--jacobian", help="The input-output Jacobian's singular values (dense stacks; dynamical "
+                 "isometry).", show_default=False),
+]  # fmt: skip
 MaxGainOpt = Annotated[
     float | None,
     _opt("T (default 10): a layer whose cumulative gain leaves [1/T, T] is vanishing or exploding.",
@@ -254,9 +259,10 @@ def _stack_options(act, out_act, init, bias_init, norm, residual, residual_scale
     }
 
 
-def _probe_options(batch, seed, trials, loss, input, dtype, theory=None) -> dict:
+def _probe_options(batch, seed, trials, loss, input, dtype, theory=None, jacobian=None) -> dict:
     return {
         "theory": theory,
+        "jacobian": jacobian,
         "batch": batch,
         "seed": seed,
         "trials": trials,
@@ -299,6 +305,7 @@ def probe(
     input: InputOpt = None,
     dtype: DtypeOpt = None,
     theory: TheoryOpt = None,
+    jacobian: JacobianOpt = None,
     max_gain: MaxGainOpt = None,
     format: FormatOpt = "table",
     fail_on: Annotated[
@@ -333,7 +340,7 @@ def probe(
         layers=layers,
         config=config,
         stack_options=_stack_options(act, out_act, init, bias_init, norm, residual, residual_scale, dropout),
-        probe_options=_probe_options(batch, seed, trials, loss, input, dtype, theory),
+        probe_options=_probe_options(batch, seed, trials, loss, input, dtype, theory, jacobian),
         max_gain=max_gain,
     )
     if emit_spec is not None:

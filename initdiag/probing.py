@@ -68,6 +68,7 @@ from .stats import dead_fraction, distinct_columns, moments, saturated_fraction
 
 DTYPES = ("float32", "float64")
 _INPUT_STREAM, _TARGET_STREAM, _LAYER_STREAM, _DROPOUT_STREAM = 0, 1, 2, 3
+_JACOBIAN_STREAM = 5  # the randomized estimate's probes (4 is train's data)
 # per-row numbers the gains need besides the reported ones
 _RAW_EXTRA = ("preact_sq", "grad_input_sq", "input_sq", "grad_output_sq")
 # below this many weights in all, a thread pool costs more than it saves
@@ -439,6 +440,8 @@ def _run_trial(
 
     X = source.batch(stream(seed, trial, _INPUT_STREAM), settings.batch, plan.spec.input_shape, dtype)
     h = run_forward(nodes, channels_last(X), recorder)
+    if settings.jacobian and trial == 0 and plan.spec.is_dense_chain and recorder.forward_finite:
+        recorder.raw["jacobian"] = _jacobian(nodes, seed)
     # the target is drawn in PyTorch's (N, C, H, W) order, so an image output gets the same numbers
     shape = (h.shape[0], h.shape[-1], *h.shape[1:-1]) if h.ndim == 4 else h.shape
     target = channels_last(make_target(settings.loss, stream(seed, trial, _TARGET_STREAM), shape, dtype))
@@ -451,6 +454,15 @@ def _run_trial(
     raw = recorder.raw
     raw["forward_gain"], raw["backward_gain"] = _gains(plan.graph, raw)
     return raw, loss
+
+
+def _jacobian(nodes: list, seed: int) -> dict:
+    """The input-output Jacobian's singular values at the first samples of the batch (dense chains)."""
+    from .jacobian import SAMPLES, spectrum
+
+    count = min(SAMPLES, len(nodes[0].z))
+    slopes = [None if n.act.is_linear else n.act.derivative(n.z[:count], n.a[:count]) for n in nodes]
+    return spectrum([n.W for n in nodes], slopes, stream(seed, 0, _JACOBIAN_STREAM))
 
 
 def _gains(graph: Graph, raw: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -670,6 +682,7 @@ def probe(
     max_gain: float = 10.0,
     thresholds: Thresholds | None = None,
     theory: bool = True,
+    jacobian: bool = False,
 ) -> ProbeResult:
     """Probe a stack and return a `ProbeResult` (nothing is printed).
 
@@ -699,7 +712,7 @@ def probe(
     if thresholds is None:
         thresholds = Thresholds(max_forward_gain=max_gain, max_backward_gain=max_gain)
     source = get_input(input, spec.input_shape)
-    settings = ProbeSettings(batch, seed, trials, loss, source.text, dtype, thresholds, theory)
+    settings = ProbeSettings(batch, seed, trials, loss, source.text, dtype, thresholds, theory, jacobian)
     return run_probe(spec, settings, source)
 
 
@@ -779,6 +792,10 @@ def run_probe(spec: StackSpec, settings: ProbeSettings, source: InputSource | No
         stats.flags = _layer_flags(stats, settings.thresholds)
         layers.append(stats)
     summary = _summarize(layers, losses, settings.thresholds, settings.trials)
+    if settings.jacobian:
+        summary.jacobian = raws[0].get("jacobian") or {
+            "reason": "the Jacobian is computed for dense stacks whose forward pass stays finite"
+        }
     if settings.theory:
         output_grad_sq = float(np.mean([r["output_grad_sq"] for r in raws]))
         summary.theory = _theory(plan, source, settings, layers, output_grad_sq)

@@ -334,6 +334,13 @@ def theory_line(result: ProbeResult) -> str:
     return f"theory (th columns, mean field): {theory['words']}"
 
 
+def jacobian_line(result: ProbeResult) -> str:
+    from .jacobian import words
+
+    jac = result.summary.jacobian
+    return f"jacobian: not computed; {jac['reason']}" if "reason" in jac else words(jac)
+
+
 def verdict_line(result: ProbeResult) -> str:
     sm = result.summary
     return (
@@ -382,6 +389,8 @@ def probe_table(result: ProbeResult, width: int | None = None):
         parts.append(Text(f"  · {reason}"))
     if sm.theory:
         parts.append(Text(f"  {theory_line(result)}", style="dim"))
+    if sm.jacobian:
+        parts.append(Text(f"  {jacobian_line(result)}", style="dim"))
     marks = {MARKS[x.kind] for x in result.layers if x.kind in MARKS}
     for mark, words in MARK_LEGEND.items():
         if mark in marks:
@@ -429,6 +438,8 @@ def to_markdown(result: ProbeResult) -> str:
     lines += [f"- {reason}" for reason in result.summary.reasons]
     if result.summary.theory:
         lines += ["", theory_line(result)]
+    if result.summary.jacobian:
+        lines += ["", jacobian_line(result)]
     return "\n".join(lines) + "\n"
 
 

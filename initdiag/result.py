@@ -143,9 +143,8 @@ class Summary:
     findings: list[Reason]
     worst_layer: str | None
     sd: dict[str, float] = field(default_factory=dict)
-    theory: dict[str, Any] | None = (
-        None  # StackTheory with the theory on; {"reason": ...} when it does not apply
-    )
+    theory: dict[str, Any] | None = None  # with the theory on: StackTheory, or {"reason": ...}
+    jacobian: dict[str, Any] | None = None  # with --jacobian: `initdiag.jacobian`'s summary
 
     @property
     def reasons(self) -> list[str]:
@@ -165,6 +164,8 @@ class Summary:
             out[f"{key}_sd"] = value
         if self.theory is not None:
             out["theory"] = self.theory
+        if self.jacobian is not None:
+            out["jacobian"] = self.jacobian
         return out
 
 
@@ -191,6 +192,7 @@ class ProbeResult:
             "max_dead_fraction": t.max_dead_fraction,
             "max_saturated_fraction": t.max_saturated_fraction,
             "theory": s.theory,
+            "jacobian": s.jacobian,
         }
 
     def to_dict(self) -> dict[str, Any]:

@@ -520,6 +520,7 @@ class ProbeSettings:
     dtype: str = "float32"
     thresholds: Thresholds = field(default_factory=Thresholds)
     theory: bool = True  # mean-field predictions beside the measurement (dense stacks)
+    jacobian: bool = False  # the input-output Jacobian's singular values (dense stacks)
 
 
 @dataclass

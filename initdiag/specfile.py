@@ -99,6 +99,10 @@ SCHEMA: dict[str, Any] = {
                     "type": "string",
                     "description": "normal, uniform, normal:STD, uniform:low=L,high=H or FILE.npy.",
                 },
+                "jacobian": {
+                    "type": "boolean",
+                    "description": "The input-output Jacobian's singular values (default false).",
+                },
                 "theory": {
                     "type": "boolean",
                     "description": "Mean-field predictions beside the measurement (default true).",

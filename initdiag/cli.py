@@ -331,7 +331,6 @@ def probe(
     from . import render
     from .probing import run_probe
     from .spec import job
-    from .specfile import dump, to_data
 
     fmt = _choice("--format", format, render.FORMATS)
     fail_flags = _parse_fail_on(fail_on)
@@ -344,6 +343,8 @@ def probe(
         max_gain=max_gain,
     )
     if emit_spec is not None:
+        from .specfile import dump, to_data  # only here: the module costs 4 ms of start-up
+
         spec_fmt = _choice("--emit-spec", emit_spec, ("toml", "yaml", "json"))
         sys.stdout.write(dump(to_data(stack, settings, check), spec_fmt))
         return

@@ -245,3 +245,15 @@ def test_version_help_and_module_entry_point():
     assert "Example:" in run("--help").stdout
     module = subprocess.run([sys.executable, "-m", "initdiag", "--version"], capture_output=True, text=True)
     assert module.returncode == 0 and module.stdout.strip() == f"initdiag {initdiag.__version__}"
+
+
+def test_every_command_has_help_with_an_example_and_a_readme_entry():
+    from initdiag.cli import COMMANDS
+
+    readme = (ROOT / "README.md").read_text()
+    assert set(COMMANDS) == {"probe", "compare", "sweep", "check", "train", "inits", "explain", "schema"}
+    for name in COMMANDS:
+        result = runner.invoke(app, [name, "-h"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, name
+        assert "Example: initdiag " + name in " ".join(result.stdout.split()), name
+        assert f"`initdiag {name}" in readme, name

@@ -50,6 +50,17 @@ def _w2d(W, dtype):
     return W.astype(dtype, copy=False).transpose(0, 2, 3, 1).reshape(W.shape[0], -1)
 
 
+# The im2col matrix of a whole batch can be huge (64 x 224^2 positions x 576 for a 3x3 conv from 64
+# channels: 7.4 GB in float32), so the batch goes through in chunks of at most this many bytes of it.
+IM2COL_MAX_BYTES = 256 << 20
+
+
+def im2col_chunk(N: int, Ho: int, Wo: int, depth: int, itemsize: int) -> int:
+    """Samples per chunk so that one chunk's im2col matrix stays under `IM2COL_MAX_BYTES`."""
+    per_sample = Ho * Wo * depth * itemsize
+    return max(1, min(N, IM2COL_MAX_BYTES // max(per_sample, 1)))
+
+
 def conv2d_forward(
     x: np.ndarray, W: np.ndarray, b: np.ndarray | None, stride: int, pads: tuple[int, int, int, int]
 ) -> np.ndarray:
@@ -60,16 +71,21 @@ def conv2d_forward(
     z[n,p,q,o] = b[o] + sum_{c,i,j} xpad[n, p*stride + i, q*stride + j, c] * W[o,c,i,j].
     """
     _check_conv(x, W, stride, pads)
-    N, H, Wd, _ = x.shape
+    N, H, Wd, C = x.shape
     n_out, _, kh, kw = W.shape
     Ho = _out_size(H, kh, stride, pads[0], pads[1])
     Wo = _out_size(Wd, kw, stride, pads[2], pads[3])
-    cols = _im2col(x, kh, kw, stride, pads)
-    z = cols @ _w2d(W, x.dtype).T
-    del cols
+    W2d = _w2d(W, x.dtype).T
+    z = np.empty((N, Ho, Wo, n_out), dtype=x.dtype)
+    step = im2col_chunk(N, Ho, Wo, C * kh * kw, x.dtype.itemsize)
+    for start in range(0, N, step):
+        part = slice(start, start + step)
+        cols = _im2col(x[part], kh, kw, stride, pads)
+        np.matmul(cols, W2d, out=z[part].reshape(-1, n_out))
+        del cols
     if b is not None:
         z += b.astype(x.dtype, copy=False)
-    return z.reshape(N, Ho, Wo, n_out)
+    return z
 
 
 def conv2d_backward(
@@ -79,31 +95,39 @@ def conv2d_backward(
 
     Returns dx (N,H,W,C) (the padding cropped off), dW (O,C,kh,kw), db (O,):
     dW = dz2d^T @ im2col(x), db = sum of dz over N, Ho, Wo, and dx = col2im(dz2d @ W2d), where col2im
-    adds every window's column gradient back onto the input positions the window covered.
+    adds every window's column gradient back onto the input positions the window covered. Chunked
+    over the batch like the forward pass; dW sums the chunks' contributions.
     """
     _check_conv(x, W, stride, pads)
     N, H, Wd, C = x.shape
     n_out, _, kh, kw = W.shape
     top, bottom, left, right = pads
     Ho, Wo = dz.shape[1:3]
-    dz2d = dz.reshape(-1, n_out)
-
-    cols = _im2col(x, kh, kw, stride, pads)
-    dW = np.ascontiguousarray((dz2d.T @ cols).reshape(n_out, kh, kw, C).transpose(0, 3, 1, 2))
-    del cols  # before the column gradients: only one im2col-sized matrix at a time
-    db = dz2d.sum(axis=0)
-
-    # (kh, kw, C) order, so each kernel offset's slice below is contiguous over C
-    dcols = (dz2d @ _w2d(W, x.dtype)).reshape(N, Ho, Wo, kh, kw, C)
-    dxp = np.zeros((N, H + top + bottom, Wd + left + right, C), dtype=dcols.dtype)
-    # windows overlap when stride < kernel, so scatter-add one kernel offset at a time
-    for i in range(kh):
-        for j in range(kw):
-            dxp[:, i : i + stride * Ho : stride, j : j + stride * Wo : stride, :] += dcols[:, :, :, i, j, :]
-    del dcols
-    if top or bottom or left or right:
-        dxp = np.ascontiguousarray(dxp[:, top : top + H, left : left + Wd, :])
-    return dxp, dW, db
+    W2d = _w2d(W, x.dtype)
+    dW2d = np.zeros((n_out, kh * kw * C), dtype=np.result_type(x.dtype, dz.dtype))
+    dx = np.empty((N, H, Wd, C), dtype=dW2d.dtype)
+    step = im2col_chunk(N, Ho, Wo, C * kh * kw, x.dtype.itemsize)
+    for start in range(0, N, step):
+        part = slice(start, start + step)
+        n = len(x[part])
+        dz2d = dz[part].reshape(-1, n_out)
+        cols = _im2col(x[part], kh, kw, stride, pads)
+        dW2d += dz2d.T @ cols
+        del cols  # before the column gradients: only one im2col-sized matrix at a time
+        # (kh, kw, C) order, so each kernel offset's slice below is contiguous over C
+        dcols = (dz2d @ W2d).reshape(n, Ho, Wo, kh, kw, C)
+        dxp = np.zeros((n, H + top + bottom, Wd + left + right, C), dtype=dcols.dtype)
+        # windows overlap when stride < kernel, so scatter-add one kernel offset at a time
+        for i in range(kh):
+            for j in range(kw):
+                dxp[:, i : i + stride * Ho : stride, j : j + stride * Wo : stride, :] += dcols[
+                    :, :, :, i, j, :
+                ]
+        del dcols
+        dx[part] = dxp[:, top : top + H, left : left + Wd, :]
+    dW = np.ascontiguousarray(dW2d.reshape(n_out, kh, kw, C).transpose(0, 3, 1, 2))
+    db = dz.reshape(-1, n_out).sum(axis=0)
+    return dx, dW, db
 
 
 def _pool_windows(x, size):

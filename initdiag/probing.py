@@ -50,7 +50,7 @@ from .layers import (
     run_forward,
 )
 from .losses import LOSSES, loss_and_grad, make_target
-from .ops import dropout_mask
+from .ops import dropout_mask, im2col_chunk
 from .result import (
     FLAGS,
     GAIN_JUDGED_KINDS,
@@ -153,7 +153,7 @@ def estimate_memory(spec: StackSpec, batch: int, dtype: str, orthogonal: bool = 
     graph = rows(spec)
     params, largest = 0, 0
     cached = math.prod(spec.input_shape)
-    transient = 0
+    transient = im2col = 0
     for row in graph.rows:
         out = math.prod(row.out_shape)
         if row.weight_shape is not None:
@@ -171,14 +171,18 @@ def estimate_memory(spec: StackSpec, batch: int, dtype: str, orthogonal: bool = 
             row.kind == "residual" and row.weight_shape and len(row.weight_shape) == 4
         ):
             _, c, kh, kw = row.weight_shape
-            # im2col (or its gradient), the padded input and the padded input's gradient
-            step += math.prod(row.out_shape[1:]) * c * kh * kw + 2 * math.prod(row.in_shape)
+            step += 2 * math.prod(row.in_shape)  # the padded input and its gradient
+            # one batch chunk's im2col matrix (or its gradient), bounded by ops.IM2COL_MAX_BYTES
+            positions, depth = math.prod(row.out_shape[1:]), c * kh * kw
+            chunk = im2col_chunk(batch, *row.out_shape[1:], depth, item)
+            im2col = max(im2col, chunk * positions * depth * item)
         transient = max(transient, step)
     weights = 2 * params * item + (3 * largest * 8 if orthogonal else 0)
     # float64 chunks of the statistics and of each sampling thread's draw
     # + 10%: numpy's temporaries and the allocator's slack (measured: a 10-layer conv stack peaks 5%
     # above the rest of this sum)
-    activations = int(1.1 * batch * (cached + transient) * item) + 8 * (1 << 20) * (1 + (os.cpu_count() or 1))
+    activations = int(1.1 * (batch * (cached + transient) * item + im2col))
+    activations += 8 * (1 << 20) * (1 + (os.cpu_count() or 1))
     return MemoryEstimate(weights, activations, weights + activations)
 
 

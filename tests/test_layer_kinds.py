@@ -289,6 +289,6 @@ def test_a_conv_stack_that_will_not_fit_is_refused_with_the_estimate(monkeypatch
     monkeypatch.setenv("INITDIAG_MAX_MEMORY", "256MB")
     spec = StackSpec((3, 224, 224), (conv(64), conv(64), kind("global_avgpool"), LayerSpec(units=10)))
     with pytest.raises(
-        InitdiagError, match=r"this stack needs about 16\.\d GiB .* but 244\.1 MiB is available"
+        InitdiagError, match=r"this stack needs about 8\.\d GiB .* but 244\.1 MiB is available"
     ):
         initdiag.run_probe(spec.resolve(), ProbeSettings(batch=64))

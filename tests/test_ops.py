@@ -313,3 +313,21 @@ def test_dropout_mask_is_seeded_and_checks_its_rate():
     assert not ops.dropout_mask(np.random.default_rng(1), (4,), 1.0, np.float64).any()
     with pytest.raises(ValueError):
         ops.dropout_mask(np.random.default_rng(1), (4,), 1.5, np.float64)
+
+
+def test_conv_in_batch_chunks_equals_one_pass(monkeypatch):
+    """A batch too big for one im2col matrix goes through in chunks: the same numbers."""
+    from initdiag import ops
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(5, 6, 7, 3))
+    W = rng.normal(size=(4, 3, 3, 3))
+    b = rng.normal(size=4)
+    dz = rng.normal(size=(5, 3, 4, 4))
+    whole = ops.conv2d_forward(x, W, b, 2, (1, 1, 1, 1)), ops.conv2d_backward(x, dz, W, 2, (1, 1, 1, 1))
+    monkeypatch.setattr(ops, "IM2COL_MAX_BYTES", 2 * 3 * 4 * 27 * 8)  # two samples per chunk
+    assert ops.im2col_chunk(5, 3, 4, 27, 8) == 2
+    chunked = ops.conv2d_forward(x, W, b, 2, (1, 1, 1, 1)), ops.conv2d_backward(x, dz, W, 2, (1, 1, 1, 1))
+    np.testing.assert_allclose(chunked[0], whole[0], rtol=1e-13)
+    for a, c in zip(whole[1], chunked[1], strict=True):
+        np.testing.assert_allclose(c, a, rtol=1e-12, atol=1e-13)

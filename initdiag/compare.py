@@ -103,10 +103,15 @@ def compare(
     if not inits and not acts:
         raise InitdiagError("compare needs candidates: --init he,xavier and/or --act relu,tanh")
     candidates = candidate_grid(inits, acts)
+    spec = None
+    if config is not None:  # read the file once; each candidate layers its options over it
+        from .specfile import load_spec
+
+        spec = load_spec(config)
     results = []
     for cand in candidates:
         options = {**(stack_options or {}), "init": cand.init, "act": cand.act}
-        stack, settings, _ = job(layers=layers, config=config, stack_options=options,
+        stack, settings, _ = job(layers=layers, spec=spec, stack_options=options,
                                  probe_options=probe_options, max_gain=max_gain)  # fmt: skip
         results.append(run_probe(stack, settings))
     return Comparison(candidates, results)

@@ -33,11 +33,11 @@ from .activations import Activation
 from .callspec import Call, fmt_number, parse_call, to_choice, to_float, to_int
 from .errors import InitdiagError, unknown_name
 from .files import load_npz
+from .names import ALIASES, TRUNCATED_NORMAL_STD
 
 FAN_MODES = ("fan_in", "fan_out", "fan_avg")
 DISTRIBUTIONS = ("normal", "truncated_normal", "uniform")
 # std of N(0, 1) truncated to (-2, 2): the correction Keras and JAX apply
-TRUNCATED_NORMAL_STD = 0.87962566103423978
 TRUNCATION = 2.0
 
 
@@ -466,20 +466,6 @@ class FromFile(Initializer):
 
 # --- names -------------------------------------------------------------------------------------
 
-ALIASES = {
-    "he": "he_normal",
-    "kaiming": "he_normal",
-    "kaiming_normal": "he_normal",
-    "kaiming_uniform": "he_uniform",
-    "xavier": "xavier_uniform",
-    "glorot": "xavier_uniform",
-    "glorot_uniform": "xavier_uniform",
-    "glorot_normal": "xavier_normal",
-    "lecun": "lecun_normal",
-    "zero": "zeros",
-    "truncated_normal": "trunc_normal",
-    "eye": "identity",
-}
 
 INITIALIZER_NAMES: tuple[str, ...] = (
     "zeros",

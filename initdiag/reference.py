@@ -1,12 +1,12 @@
 """A reference card for every initializer: what it draws, how PyTorch, Keras and JAX spell it, and the
 traps people hit with it (for ``initdiag inits`` and ``initdiag explain NAME``).
 
-Numpy-free and fast to import: the data are plain strings. `ALIASES` mirrors
-``initdiag.initializers.ALIASES`` (which imports numpy); a test keeps the two, and `ENTRIES` and
-``INITIALIZER_NAMES``, equal, and checks each entry's ``variance_factor`` against the sampler's own
-``variance()``. Facts were checked against the libraries' sources: ``torch.nn.init`` and
-``nn.Linear``/``nn.Conv2d.reset_parameters`` (PyTorch 2.13), ``keras/src/initializers``
-(Keras 3) and ``jax/_src/nn/initializers.py``.
+Numpy-free and fast to import: the data are plain strings, and `ALIASES` comes from
+`initdiag.names`, as the samplers' does. A test keeps `ENTRIES` and ``INITIALIZER_NAMES`` equal and
+checks each entry's ``variance_factor`` against the sampler's own ``variance()``. Facts were
+checked against the libraries' sources: ``torch.nn.init`` and ``nn.Linear``/
+``nn.Conv2d.reset_parameters`` (PyTorch 2.13), ``keras/src/initializers`` (Keras 3) and
+``jax/_src/nn/initializers.py``.
 
 Formulas are ASCII in PyTorch's and NumPy's spellings (``sqrt``, ``^``, ``*``), so they paste
 into code; only authors' names leave ASCII.
@@ -19,26 +19,7 @@ import re
 from typing import NamedTuple
 
 from .errors import InitdiagError, unknown_name
-
-# std of N(0, 1) truncated to (-2, 2), the correction Keras's and JAX's variance-scaling initializers
-# apply (initdiag.initializers.TRUNCATED_NORMAL_STD; a test keeps them equal)
-TRUNCATED_NORMAL_STD = 0.87962566103423978
-
-# the same names, in the same order, as initdiag.initializers.ALIASES (a test keeps them equal)
-ALIASES: dict[str, str] = {
-    "he": "he_normal",
-    "kaiming": "he_normal",
-    "kaiming_normal": "he_normal",
-    "kaiming_uniform": "he_uniform",
-    "xavier": "xavier_uniform",
-    "glorot": "xavier_uniform",
-    "glorot_uniform": "xavier_uniform",
-    "glorot_normal": "xavier_normal",
-    "lecun": "lecun_normal",
-    "zero": "zeros",
-    "truncated_normal": "trunc_normal",
-    "eye": "identity",
-}
+from .names import ALIASES, TRUNCATED_NORMAL_STD  # noqa: F401  (TRUNCATED_NORMAL_STD re-exported)
 
 
 class Entry(NamedTuple):

@@ -664,19 +664,21 @@ def _summary_rows(comparison) -> list[list[str]]:
 SUMMARY_HEADERS = ["#", "candidate", "fwd gain", "bwd gain", "worst flag", "verdict", "reason"]
 
 
+def _spark(value: float, lo: float, hi: float, flat: int = 0) -> str:
+    """One bar of a sparkline: log10(value) on [lo, hi] as one of eight heights (*flat* when the
+    scale is empty); × for a value that is not a positive number."""
+    if not (value > 0 and math.isfinite(value)):
+        return "×"
+    if hi == lo:
+        return SPARKS[flat]
+    return SPARKS[round((min(max(math.log10(value), lo), hi) - lo) / (hi - lo) * (len(SPARKS) - 1))]
+
+
 def sparkline(gains: list[float], lo: float, hi: float, limit: float) -> list[tuple[str, str]]:
     """(character, style) per gain: its log10 on the shared scale [lo, hi] as one of eight bars,
     coloured by the band it is in; × for a gain that is not a positive number."""
-    out = []
-    for g in gains:
-        if not (g > 0 and math.isfinite(g)):
-            out.append(("×", FLAG_STYLES["nonfinite"]))
-            continue
-        level = (
-            0 if hi == lo else round((min(max(math.log10(g), lo), hi) - lo) / (hi - lo) * (len(SPARKS) - 1))
-        )
-        out.append((SPARKS[level], _gain_style(g, limit)))
-    return out
+    return [(c, FLAG_STYLES["nonfinite"] if c == "×" else _gain_style(g, limit))
+            for g, c in ((g, _spark(g, lo, hi)) for g in gains)]  # fmt: skip
 
 
 def _profiles(comparison) -> tuple[list[list[float]], float, float]:
@@ -940,11 +942,8 @@ def _curve_text(values: list[float], style: str):
         lo = hi = logs[0] if logs else 0.0
     text = Text()
     for v in values:
-        if not (v > 0 and math.isfinite(v)):
-            text.append("×", style=FLAG_STYLES["nonfinite"])
-            continue
-        level = 3 if hi == lo else round((math.log10(v) - lo) / (hi - lo) * (len(SPARKS) - 1))
-        text.append(SPARKS[level], style=style)
+        c = _spark(v, lo, hi, flat=3)
+        text.append(c, style=FLAG_STYLES["nonfinite"] if c == "×" else style)
     return text
 
 

@@ -398,6 +398,11 @@ def parse_widths(text: str) -> list[int]:
                 f"--layers '{text}': empty width at position {position}; "
                 "write comma-separated positive integers, e.g. 784,256,10"
             )
+        if item.lower().count("x") > 1:
+            raise InitdiagError(
+                f"--layers '{text}': '{item}' looks like an image shape; the shorthand builds dense stacks, "
+                'so describe a conv stack in a spec file (input_shape = [3, 32, 32], kind = "conv2d")'
+            )
         base, sep, count = item.lower().partition("x")
         width = _positive_int(base, text, item, "width")
         repeat = _positive_int(count, text, item, "repeat count") if sep else 1

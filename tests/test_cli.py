@@ -107,6 +107,10 @@ def test_table_pinned_for_a_small_float64_stack():
         (["--layers", "784,1", "--loss", "xent"], "--loss xent needs at least 2 outputs"),
         (["--layers", "784,10", "--bias-init", "lsuv"], "'lsuv' is a weight-only initializer"),
         ([], "a stack is needed: --layers 784,256,10 or --config SPEC.toml"),
+        (
+            ["--layers", "3x32x32,10"],
+            "'3x32x32' looks like an image shape; the shorthand builds dense stacks",
+        ),
         (["--layers", "256,256,10", "--dropout", "1"], "--dropout must be a number in [0, 1), got 1"),
         (["--layers", "256,256,10", "--dropout", "-0.1"], "--dropout must be a number in [0, 1), got -0.1"),
         (["--layers", "256,256,10", "--norm", "group"], "--norm 'group' is not one of none, batch, layer"),

@@ -4,8 +4,8 @@
 
 Issue 6's case: circles, 2,10,5,1, relu, sgd, 15,000 iterations; one run (he, 1 trial) against
 6 initializers x 10 trials = 60 runs in one batched computation (float32, stacked weights, batched matrix
-products, the runs split over one thread per core). Run one after another, 60 runs would take 60x one
-run; the target is a small multiple.
+products, the runs split over one process per core, start-up included). Run one after another, 60 runs
+would take 60x one run; the target is a small multiple.
 """
 
 from __future__ import annotations

@@ -556,6 +556,13 @@ def train(
             "--dtype", help="float32 (default) or float64 arithmetic; losses are reported in float64."
         ),
     ] = "float32",
+    jobs: Annotated[
+        int | None,
+        _opt(
+            "Processes to split the runs over (default: one per core for big jobs; 1: this process).",
+            "--jobs",
+        ),
+    ] = None,
     plot_boundary: Annotated[
         bool, typer.Option("--plot-boundary", help="Draw each trained model's decision boundary.")
     ] = False,
@@ -602,6 +609,7 @@ def train(
         n_test=n_test,
         noise=noise,
         dtype=_choice("--dtype", dtype, ("float32", "float64")),
+        jobs=jobs,
     )
     report = run_train(split_list(init, "--init"), settings)
     if fmt == "table":

@@ -9,7 +9,6 @@ grid order, so a parallel sweep equals a serial one.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
@@ -238,7 +237,9 @@ def sweep(
                                          probe_options=probe_options, max_gain=max_gain)  # fmt: skip
             cell["init"], cell["act"] = stack.init, stack.act
             jobs_list.append((cell, stack, settings))
-    outcomes = _run_all([(stack, settings) for _, stack, settings in jobs_list], jobs, progress)
+    from .workers import run_all
+
+    outcomes = run_all(_run_cell, [(stack, settings) for _, stack, settings in jobs_list], jobs, progress)
     flat = [
         SweepCell({**cell, "width": width}, *outcome)
         for (cell, _, _), outcome in zip(jobs_list, outcomes, strict=True)
@@ -246,51 +247,3 @@ def sweep(
     grid = [flat[r * len(columns) : (r + 1) * len(columns)] for r in range(len(rows))]
     settings = replace(jobs_list[0][2])
     return Sweep(width, metric, row_keys, column_key, rows, columns, grid, settings, check)
-
-
-def _run_all(tasks: list[tuple], jobs: int | None, progress) -> list[tuple]:
-    """Run `_run_cell` on every task, on a process pool when *jobs* > 1; results in task order."""
-    total = len(tasks)
-    jobs = min(jobs or os.cpu_count() or 1, total)
-    results: list[tuple | None] = [None] * total
-    if jobs <= 1:
-        for i, task in enumerate(tasks):
-            results[i] = _run_cell(*task)
-            if progress:
-                progress(i + 1, total)
-        return results
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    # Fresh ("spawn") workers with one BLAS thread each: the pool is the parallelism. A forked child
-    # inherits the parent's BLAS thread pool, and several of them oversubscribe the cores (6x slower).
-    saved = {key: os.environ.get(key) for key in _BLAS_THREADS}
-    os.environ.update(dict.fromkeys(_BLAS_THREADS, "1"))
-    try:
-        with ProcessPoolExecutor(jobs, mp_context=_context()) as pool:
-            futures = {pool.submit(_run_cell, *task): i for i, task in enumerate(tasks)}
-            for done, future in enumerate(as_completed(futures), start=1):
-                results[futures[future]] = future.result()
-                if progress:
-                    progress(done, total)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    return results
-
-
-_BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def _context():
-    """Workers forked from a server that imported initdiag once (with one BLAS thread), where the
-    platform has fork; fresh interpreters elsewhere."""
-    import multiprocessing
-
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["initdiag.compare", "initdiag.probing"])
-        return context
-    return multiprocessing.get_context("spawn")

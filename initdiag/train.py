@@ -3,12 +3,13 @@ initializations on a 2-D toy set and compare how they learn (the deeplearning.ai
 exercise; Glorot & Bengio 2010; He et al. 2015).
 
 Every run (initializer x trial) trains at once as one batched computation: each layer's weights are
-stacked along a leading run axis, (runs, fan_in, fan_out), and every step is a batched matrix
-product, so many runs cost a small multiple of one. Full-batch gradient descent (or momentum, Adam)
-on binary cross-entropy of a sigmoid output (``circles``, ``moons``) or softmax cross-entropy
-(``spiral``, 3 classes). Trial ``t`` draws its data from ``SeedSequence(seed, spawn_key=(t, 4))``
-and layer ``l``'s weights from ``(t, 2, l)``, the same for every initializer, so initializers are
-compared on the same points and the same random numbers.
+stacked along a leading run axis, (runs, fan_out, fan_in + 1) with the bias as the last column, and
+every step is a batched matrix product per layer on buffers allocated once; big jobs split the runs
+over a few processes. 60 runs cost about 6 one-run times (benchmarks/train.py). Full-batch gradient
+descent (or momentum, Adam) on binary cross-entropy of a sigmoid output (``circles``, ``moons``) or
+softmax cross-entropy (``spiral``, 3 classes). Trial ``t`` draws its data from
+``SeedSequence(seed, spawn_key=(t, 4))`` and layer ``l``'s weights from ``(t, 2, l)``, the same for
+every initializer, so initializers are compared on the same points and the same random numbers.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ DEFAULT_LAYERS = {"circles": "2,10,5,1", "moons": "2,10,5,1", "spiral": "2,100,3
 CLASSES = {"circles": 2, "moons": 2, "spiral": 3}
 CLASSIC_INITS = "zeros,normal:10,normal:0.1,normal:0.333,he,xavier"
 _DATA_STREAM = 4
+PROCESS_MIN_STEPS = 500_000_000  # runs x samples x units x iterations: ~0.7 s of work on one core
 CURVE_POINTS = 100  # loss values recorded along the way
 MOMENTUM = 0.9
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
@@ -125,7 +127,7 @@ class TrainSettings:
     n_test: int = 100
     noise: float | None = None  # default per dataset (NOISE)
     dtype: str = "float32"  # the training arithmetic; losses are reported in float64
-    jobs: int | None = None  # threads the runs are split over (default: one per core)
+    jobs: int | None = None  # processes the runs are split over (default: one per core for big jobs)
 
     def check(self) -> TrainSettings:
         if self.dataset not in DATASETS:
@@ -151,6 +153,8 @@ class TrainSettings:
             raise InitdiagError(f"--weight-decay must be >= 0, got {self.weight_decay:g}")
         if self.dtype not in ("float32", "float64"):
             raise InitdiagError(f"--dtype '{self.dtype}' is not one of float32, float64")
+        if self.jobs is not None and not (isinstance(self.jobs, int) and self.jobs >= 1):
+            raise InitdiagError(f"--jobs must be a positive integer, got {self.jobs}")
         if self.noise is not None and not self.noise >= 0:
             raise InitdiagError(f"--noise must be >= 0, got {self.noise:g}")
         return self
@@ -222,44 +226,93 @@ class TrainReport:
 
 
 class Network:
-    """An MLP for R runs at once, units-by-samples: ``Ws[l]`` (R, fan_out, fan_in) (PyTorch's layout
-    per run), ``bs[l]`` (R, fan_out, 1), activations (R, units, N), so the sums over samples run
-    along the contiguous last axis. Hidden activation *act*; the output is logits (sigmoid or
-    softmax are in the loss)."""
+    """An MLP for R runs at once, units-by-samples, so the sums over samples run along the
+    contiguous last axis. ``params[l]`` (R, fan_out, fan_in + 1) is PyTorch's weight per run with
+    the bias as one more column: against the layer's input with a row of ones under it, one matrix
+    product gives z = W h + b forward, and dW and db together backward. ``Ws`` and ``bs`` are views
+    of it. Hidden activation *act*; the output is logits (sigmoid or softmax are in the loss)."""
 
     def __init__(self, Ws: list[np.ndarray], bs: list[np.ndarray], act: Activation):
-        self.Ws, self.bs, self.act = Ws, bs, act
+        self.params = [np.concatenate([W, b], axis=2) for W, b in zip(Ws, bs, strict=True)]
+        self.act = act
 
-    def forward(self, X: np.ndarray) -> tuple[np.ndarray, list]:
-        """Logits (R, out, N) and the cache for `backward`: per layer (input, z, a)."""
-        cache = []
-        h = X
-        last = len(self.Ws) - 1
-        for i, (W, b) in enumerate(zip(self.Ws, self.bs, strict=True)):
-            z = W @ h
-            z += b
-            a = z if i == last else self.act(z)
-            cache.append((h, z, a))
-            h = a
-        return h, cache
+    @classmethod
+    def of(cls, params: list[np.ndarray], act: Activation) -> Network:
+        """A network on *params* themselves (views stay views: updates land in the caller's arrays)."""
+        net = cls.__new__(cls)
+        net.params, net.act = params, act
+        return net
 
-    def backward(self, dlogits: np.ndarray, cache: list) -> tuple[list, list]:
-        """dL/dW and dL/db of every layer, from dL/dlogits: dW = dz h^T, db = sum of dz over the
-        samples, dh = W^T dz, dz_prev = dh * phi'(z_prev)."""
-        dWs, dbs = [None] * len(self.Ws), [None] * len(self.Ws)
+    @property
+    def Ws(self) -> list[np.ndarray]:  # (R, fan_out, fan_in) views
+        return [p[:, :, :-1] for p in self.params]
+
+    @property
+    def bs(self) -> list[np.ndarray]:  # (R, fan_out, 1) views
+        return [p[:, :, -1:] for p in self.params]
+
+    def forward(self, X: np.ndarray | None = None, work: Workspace | None = None):
+        """Logits (R, out, N) for inputs X (R, fan_in, N) and the `Workspace` they were computed
+        in, which `backward` needs: a fresh one, or *work* (on its own inputs if X is None). The
+        logits are *work*'s buffer, overwritten by the next step."""
+        if work is None:
+            work = Workspace(self, X)
+        elif X is not None:
+            np.copyto(work.inputs[0][:, :-1], X)
+        last = len(self.params) - 1
+        for i, p in enumerate(self.params):
+            z = work.zs[i]
+            np.matmul(p, work.inputs[i], out=z)
+            if i == last:
+                break
+            a = work.inputs[i + 1][:, :-1]
+            if work.zeros:  # relu, in place: z's buffer then holds a, and is contiguous (SIMD)
+                np.maximum(z, work.zeros[i], out=z)  # against zeros: numpy 2's scalar path is 2x slower
+                np.copyto(a, z)
+            else:
+                a[...] = self.act(z)
+        return work.zs[last], work
+
+    def backward(self, dlogits: np.ndarray, work: Workspace) -> list[np.ndarray]:
+        """dL/dparams from dL/dlogits, into *work*'s buffers (overwritten by the next step):
+        per layer dW = dz h^T and db = the sum of dz over the samples (one product against
+        [h; 1]), dh = W^T dz, and dz_prev = dh * phi'(z_prev)."""
         dz = dlogits
-        for i in range(len(self.Ws) - 1, -1, -1):
-            h, _, _ = cache[i]
-            dWs[i] = dz @ np.swapaxes(h, 1, 2)
-            dbs[i] = dz.sum(axis=2, keepdims=True)
-            if i:
-                _, z_prev, a_prev = cache[i - 1]
-                dz = np.swapaxes(self.Ws[i], 1, 2) @ dz
-                if self.act.kind == "relu":  # one pass instead of building phi' first
-                    np.multiply(dz, z_prev > 0, out=dz)
-                else:
-                    dz *= self.act.derivative(z_prev, a_prev)
-        return dWs, dbs
+        for i in range(len(self.params) - 1, -1, -1):
+            np.matmul(dz, work.inputs[i].swapaxes(1, 2), out=work.grads[i])
+            if not i:
+                break
+            dh = work.zs[i - 1]  # z_prev's buffer, free once phi'(z_prev) is known
+            if work.zeros:  # relu: phi' = 1 where z > 0, that is where a > 0 (the buffer holds a)
+                slope = work.masks[i - 1]
+                np.greater(dh, 0, out=slope)
+            else:
+                slope = self.act.derivative(dh, work.inputs[i][:, :-1])
+            weight_t = self.params[i][:, :, :-1].swapaxes(1, 2)
+            if dz.shape[1] == 1:  # an outer product: broadcasting is 4x faster than a k=1 matmul
+                np.multiply(weight_t, dz, out=dh)
+            else:
+                np.matmul(weight_t, dz, out=dh)
+            np.multiply(dh, slope, out=dh)
+            dz = dh
+        return work.grads
+
+
+class Workspace:
+    """Every array a training step needs for inputs of one shape (R, fan_in, N), allocated once:
+    the loop then allocates nothing large. (Fresh arrays above ~128 KiB come from the kernel as
+    zeroed pages, and at toy sizes those page faults took longer than the arithmetic.)"""
+
+    def __init__(self, net: Network, X: np.ndarray):
+        runs, _, n = X.shape
+        dtype = net.params[0].dtype
+        self.inputs = [np.ones((runs, p.shape[2], n), dtype) for p in net.params]  # [h; 1] per layer
+        self.inputs[0][:, :-1] = X
+        self.zs = [np.empty((runs, p.shape[1], n), dtype) for p in net.params]
+        self.grads = [np.empty_like(p) for p in net.params]
+        relu = net.act.kind == "relu"
+        self.zeros = [np.zeros_like(z) for z in self.zs[:-1]] if relu else []
+        self.masks = [np.empty(z.shape, dtype=bool) for z in self.zs[:-1]] if relu else []
 
 
 def loss_and_grad(logits: np.ndarray, Y: np.ndarray, classes: int, value: bool = True):
@@ -389,37 +442,31 @@ def train(inits: list[str], settings: TrainSettings) -> TrainReport:
     X = np.stack([data[r % trials].X_train.T for r in range(runs)]).astype(dtype)  # (R, 2, N)
     Y = np.stack([_targets(data[r % trials].y_train, classes) for r in range(runs)]).astype(dtype)
     Ws, bs = _sample(parsed, widths, act, list(range(trials)), settings.seed)
-    Ws, bs = [W.astype(dtype) for W in Ws], [b.astype(dtype) for b in bs]  # drawn in float64, as probe
-    net = Network(Ws, bs, act)
+    net = Network([W.astype(dtype) for W in Ws], [b.astype(dtype) for b in bs], act)  # drawn in float64
     lsuv_runs = np.array([parsed[r // trials].data_driven for r in range(runs)])
     if lsuv_runs.any():
         init = next(p for p in parsed if p.data_driven)
         _lsuv(net, X, lsuv_runs, init.tol, init.max_iter)
 
     checkpoints = sorted({0, *np.linspace(0, settings.iters, CURVE_POINTS + 1).astype(int).tolist()})
+    # runs are independent: in chunks on a few processes when the job is big enough to pay for them
+    steps = runs * settings.n_train * sum(widths[1:]) * settings.iters
+    jobs = settings.jobs or min(os.cpu_count() or 1, max(1, steps // PROCESS_MIN_STEPS))
+    chunks = [c for c in np.array_split(np.arange(runs), min(jobs, runs)) if len(c)]
+    parts = [slice(c[0], c[-1] + 1) for c in chunks]
+    tasks = [
+        ([p[part] for p in net.params], X[part], Y[part], settings, classes, checkpoints) for part in parts
+    ]
+    from .workers import run_all
+
     curve = np.empty((runs, len(checkpoints)))
     logits = np.empty_like(Y)
-    # the runs in a few contiguous chunks, each trained on its own thread: numpy releases the GIL in
-    # its loops, and each run's arithmetic is independent of every other run's
-    # (below ~100k entries per layer a chunk is all call overhead, and threads only fight for the GIL)
-    workers = settings.jobs or min(
-        os.cpu_count() or 1, max(1, runs * settings.n_train * max(widths) // 100_000)
-    )
-    chunks = np.array_split(np.arange(runs), min(workers, runs))
-    chunks = [c for c in chunks if len(c)]
-
-    def fit(rows: np.ndarray) -> None:
-        part = slice(rows[0], rows[-1] + 1)
-        sub = Network([W[part] for W in Ws], [b[part] for b in bs], act)  # views: updates land in Ws
-        curve[part], logits[part] = _fit(sub, X[part], Y[part], settings, classes, checkpoints)
-
-    if len(chunks) == 1:
-        fit(chunks[0])
-    else:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(len(chunks)) as pool:
-            list(pool.map(fit, chunks))
+    for part, (params, part_curve, part_logits) in zip(
+        parts, run_all(_fit_runs, tasks, len(parts)), strict=True
+    ):
+        for p, trained in zip(net.params, params, strict=True):
+            p[part] = trained  # from a worker; in this process, the same memory
+        curve[part], logits[part] = part_curve, part_logits
     with np.errstate(all="ignore"):
         train_acc = (
             predict(logits, classes) == np.stack([data[r % trials].y_train for r in range(runs)])
@@ -427,7 +474,7 @@ def train(inits: list[str], settings: TrainSettings) -> TrainReport:
         X_test = np.stack([data[r % trials].X_test.T for r in range(runs)])
         y_test = np.stack([data[r % trials].y_test for r in range(runs)])
         test_acc = (predict(net.forward(X_test)[0], classes) == y_test).mean(axis=1)
-    symmetric = _symmetric(Ws, bs)
+    symmetric = _symmetric(net.params)
     results = []
     for i, (text, init) in enumerate(zip(inits, parsed, strict=True)):
         own = slice(i * trials, (i + 1) * trials)
@@ -441,7 +488,7 @@ def train(inits: list[str], settings: TrainSettings) -> TrainReport:
             loss_curve=curve[own],
             curve_iters=np.array(checkpoints),
             symmetric=symmetric[own],
-            models=[[(W[r].T.copy(), b[r, :, 0].copy()) for W, b in zip(Ws, bs, strict=True)]
+            models=[[(p[r, :, :-1].T.copy(), p[r, :, -1].copy()) for p in net.params]
                     for r in range(i * trials, (i + 1) * trials)],
         )  # fmt: skip
         result.verdict = verdict(result, classes)
@@ -453,14 +500,24 @@ def _data_rng(settings: TrainSettings, trial: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(settings.seed, spawn_key=(trial, _DATA_STREAM)))
 
 
+def _fit_runs(params: list[np.ndarray], X, Y, settings: TrainSettings, classes: int, checkpoints: list[int]):
+    """Train the runs whose parameters are *params* (module level, so that a worker process can
+    run it): the trained parameters, the loss of each run at each checkpoint, the final logits."""
+    net = Network.of(params, get_activation(settings.act))
+    curve, logits = _fit(net, X, Y, settings, classes, checkpoints)
+    return net.params, curve, logits
+
+
 def _fit(net: Network, X, Y, settings: TrainSettings, classes: int, checkpoints: list[int]):
     """Train *net* in place; the loss of each run at each checkpoint and the final logits."""
-    optimizer = _Optimizer(settings, net.Ws + net.bs)
+    optimizer = _Optimizer(settings, net.params)
     curve = np.empty((len(X), len(checkpoints)))
     k = 0
+    work = Workspace(net, X)
+    decay = net.params[0].dtype.type(settings.weight_decay)
     with np.errstate(all="ignore"):
         for step in range(settings.iters + 1):
-            logits, cache = net.forward(X)
+            logits, _ = net.forward(work=work)
             record = k < len(checkpoints) and step == checkpoints[k]
             loss, dlogits = loss_and_grad(logits, Y, classes, value=record)
             if record:
@@ -468,21 +525,21 @@ def _fit(net: Network, X, Y, settings: TrainSettings, classes: int, checkpoints:
                 k += 1
             if step == settings.iters:
                 return curve, logits
-            dWs, dbs = net.backward(dlogits, cache)
-            if settings.weight_decay:
-                dWs = [dW + settings.weight_decay * W for dW, W in zip(dWs, net.Ws, strict=True)]
-            optimizer.step(dWs + dbs, step + 1)
+            grads = net.backward(dlogits, work)
+            if decay:  # on the weights, not the biases
+                for g, p in zip(grads, net.params, strict=True):
+                    g[:, :, :-1] += decay * p[:, :, :-1]
+            optimizer.step(grads, step + 1)
     raise AssertionError("unreachable")
 
 
-def _symmetric(Ws: list[np.ndarray], bs: list[np.ndarray]) -> np.ndarray:
+def _symmetric(params: list[np.ndarray]) -> np.ndarray:
     """(R,) whether some hidden layer of each run still has all its units identical: the same
-    incoming weights and bias (relative tolerance 1e-9 of the layer's scale)."""
-    out = np.zeros(len(Ws[0]), dtype=bool)
-    for W, b in zip(Ws[:-1], bs[:-1], strict=True):
-        if W.shape[1] < 2:
+    incoming weights and bias (a row of ``params[l]``; relative tolerance 1e-9 of the layer's scale)."""
+    out = np.zeros(len(params[0]), dtype=bool)
+    for units in params[:-1]:  # (R, units, fan_in + 1)
+        if units.shape[1] < 2:
             continue
-        units = np.concatenate([W, b], axis=2)  # (R, units, fan_in + 1)
         spread = np.abs(units - units[:, :1, :]).max(axis=(1, 2))
         scale = np.abs(units).max(axis=(1, 2))
         out |= spread <= 1e-9 * np.maximum(scale, 1e-300)

@@ -17,6 +17,7 @@ from initdiag.errors import InitdiagError
 from initdiag.train import (
     Network,
     TrainSettings,
+    _fit,
     _Optimizer,
     loss_and_grad,
     make_circles,
@@ -64,14 +65,15 @@ def test_batched_gradients_match_finite_differences(classes, act):
     X = rng.normal(size=(R, 2, N))
     labels = rng.integers(0, classes, size=(R, N))
     Y = labels[:, None, :].astype(float) if classes == 2 else np.stack([np.eye(3)[lab].T for lab in labels])
-    logits, cache = net.forward(X)
+    logits, work = net.forward(X)
     _, dlogits = loss_and_grad(logits, Y, classes)
-    dWs, dbs = net.backward(dlogits, cache)
+    grads = net.backward(dlogits, work)
+    dWs, dbs = [g[:, :, :-1] for g in grads], [g[:, :, -1:] for g in grads]
 
     def total() -> float:
         return float(loss_and_grad(net.forward(X)[0], Y, classes)[0].sum())  # runs are independent
 
-    for params, grads in ((Ws, dWs), (bs, dbs)):
+    for params, grads in ((net.Ws, dWs), (net.bs, dbs)):  # views: writing them perturbs the network
         for p, g in zip(params, grads, strict=True):
             for index in [(0, 0, 0), (R - 1, p.shape[1] - 1, p.shape[2] - 1), (1, p.shape[1] // 2, 0)]:
                 saved = p[index]
@@ -111,7 +113,7 @@ def test_adam_rescues_a_tiny_init_that_sgd_leaves_stalled():
     assert adam.test_accuracy[0] >= 0.9
 
 
-def test_runs_train_the_same_alone_or_batched_and_threaded():
+def test_runs_train_the_same_alone_or_batched_or_on_processes():
     settings = TrainSettings(iters=300, trials=2)
     together = train(["he", "xavier", "normal:0.5"], settings)
     for result in together.results:
@@ -144,6 +146,51 @@ def test_optimizers_follow_their_definitions():
     opt.step([np.array([[[3.0, 0.0]], [[0.3, 0.0]]]), np.array([[[4.0]], [[0.4]]])], 1)
     assert p[0, 0, 0] == pytest.approx(1 - 3 / 5) and q[0, 0, 0] == pytest.approx(1 - 4 / 5)
     assert p[1, 0, 0] == pytest.approx(1 - 0.3) and q[1, 0, 0] == pytest.approx(1 - 0.4)  # norm 0.5: as is
+
+
+def _tiny_net(act: str = "relu", seed: int = 3, runs: int = 2):
+    rng = np.random.default_rng(seed)
+    widths = [2, 4, 3, 1]
+    Ws = [rng.normal(size=(runs, o, i)).astype(np.float32) for i, o in itertools.pairwise(widths)]
+    bs = [rng.normal(size=(runs, o, 1)).astype(np.float32) * 0.1 for o in widths[1:]]
+    X = rng.normal(size=(runs, 2, 9)).astype(np.float32)
+    Y = (rng.random((runs, 1, 9)) > 0.5).astype(np.float32)
+    return Network(Ws, bs, get_activation(act)), X, Y
+
+
+def test_a_reused_workspace_computes_what_a_fresh_one_does():
+    net, X, Y = _tiny_net()
+    logits, work = net.forward(X)
+    grads = net.backward(loss_and_grad(logits, Y, 2)[1], work)
+    for p, g in zip(net.params, grads, strict=True):
+        p -= 0.5 * g  # a step, then the same buffers again
+    logits, _ = net.forward(work=work)
+    reused = [g.copy() for g in net.backward(loss_and_grad(logits, Y, 2)[1], work)]
+    fresh_logits, fresh = net.forward(X)
+    assert np.array_equal(logits, fresh_logits)
+    for a, b in zip(reused, net.backward(loss_and_grad(fresh_logits, Y, 2)[1], fresh), strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_relus_fast_path_trains_as_the_generic_one():
+    relu = train(["he", "normal:1"], TrainSettings(iters=500, act="relu")).results
+    generic = train(["he", "normal:1"], TrainSettings(iters=500, act="leaky_relu:0")).results
+    for a, b in zip(relu, generic, strict=True):
+        np.testing.assert_allclose(a.loss_curve, b.loss_curve, rtol=1e-6)
+
+
+def test_weight_decay_applies_to_weights_not_biases():
+    settings = TrainSettings(iters=1, lr=0.5, weight_decay=0.1)
+    plain, X, Y = _tiny_net()
+    decayed, _, _ = _tiny_net()
+    start = [p.copy() for p in plain.params]
+    _fit(plain, X, Y, TrainSettings(iters=1, lr=0.5), 2, [0, 1])
+    _fit(decayed, X, Y, settings, 2, [0, 1])
+    for p0, a, b in zip(start, plain.params, decayed.params, strict=True):  # one SGD step: -lr * wd * W
+        np.testing.assert_allclose(
+            b[:, :, :-1] - a[:, :, :-1], -0.5 * 0.1 * p0[:, :, :-1], rtol=1e-4, atol=1e-7
+        )
+        assert np.array_equal(b[:, :, -1], a[:, :, -1])
 
 
 def test_weight_decay_pulls_weights_toward_zero():
@@ -195,6 +242,7 @@ def test_table_and_boundary():
         (["--lr", "0"], "--lr must be a positive number, got 0"),
         (["--optimizer", "rmsprop"], "--optimizer 'rmsprop' is not one of sgd, momentum, adam"),
         (["--iters", "0"], "--iters must be an integer >= 1, got 0"),
+        (["--jobs", "0"], "--jobs must be a positive integer, got 0"),
         (["--init", "he,hee"], "unknown initializer 'hee'; did you mean 'he'?"),
         (["--save-plot", "curves.svg"], "--save-plot 'curves.svg': write a .png file"),
     ],

@@ -431,6 +431,7 @@ def train(inits: list[str], settings: TrainSettings) -> TrainReport:
     classes = CLASSES[settings.dataset]
     trials = settings.trials
     runs = len(parsed) * trials
+    _check_memory(settings, widths, runs, orthogonal=any(p.name in ("orthogonal", "lsuv") for p in parsed))
     data = [
         make_dataset(
             settings.dataset, settings.n_train, settings.n_test, settings.noise_std, _data_rng(settings, t)
@@ -443,6 +444,7 @@ def train(inits: list[str], settings: TrainSettings) -> TrainReport:
     Y = np.stack([_targets(data[r % trials].y_train, classes) for r in range(runs)]).astype(dtype)
     Ws, bs = _sample(parsed, widths, act, list(range(trials)), settings.seed)
     net = Network([W.astype(dtype) for W in Ws], [b.astype(dtype) for b in bs], act)  # drawn in float64
+    del Ws, bs
     lsuv_runs = np.array([parsed[r // trials].data_driven for r in range(runs)])
     if lsuv_runs.any():
         init = next(p for p in parsed if p.data_driven)
@@ -494,6 +496,41 @@ def train(inits: list[str], settings: TrainSettings) -> TrainReport:
         result.verdict = verdict(result, classes)
         results.append(result)
     return TrainReport(settings, results, data)
+
+
+def estimate_memory(settings: TrainSettings, widths: list[int], runs: int, orthogonal: bool = False):
+    """Peak bytes `train` needs for *runs* runs of *widths*, before anything is allocated:
+    (weights, activations). Weights: the float64 draw, the parameters, their gradients, the
+    optimizer's state, an update's temporary and a worker's pickled copy; activations: a step's
+    buffers for every run (the inputs with their row of ones, z, relu's zeros and masks) and the
+    loss's float64 temporaries, at the larger of the train and test sets; plus 10% slack."""
+    item = np.dtype(settings.dtype).itemsize
+    layers = list(itertools.pairwise(widths))
+    params = sum((fan_in + 1) * fan_out for fan_in, fan_out in layers)
+    states = {"sgd": 0, "momentum": 1, "adam": 2}[settings.optimizer]
+    weights = runs * params * (8 + item * (5 + states))
+    if orthogonal:  # QR of the largest matrix in float64
+        weights += 3 * 8 * max(fan_in * fan_out for fan_in, fan_out in layers)
+    per_sample = sum(fan_in + 1 + fan_out for fan_in, fan_out in layers) * item
+    per_sample += sum(widths[1:-1]) * (item + 1)  # relu's zeros and masks (other activations' temporaries)
+    per_sample += 4 * widths[-1] * 8 + 2 * 8  # the loss, the data
+    activations = runs * max(settings.n_train, settings.n_test) * per_sample
+    return int(1.1 * weights), int(1.1 * activations) + (8 << 20)
+
+
+def _check_memory(settings: TrainSettings, widths: list[int], runs: int, orthogonal: bool) -> None:
+    from .probing import available_memory, format_bytes
+
+    weights, activations = estimate_memory(settings, widths, runs, orthogonal)
+    have = available_memory()
+    if have is not None and weights + activations > have:
+        raise InitdiagError(
+            f"training {runs} runs of {settings.layers} needs about {format_bytes(weights + activations)} "
+            f"(weights, gradients and optimizer state {format_bytes(weights)}, activations "
+            f"{format_bytes(activations)} at {max(settings.n_train, settings.n_test)} samples) but "
+            f"{format_bytes(have)} is available; use fewer initializers or --trials, narrower --layers "
+            "or a smaller --n-train"
+        )
 
 
 def _data_rng(settings: TrainSettings, trial: int) -> np.random.Generator:

@@ -19,6 +19,8 @@ from initdiag.train import (
     TrainSettings,
     _fit,
     _Optimizer,
+    _widths,
+    estimate_memory,
     loss_and_grad,
     make_circles,
     make_moons,
@@ -191,6 +193,38 @@ def test_weight_decay_applies_to_weights_not_biases():
             b[:, :, :-1] - a[:, :, :-1], -0.5 * 0.1 * p0[:, :, :-1], rtol=1e-4, atol=1e-7
         )
         assert np.array_equal(b[:, :, -1], a[:, :, -1])
+
+
+@pytest.mark.parametrize(
+    ("inits", "keys"),
+    [
+        (["he", "xavier"], {"layers": "2,256,256,1", "trials": 2}),
+        (["he"], {"layers": "2,256,256,1", "act": "tanh", "optimizer": "adam", "trials": 3}),
+        (["orthogonal", "lsuv"], {"layers": "2,512,64,1", "optimizer": "momentum", "trials": 2}),
+        (["he"], {"dataset": "spiral", "layers": "2,512,3", "trials": 2, "n_test": 1000}),
+    ],
+)
+def test_the_memory_estimate_bounds_the_measured_peak(inits, keys):
+    import tracemalloc
+
+    settings = TrainSettings(iters=3, jobs=1, **keys)
+    runs = len(inits) * settings.trials
+    weights, activations = estimate_memory(settings, _widths(settings), runs, orthogonal="lsuv" in inits)
+    tracemalloc.start()  # numpy reports its buffers to tracemalloc
+    try:
+        train(inits, settings)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= weights + activations <= 2.5 * peak + (8 << 20)
+
+
+def test_a_training_that_will_not_fit_is_refused_with_the_estimate(monkeypatch):
+    monkeypatch.setenv("INITDIAG_MAX_MEMORY", "1MiB")
+    result = runner.invoke(app, ["train", "--trials", "10"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("initdiag: error: training 60 runs of 2,10,5,1 needs about 13.2 MiB")
+    assert result.stderr.count("\n") == 1 and "use fewer initializers or --trials" in result.stderr
 
 
 def test_weight_decay_pulls_weights_toward_zero():

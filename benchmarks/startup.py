@@ -30,7 +30,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=31)
     args = parser.parse_args()
-    exe = shutil.which("initdiag") or str(Path(sys.executable).with_name("initdiag"))
+    # the console script of this interpreter's environment, whatever PATH says: the floor runs here too
+    sibling = Path(sys.executable).with_name("initdiag")
+    exe = str(sibling) if sibling.exists() else shutil.which("initdiag") or "initdiag"
     floor_cmd = [sys.executable, "-c", "import numpy, typer, rich.table"]
     cases = {
         "initdiag probe --layers 784,256,256,10 --act relu --init he": (

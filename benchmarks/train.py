@@ -15,8 +15,10 @@ import argparse
 import shutil
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from initdiag.train import CLASSIC_INITS, TrainSettings, train
 
@@ -28,7 +30,8 @@ def library(inits: list[str], trials: int, iters: int) -> Callable[[], None]:
 
 
 def command(args: list[str]) -> Callable[[], None]:
-    exe = shutil.which("initdiag") or "initdiag"
+    sibling = Path(sys.executable).with_name("initdiag")  # this environment's, whatever PATH says
+    exe = str(sibling) if sibling.exists() else shutil.which("initdiag") or "initdiag"
     return lambda: subprocess.run([exe, "train", *args, "--format", "json"], check=True, capture_output=True)
 
 

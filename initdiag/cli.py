@@ -142,7 +142,7 @@ def _print_rich(renderable_for_width) -> None:
     every column and without trailing padding."""
     from rich.console import Console
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, emoji=False)  # no emoji codes to replace: rich skips its table
     if console.is_terminal:
         console.print(renderable_for_width(console.width))
         return
@@ -152,7 +152,9 @@ def _print_rich(renderable_for_width) -> None:
 def _plain(renderable) -> str:
     from rich.console import Console
 
-    console = Console(highlight=False, width=int(os.environ.get("COLUMNS", 200)), color_system=None)
+    console = Console(
+        highlight=False, emoji=False, width=int(os.environ.get("COLUMNS", 200)), color_system=None
+    )
     with console.capture() as captured:
         console.print(renderable)
     return "\n".join(line.rstrip() for line in captured.get().splitlines()) + "\n"

@@ -298,8 +298,11 @@ def _table(heading: str | None):
     """The house style of every table: a rule under the header, no frame, the title on the left."""
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
-    return Table(title=heading, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False,
+    # user text (a spec's name, a label as typed) as Text: a str would be read as markup and emoji codes
+    title = Text(heading, style="table.title") if heading is not None else None
+    return Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False,
                  collapse_padding=True, padding=(0, 1))  # fmt: skip
 
 
@@ -700,7 +703,7 @@ def compare_table(comparison, width: int | None = None):
     table = _table(None)  # the heading is its own line: a narrow table would wrap it
     table.add_column("layer", justify="left", no_wrap=True)
     for cand in comparison.candidates:
-        table.add_column(f"{cand.label}\na", justify="right", no_wrap=True)
+        table.add_column(Text(f"{cand.label}\na"), justify="right", no_wrap=True)
         table.add_column("\n∂x", justify="right", no_wrap=True)
     for i, layer in enumerate(results[0].layers):
         cells = [Text(_name(layer))]
@@ -836,7 +839,7 @@ def sweep_table(sweep):
         f"{corner} \\ {sweep.column_key}" if sweep.row_keys else "", justify="left", no_wrap=True
     )
     for column in sweep.columns:
-        table.add_column(_axis_label(column), justify="right", no_wrap=True)
+        table.add_column(Text(_axis_label(column)), justify="right", no_wrap=True)
     for row, cells in zip(sweep.rows, sweep.cells, strict=True):
         texts = [Text(_axis_label(row) or sweep.metric)]
         for cell in cells:
@@ -1027,7 +1030,7 @@ def train_table(report, boundaries: bool = False):
 
         plots = [
             Panel(Group(*decision_boundary(report, i)), box=box.SQUARE, expand=False, padding=0,
-                  title=f"{r.label}: {_mean_sd(r.test_accuracy[:1], True)} test", title_align="left")
+                  title=Text(f"{r.label}: {_mean_sd(r.test_accuracy[:1], True)} test"), title_align="left")
             for i, r in enumerate(report.results)
         ]  # fmt: skip
         parts += [Text("  decision boundaries (trial 0): points o x + by class, the plane ' ' · : by the "

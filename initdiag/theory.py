@@ -80,13 +80,30 @@ def expect(f, q: float, kinked: bool = False) -> float:
         return float(np.dot(weights, f(math.sqrt(max(q, 0.0)) * nodes)))
 
 
+def _piecewise_linear_moment(act: Activation) -> float | None:
+    """E[phi'(z)^2] for linear (1), relu (1/2) and leaky_relu with slope s ((1 + s^2)/2), which is
+    also E[phi(sqrt(q) z)^2] / q; None for other activations."""
+    if act.kind == "linear":
+        return 1.0
+    if act.kind in ("relu", "leaky_relu"):
+        slope = act.param or 0.0
+        return (1.0 + slope * slope) / 2.0
+    return None
+
+
 def second_moment(act: Activation, q: float) -> float:
-    """E[phi(sqrt(q) z)^2]."""
+    """E[phi(sqrt(q) z)^2]: in closed form for linear, relu and leaky_relu, else by quadrature."""
+    closed = _piecewise_linear_moment(act)
+    if closed is not None:
+        return closed * q
     return expect(lambda u: act(u) ** 2, q, act.kind in KINKED)
 
 
 def slope_moment(act: Activation, q: float) -> float:
-    """E[phi'(sqrt(q) z)^2]."""
+    """E[phi'(sqrt(q) z)^2]: in closed form for linear, relu and leaky_relu, else by quadrature."""
+    closed = _piecewise_linear_moment(act)
+    if closed is not None:
+        return closed
     return expect(lambda u: act.derivative(u, act(u)) ** 2, q, act.kind in KINKED)
 
 

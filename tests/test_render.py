@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 from rich.console import Console
+from typer.testing import CliRunner
 
 import initdiag
+from initdiag.cli import app
 from initdiag.render import BAR_CELLS, fmt, gain_bar, json_safe, probe_table
 
 
@@ -64,3 +67,23 @@ def test_colours_are_distinct_per_flag():
         console.print(probe_table(result))
     text = captured.get()
     assert "\x1b[" in text  # coloured on a terminal
+
+
+def test_user_text_is_printed_as_typed_not_read_as_markup(tmp_path):
+    """A spec's name (and any label a user typed) goes to rich as Text: "[bold]" or ":fire:" in it
+    is printed, not interpreted, also on a console that reads markup and emoji codes (a notebook's)."""
+    from dataclasses import replace
+
+    name = "net :fire: [v2] [bold]x"
+    spec = tmp_path / "named.toml"
+    sample = Path(__file__).parent.parent / "sample_configs" / "mlp_he.toml"
+    spec.write_text(sample.read_text().replace('name = "mlp-he"', f'name = "{name}"', 1))
+    result = CliRunner().invoke(app, ["probe", "--config", str(spec)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0].startswith(f"{name} · 784 → ")
+    probed = initdiag.probe("8,4,2")
+    probed = replace(probed, spec=replace(probed.spec, name=name))
+    console = Console(width=200, force_terminal=True, color_system=None)  # markup and emoji on
+    with console.capture() as captured:
+        console.print(probe_table(probed))
+    assert captured.get().startswith(name)

@@ -34,6 +34,15 @@ def test_quadrature_against_a_brute_force_integral(name, q):
     )
 
 
+@pytest.mark.parametrize("name", ["linear", "relu", "leaky_relu:0.2"])
+def test_the_quadrature_gives_the_closed_forms(name):
+    act = get_activation(name)  # the closed forms skip the quadrature; it must agree with them
+    kinked = name != "linear"
+    assert expect(lambda u: act(u) ** 2, 3.0, kinked) == pytest.approx(second_moment(act, 3.0), rel=1e-12)
+    slope = expect(lambda u: act.derivative(u, act(u)) ** 2, 3.0, kinked)
+    assert slope == pytest.approx(slope_moment(act, 3.0), rel=1e-12)
+
+
 def test_closed_forms_of_relu_and_linear():
     relu, linear = get_activation("relu"), get_activation("linear")
     assert second_moment(relu, 3.0) == pytest.approx(1.5, rel=1e-13)

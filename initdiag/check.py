@@ -8,6 +8,7 @@ is reported with every problem it has, and the other specs still run.
 
 from __future__ import annotations
 
+import functools
 import glob
 import json
 import math
@@ -237,8 +238,10 @@ def run_check(
     max_gain: float | None = None,
     baseline: str | None = None,
     baseline_factor: float = 2.0,
+    jobs: int | None = None,
 ) -> CheckReport:
-    """Check every spec the patterns name; the order of the report is the order found."""
+    """Check every spec the patterns name; the order of the report is the order found. With several
+    specs, they run on *jobs* worker processes (default: one per core; 1: in this process)."""
     if baseline_factor <= 1:
         raise InitdiagError(f"--baseline-factor must be greater than 1, got {baseline_factor:g}")
     if trials is not None and trials < 1:
@@ -247,12 +250,18 @@ def run_check(
         raise InitdiagError(f"--seed must be a non-negative integer, got {seed}")
     if max_gain is not None and max_gain <= 1:
         raise InitdiagError(f"--max-gain must be greater than 1, got {max_gain:g}")
+    if jobs is not None and jobs < 1:
+        raise InitdiagError(f"--jobs must be a positive integer, got {jobs}")
     gains = load_baseline(baseline) if baseline else None
     files, missing = find_specs(patterns)
-    outcomes = missing + [
-        check_spec(
-            f, trials=trials, seed=seed, max_gain=max_gain, baseline=gains, baseline_factor=baseline_factor
-        )
-        for f in files
-    ]
-    return CheckReport(outcomes, trials)
+    one = functools.partial(
+        check_spec,
+        trials=trials,
+        seed=seed,
+        max_gain=max_gain,
+        baseline=gains,
+        baseline_factor=baseline_factor,
+    )
+    from .workers import run_all
+
+    return CheckReport(missing + run_all(one, [(f,) for f in files], jobs), trials)

@@ -693,6 +693,10 @@ def check(
     max_gain: Annotated[
         float | None, _opt("Override every spec's max forward and backward gain.", "--max-gain")
     ] = None,
+    jobs: Annotated[
+        int | None,
+        _opt("Processes to check specs on (default: one per core; 1: one after another).", "--jobs"),
+    ] = None,
     debug: DebugOpt = False,
 ) -> None:
     """Probe spec files and gate CI on their thresholds: exit 0 if all pass, 1 if any fails, 2 if any is malformed."""  # noqa: E501
@@ -701,7 +705,13 @@ def check(
 
     fmt = _choice("--format", format, render.CHECK_FORMATS)
     report = run_check(
-        specs, trials=trials, seed=seed, max_gain=max_gain, baseline=baseline, baseline_factor=baseline_factor
+        specs,
+        trials=trials,
+        seed=seed,
+        max_gain=max_gain,
+        baseline=baseline,
+        baseline_factor=baseline_factor,
+        jobs=jobs,
     )
     if output is not None:
         _write(

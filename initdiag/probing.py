@@ -187,7 +187,15 @@ def estimate_memory(spec: StackSpec, batch: int, dtype: str, orthogonal: bool = 
 
 
 def available_memory() -> int | None:
-    """Bytes we may use: ``INITDIAG_MAX_MEMORY`` (e.g. ``2GiB``) if set, else MemAvailable."""
+    """Bytes we may use: ``INITDIAG_MAX_MEMORY`` (e.g. ``2GiB``) if set, else MemAvailable; in a
+    worker process, its pool's share of that (the workers run at once)."""
+    from .workers import pool_size
+
+    total = _machine_memory()
+    return None if total is None else total // pool_size()
+
+
+def _machine_memory() -> int | None:
     limit = os.environ.get("INITDIAG_MAX_MEMORY")
     if limit:
         return parse_bytes(limit)
@@ -202,6 +210,13 @@ def available_memory() -> int | None:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return None
+
+
+def _shared() -> str:
+    from .workers import pool_size
+
+    n = pool_size()
+    return f" to each of {n} worker processes (--jobs 1 gives one all of it)" if n > 1 else ""
 
 
 def parse_bytes(text: str) -> int:
@@ -744,8 +759,8 @@ def run_probe(spec: StackSpec, settings: ProbeSettings, source: InputSource | No
         raise InitdiagError(
             f"this stack needs about {format_bytes(need.total)} (weights and gradients "
             f"{format_bytes(need.weights)}, activations {format_bytes(need.activations)} at batch "
-            f"{settings.batch}) but {format_bytes(have)} is available; use fewer or narrower layers "
-            "or a smaller --batch"
+            f"{settings.batch}) but {format_bytes(have)} is available{_shared()}; use fewer or narrower "
+            "layers or a smaller --batch"
         )
 
     n_weights = sum(math.prod(ctx.shape) for ctx in plan.contexts if ctx is not None)

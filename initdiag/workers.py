@@ -14,7 +14,15 @@ from contextlib import contextmanager
 from typing import Any
 
 BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-PRELOAD = ["initdiag.compare", "initdiag.probing", "initdiag.train"]
+PRELOAD = ["initdiag.check", "initdiag.compare", "initdiag.probing", "initdiag.train"]
+MEMORY_LIMIT = "INITDIAG_MAX_MEMORY"
+_pool_size = 1  # the processes of the pool this one works in (1: not a worker)
+
+
+def pool_size() -> int:
+    """How many processes share the machine's memory with this one, itself included: each may plan
+    on that share of it (1 outside a pool)."""
+    return _pool_size
 
 
 def run_all(
@@ -42,7 +50,8 @@ def run_all(
     saved = {key: os.environ.get(key) for key in BLAS_THREADS}
     os.environ.update(dict.fromkeys(BLAS_THREADS, "1"))
     try:
-        with _main_hidden(), ProcessPoolExecutor(jobs, mp_context=_context()) as pool:
+        start = (jobs, os.environ.get(MEMORY_LIMIT))
+        with _main_hidden(), ProcessPoolExecutor(jobs, _context(), _start_worker, start) as pool:
             futures = {pool.submit(fn, *task): i for i, task in enumerate(tasks)}
             for done, future in enumerate(as_completed(futures), start=1):
                 results[futures[future]] = future.result()
@@ -55,6 +64,17 @@ def run_all(
             else:
                 os.environ[key] = value
     return results
+
+
+def _start_worker(size: int, memory_limit: str | None) -> None:
+    """A worker's set-up: the size of its pool, and the caller's memory limit as it is now (a
+    worker forks from a server that kept the environment of its own start)."""
+    global _pool_size
+    _pool_size = size
+    if memory_limit is None:
+        os.environ.pop(MEMORY_LIMIT, None)
+    else:
+        os.environ[MEMORY_LIMIT] = memory_limit
 
 
 @contextmanager

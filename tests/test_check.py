@@ -229,6 +229,7 @@ def test_bad_check_options(specs, tmp_path):
         (["--baseline", tmp_path / "bad.json"], "is not a JSON result of initdiag check or probe"),
         (["--baseline-factor", "0.5"], "--baseline-factor must be greater than 1"),
         (["--trials", "0"], "--trials must be a positive integer"),
+        (["--jobs", "0"], "--jobs must be a positive integer"),
     ):
         result = run(specs / "good.toml", *args)
         assert result.exit_code == 2, args
@@ -245,6 +246,59 @@ def test_csv_and_markdown(specs):
         md.startswith("**initdiag check**")
         and "| spec | name | result |" in md
         and "**✘ 1 failed, 1 passed**" in md
+    )
+
+
+def _without_timing(report) -> list[dict]:
+    return [{k: v for k, v in o.to_dict().items() if k != "seconds"} for o in report.outcomes]
+
+
+def _leaves(value, path=""):
+    """(path, value) of every number and string in a JSON-like value."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _leaves(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _leaves(item, f"{path}[{i}]")
+    else:
+        yield path, value
+
+
+def test_specs_on_worker_processes_report_as_one_after_another(specs):
+    (specs / "broken.toml").write_text(BROKEN)
+    serial = run_check([str(specs)], jobs=1)
+    parallel = run_check([str(specs)], jobs=2)
+    assert [o.file for o in parallel.outcomes] == [o.file for o in serial.outcomes]
+    # equal but for the last bits: the parent's matrix products may use two BLAS threads, a worker's one
+    for got, want in zip(_without_timing(parallel), _without_timing(serial), strict=True):
+        got, want = dict(_leaves(got)), dict(_leaves(want))
+        assert got.keys() == want.keys()
+        for key, value in want.items():
+            expected = pytest.approx(value, rel=1e-9, nan_ok=True) if isinstance(value, float) else value
+            assert got[key] == expected, key
+    assert parallel.exit_code == serial.exit_code == 2
+
+
+def test_workers_share_the_memory_a_spec_may_plan_on(specs, monkeypatch):
+    """Specs checked at once each get their share of the memory: one that fits alone is refused
+    on two workers, with the reason, and --jobs 1 gives it all."""
+    from initdiag.probing import estimate_memory
+    from initdiag.spec import job
+    from initdiag.specfile import load_spec
+
+    stack, settings, _ = job(spec=load_spec(str(specs / "good.toml")), probe_defaults={"trials": 3})
+    need = estimate_memory(stack, settings.batch, settings.dtype).total
+    (specs / "deep.yaml").unlink()
+    (specs / "good2.toml").write_text(GOOD.replace('"good"', '"good2"'))
+    monkeypatch.setenv("INITDIAG_MAX_MEMORY", str(int(1.5 * need)))  # after the workers' server started
+    alone = run_check([str(specs)], jobs=1)
+    assert [o.status for o in alone.outcomes] == ["pass", "pass"]
+    shared = run_check([str(specs)], jobs=2)
+    assert [o.status for o in shared.outcomes] == ["error", "error"]
+    assert (
+        "is available to each of 2 worker processes (--jobs 1 gives one all of it)"
+        in shared.outcomes[0].problems[0]
     )
 
 

@@ -47,6 +47,21 @@ def _gelu_d(z, _, __):
     return normal_cdf(z) + z * normal_pdf(z)
 
 
+def _leaky(z, slope):
+    # max(z, s z) is z where z > 0 and s z elsewhere for s <= 1 (min for s > 1); np.where's random
+    # branches are 15x slower (numpy 2.4)
+    if slope == 0:
+        return np.maximum(z, 0)  # relu (s z would be nan at z = inf)
+    scaled = z * z.dtype.type(slope) if isinstance(z, np.ndarray) else slope * z
+    return np.maximum(z, scaled) if slope <= 1 else np.minimum(z, scaled)
+
+
+def _leaky_d(z, slope):
+    if 0 <= slope <= 1:  # max(1 or 0, s) is 1 or s, exactly
+        return np.maximum(z > 0, np.asarray(z).dtype.type(slope))
+    return np.where(z > 0, 1.0, slope).astype(np.asarray(z).dtype, copy=False)
+
+
 def _elu(z, alpha):
     return np.where(z > 0, z, alpha * np.expm1(np.minimum(z, 0)))
 
@@ -85,8 +100,8 @@ _KINDS: dict[str, _Kind] = {
         piecewise_linear=True,
     ),
     "leaky_relu": _Kind(
-        lambda z, s: np.where(z > 0, z, s * z),
-        lambda z, a, s: np.where(z > 0, 1.0, s).astype(z.dtype, copy=False),
+        lambda z, s: _leaky(z, s),
+        lambda z, a, s: _leaky_d(z, s),
         lambda s: max(1.0, abs(s)),
         piecewise_linear=True,
         param_name="slope",

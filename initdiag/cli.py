@@ -584,6 +584,9 @@ def train(
     from .callspec import split_list
     from .train import DATASETS, DEFAULT_LAYERS, OPTIMIZERS, TrainSettings
     from .train import train as run_train
+    from .workers import keep_freed_memory
+
+    keep_freed_memory()  # this process is ours
 
     fmt = _choice("--format", format, render.FORMATS)
     dataset = _choice("--dataset", dataset, DATASETS)

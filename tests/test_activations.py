@@ -174,3 +174,20 @@ def test_names_and_errors():
         get_activation("relu:0.1")
     with pytest.raises(InitdiagError, match="alpha must be > 0"):
         get_activation("elu:-1")
+
+
+@pytest.mark.parametrize("slope", [0.01, 0.2, 0.0, 1.0, 1.5, -0.5, 3.0])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_leaky_relu_is_its_definition(slope, dtype):
+    """z where z > 0, else slope * z (PyTorch's F.leaky_relu), and the slope 1 or s, in the input's
+    dtype, also at the special values (slope 0 is relu: 0 at -inf)."""
+    act = get_activation(f"leaky_relu:{slope}")
+    z = np.concatenate([np.linspace(-5, 5, 1001), [np.nan, -np.inf, np.inf, -0.0, 0.0]]).astype(dtype)
+    with np.errstate(invalid="ignore"):
+        want = np.where(z > 0, z, slope * z).astype(dtype)
+        got = act(z)
+    if slope == 0:
+        want[z == -np.inf] = 0
+    assert got.dtype == dtype and np.array_equal(got, want, equal_nan=True)
+    slope_of = act.derivative(z, got)
+    assert slope_of.dtype == dtype and np.array_equal(slope_of, np.where(z > 0, 1.0, slope).astype(dtype))

@@ -29,10 +29,16 @@ SELU_SCALE = 1.0507009873554804934193349852946
 LEAKY_RELU_DEFAULT_SLOPE = 0.01
 
 
+# The piecewise activations select between their pieces with arithmetic, not np.where, whose random
+# branches are 15x slower (numpy 2.4): x + 0 and x * 1 are x exactly, for the finite pieces used here.
+
+
 def _sigmoid(z):
-    # stable on both sides: exp of a non-positive number never overflows
+    # stable on both sides: exp of a non-positive number never overflows; 1/(1+e) for z >= 0, e/(1+e) below
     e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(z.dtype, copy=False)
+    one_plus = 1.0 + e
+    positive = np.asarray(z) >= 0
+    return (positive / one_plus + np.logical_not(positive) * (e / one_plus)).astype(z.dtype, copy=False)
 
 
 def _gelu(z, _):
@@ -48,8 +54,7 @@ def _gelu_d(z, _, __):
 
 
 def _leaky(z, slope):
-    # max(z, s z) is z where z > 0 and s z elsewhere for s <= 1 (min for s > 1); np.where's random
-    # branches are 15x slower (numpy 2.4)
+    # max(z, s z) is z where z > 0 and s z elsewhere for s <= 1 (min for s > 1)
     if slope == 0:
         return np.maximum(z, 0)  # relu (s z would be nan at z = inf)
     scaled = z * z.dtype.type(slope) if isinstance(z, np.ndarray) else slope * z
@@ -63,12 +68,18 @@ def _leaky_d(z, slope):
 
 
 def _elu(z, alpha):
-    return np.where(z > 0, z, alpha * np.expm1(np.minimum(z, 0)))
+    # z + alpha * expm1(0) for z > 0, 0 + alpha * expm1(z) below (and -alpha at -inf)
+    return np.maximum(z, 0) + alpha * np.expm1(np.minimum(z, 0))
 
 
 def _elu_d(z, a, alpha):
     # alpha * exp(z), not a + alpha: that subtraction loses the tail's precision (as PyTorch)
-    return np.where(z > 0, 1.0, alpha * np.exp(np.minimum(z, 0))).astype(z.dtype, copy=False)
+    return ((z > 0) + (z <= 0) * (alpha * np.exp(np.minimum(z, 0)))).astype(z.dtype, copy=False)
+
+
+def _softplus(z):
+    # log(1 + e^z) = max(z, 0) + log1p(e^-|z|), as numpy's logaddexp(0, z) computes it, at a tenth the time
+    return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
 
 
 def _silu_d(z, _, __):
@@ -122,7 +133,7 @@ _KINDS: dict[str, _Kind] = {
     "gelu": _Kind(_gelu, _gelu_d, lambda _: _max_derivative("gelu")),
     "silu": _Kind(lambda z, _: z * _sigmoid(z), _silu_d, lambda _: _max_derivative("silu")),
     "softplus": _Kind(
-        lambda z, _: np.logaddexp(z.dtype.type(0), z),
+        lambda z, _: _softplus(z),
         lambda z, a, _: _sigmoid(z),
         lambda _: 1.0,
     ),

@@ -191,3 +191,37 @@ def test_leaky_relu_is_its_definition(slope, dtype):
     assert got.dtype == dtype and np.array_equal(got, want, equal_nan=True)
     slope_of = act.derivative(z, got)
     assert slope_of.dtype == dtype and np.array_equal(slope_of, np.where(z > 0, 1.0, slope).astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_piecewise_activations_are_their_definitions(dtype):
+    """sigmoid, elu, selu (and their slopes) select their pieces without np.where: exactly the
+    where-definitions, at the special values too; softplus is log(1 + e^z) to 2 ulp (math.log1p)."""
+    z = np.concatenate(
+        [
+            np.linspace(-40, 40, 8001),
+            [np.nan, -np.inf, np.inf, -0.0, 0.0, 1e-30, -1e-30, 88.5, -88.5, 700, -700],
+        ]
+    ).astype(dtype)
+    with np.errstate(all="ignore"):
+        e = np.exp(-np.abs(z))
+        definitions = {
+            "sigmoid": np.where(z >= 0, 1 / (1 + e), e / (1 + e)),
+            "elu:0.5": np.where(z > 0, z, 0.5 * np.expm1(np.minimum(z, 0))),
+            "selu": SELU_SCALE * np.where(z > 0, z, SELU_ALPHA * np.expm1(np.minimum(z, 0))),
+        }
+        for name, want in definitions.items():
+            act = get_activation(name)
+            got = act(z)
+            assert got.dtype == dtype and np.array_equal(got, want.astype(dtype), equal_nan=True), name
+        elu = get_activation("elu:0.5")
+        slope = np.where(z > 0, 1.0, 0.5 * np.exp(np.minimum(z, 0))).astype(dtype)
+        assert np.array_equal(elu.derivative(z, elu(z)), slope, equal_nan=True)
+        softplus = get_activation("softplus")(z)
+    finite = np.isfinite(z) & (np.abs(z) < 700)
+    exact = np.array([math.log1p(math.exp(float(v))) if v < 30 else float(v) + math.log1p(math.exp(-float(v)))
+                      for v in z[finite]])  # fmt: skip
+    assert softplus.dtype == dtype
+    np.testing.assert_allclose(softplus[finite], exact, rtol=2 * np.finfo(dtype).eps, atol=0)
+    assert np.isnan(softplus[np.isnan(z)]).all()
+    assert softplus[z == np.inf][0] == np.inf and softplus[z == -np.inf][0] == 0

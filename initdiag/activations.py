@@ -57,7 +57,7 @@ def _leaky(z, slope):
     # max(z, s z) is z where z > 0 and s z elsewhere for s <= 1 (min for s > 1)
     if slope == 0:
         return np.maximum(z, 0)  # relu (s z would be nan at z = inf)
-    scaled = z * z.dtype.type(slope) if isinstance(z, np.ndarray) else slope * z
+    scaled = slope * z  # a Python float keeps float32 float32
     return np.maximum(z, scaled) if slope <= 1 else np.minimum(z, scaled)
 
 

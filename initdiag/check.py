@@ -250,8 +250,6 @@ def run_check(
         raise InitdiagError(f"--seed must be a non-negative integer, got {seed}")
     if max_gain is not None and max_gain <= 1:
         raise InitdiagError(f"--max-gain must be greater than 1, got {max_gain:g}")
-    if jobs is not None and jobs < 1:
-        raise InitdiagError(f"--jobs must be a positive integer, got {jobs}")
     gains = load_baseline(baseline) if baseline else None
     files, missing = find_specs(patterns)
     one = functools.partial(

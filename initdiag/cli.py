@@ -481,8 +481,6 @@ def sweep(
     fmt = _choice("--format", format, render.FORMATS)
     metric = _choice("--metric", metric, METRICS)
     _check_max_gain(max_gain)
-    if jobs is not None and jobs < 1:
-        raise InitdiagError(f"--jobs must be a positive integer, got {jobs}")
     depths = []
     for item in split_list(depth, "--depth"):
         if not item.isdigit() or int(item) < 1:

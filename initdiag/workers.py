@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from .errors import InitdiagError
+
 BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 PRELOAD = ["initdiag.check", "initdiag.compare", "initdiag.probing", "initdiag.train"]
 MEMORY_LIMIT = "INITDIAG_MAX_MEMORY"
@@ -34,6 +36,8 @@ def run_all(
     """``fn(*task)`` for every task, in task order: in this process when *jobs* (default: one per
     core, at most one per task) is 1, else on that many worker processes. ``progress(done, total)``
     after each task. *fn* must be a module-level function (the workers import it by name)."""
+    if jobs is not None and jobs < 1:
+        raise InitdiagError(f"--jobs must be a positive integer, got {jobs}")
     total = len(tasks)
     jobs = min(jobs or os.cpu_count() or 1, total)
     results: list[Any] = [None] * total

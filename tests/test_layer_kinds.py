@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from finite_differences import central_difference
 
 import initdiag
 from initdiag.errors import InitdiagError
@@ -58,16 +59,6 @@ def _network(spec, seed=3, batch=5):
     return plan, _build(plan, sampled, settings, 0), sampled
 
 
-def _numeric(f, array, index, h=1e-6):
-    saved = array[index]
-    array[index] = saved + h
-    up = f()
-    array[index] = saved - h
-    down = f()
-    array[index] = saved
-    return (up - down) / (2 * h)
-
-
 def test_mixed_stack_gradients_match_finite_differences():
     _, nodes, _ = _network(MIXED)
     rng = np.random.default_rng(0)
@@ -98,12 +89,14 @@ def test_mixed_stack_gradients_match_finite_differences():
         grads
     )
     for index in [(0, 0, 0, 0), (1, 3, 2, 1), (4, 6, 5, 0), (2, 4, 1, 1)]:
-        assert dX[index] == pytest.approx(_numeric(loss, X, index), rel=1e-6, abs=1e-9)
+        assert dX[index] == pytest.approx(central_difference(loss, X, index), rel=1e-6, abs=1e-9)
     for name, grad in grads.items():
         weight = layers[name].weight
         for flat in np.random.default_rng(1).choice(weight.size, size=min(4, weight.size), replace=False):
             index = np.unravel_index(flat, weight.shape)
-            assert grad[index] == pytest.approx(_numeric(loss, weight, index), rel=1e-5, abs=1e-9), name
+            assert grad[index] == pytest.approx(
+                central_difference(loss, weight, index), rel=1e-5, abs=1e-9
+            ), name
 
 
 def test_rows_of_the_mixed_stack():

@@ -70,7 +70,12 @@ DTYPES = ("float32", "float64")
 _INPUT_STREAM, _TARGET_STREAM, _LAYER_STREAM, _DROPOUT_STREAM = 0, 1, 2, 3
 _JACOBIAN_STREAM = 5  # the randomized estimate's probes (4 is train's data)
 # per-row numbers the gains need besides the reported ones
-_RAW_EXTRA = ("preact_sq", "grad_input_sq", "input_sq", "grad_output_sq")
+_RAW_EXTRA = ("preact_sq", "grad_input_sq", "input_sq", "grad_output_sq", "grad_weight_sq")
+# the per-row second moments that decide a layer gets no signal or no gradient (means over trials)
+_ZERO_KEYS = ("preact_sq", "grad_input_sq", "grad_weight_sq")
+# dead_fraction is judged only when each unit sees at least this many values (batch x positions): a
+# unit that fires half the time looks dead on n values with probability 2^-n (1/1024 here)
+MIN_DEAD_SAMPLES = 10
 # below this many weights in all, a thread pool costs more than it saves
 _PARALLEL_MIN_WEIGHTS = 1 << 20
 
@@ -116,6 +121,11 @@ def get_input(text: str, shape: tuple[int, ...] | int) -> InputSource:
         sampler = Normal("normal", 1.0) if name == "normal" else Uniform(-math.sqrt(3), math.sqrt(3))
         return InputSource(name, sampler)
     sampler = get_initializer(text)
+    if sampler.variance(None) == 0:
+        raise InitdiagError(
+            f"--input '{text}' has variance 0: every sample would be the same, so the probe would "
+            "measure nothing; give a positive std (normal:1) or width (uniform:low=-1,high=1)"
+        )
     return InputSource(str(sampler), sampler)
 
 
@@ -129,6 +139,17 @@ def _load_npy(path: str, shape: tuple[int, ...]) -> np.ndarray:
         raise InitdiagError(
             f"'{path}' has shape {array.shape} but the stack takes (batch, {want}), batch >= 1"
             + (f": {array.shape[1]} channels where the stack has {shape[0]}" if what == "channels" else "")
+        )
+    bad = array.size - int(np.count_nonzero(np.isfinite(array))) if array.dtype.kind == "f" else 0
+    if bad:
+        raise InitdiagError(
+            f"--input '{path}' holds {bad} non-finite value{'s' if bad > 1 else ''} (nan or inf); the input must be "
+            "finite numbers"
+        )
+    if array.size and not np.any(array != array.reshape(-1)[0]):
+        raise InitdiagError(
+            f"--input '{path}': every entry is {array.reshape(-1)[0]:g}, so every sample is the same and the probe "
+            "would measure nothing; give varied inputs"
         )
     return array
 
@@ -435,7 +456,7 @@ class _Recorder:
         if layer.dweight is not None:
             dwm = moments(layer.dweight)
             wm = self.weight_moments.get(i) or moments(layer.weight)
-            raw["grad_weight_var"][i] = dwm.var
+            raw["grad_weight_var"][i], raw["grad_weight_sq"][i] = dwm.var, dwm.second
             raw["grad_weight_ratio"][i] = _ratio(math.sqrt(dwm.second), math.sqrt(wm.second))
         if not layer.act.piecewise_linear:
             raw["saturated_fraction"][i] = saturated_fraction(layer.dact, layer.act.max_derivative)
@@ -484,11 +505,52 @@ def _jacobian(nodes: list, seed: int) -> dict:
     return spectrum([n.W for n in nodes], slopes, stream(seed, 0, _JACOBIAN_STREAM))
 
 
+def erased_rows(graph: Graph) -> set[int]:
+    """The rows whose scale a normalization layer erases: every path from them to the output passes
+    a norm (a norm follows them in their own sequence, or they end a residual branch whose sum row
+    is itself erased). Their forward gain is not judged: no scale of theirs reaches the output."""
+    erased: set[int] = set()
+
+    def visit(tree: tuple, outer_erased: bool) -> None:
+        normed = outer_erased
+        for item in reversed(tree):
+            if isinstance(item, Block):
+                if normed:
+                    erased.add(item.sum_row)
+                visit(item.branch, normed)  # the branch ends in the sum
+                continue
+            if normed:
+                erased.add(item)
+            if graph.rows[item].kind in NORM_KINDS:
+                normed = True
+
+    visit(graph.tree, False)
+    return erased
+
+
+def forward_references(graph: Graph) -> list[int]:
+    """For each row, the row its forward gain is measured against: the last normalization row at or
+    before it in execution order (a norm erases the scale of everything before it, so that scale
+    must not decide a verdict after it), else the first row."""
+    refs, current = [], 0
+    for row in graph.rows:
+        if row.kind in NORM_KINDS:
+            current = row.index
+        refs.append(current)
+    return refs
+
+
 def _gains(graph: Graph, raw: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Cumulative gains of every row: E[z^2] over the first row's (forward), E[(dL/dx)^2] over the
-    last row's (backward). Factors no initializer can change are divided out: a pooling layer's own
-    change of the second moment (a 2x2 max pool passes each gradient to one input of four), and,
-    backward, the square of the residual scales a branch row's gradient is multiplied by."""
+    """Cumulative gains of every row.
+
+    Forward: E[z_l^2] over E[z_r^2], r the row's reference (`forward_references`: the first row, or
+    the last normalization row before it). Backward: E[(dL/dx_l)^2] over the last row's. The
+    backward gain needs no restart: a normalization layer's backward pass divides the gradient by the
+    same std its forward pass divided out, so a rescaled layer before a norm leaves every other
+    row's backward gain unchanged. Factors no initializer can change are divided out: a pooling
+    layer's own change of the second moment (a 2x2 max pool passes each gradient to one input of
+    four), and, backward, the square of the residual scales a branch row's gradient is multiplied by.
+    """
     rows_ = graph.rows
     n = len(rows_)
     own_fwd = np.ones(n)
@@ -500,7 +562,11 @@ def _gains(graph: Graph, raw: dict) -> tuple[np.ndarray, np.ndarray]:
     fwd_fixed = np.cumprod(own_fwd)
     bwd_fixed = np.cumprod(own_bwd[::-1])[::-1]  # pools at or after the row
     scale_sq = np.array([row.branch_scale**2 for row in rows_])
-    forward = [_ratio(raw["preact_sq"][i], raw["preact_sq"][0] * fwd_fixed[i]) for i in range(n)]
+    refs = forward_references(graph)
+    forward = [
+        _ratio(raw["preact_sq"][i], raw["preact_sq"][r] * _ratio(fwd_fixed[i], fwd_fixed[r]))
+        for i, r in enumerate(refs)
+    ]
     backward = [
         _ratio(raw["grad_input_sq"][i], raw["grad_input_sq"][-1] * bwd_fixed[i] * scale_sq[i])
         for i in range(n)
@@ -516,6 +582,21 @@ def _ratio(num: float, den: float) -> float:
 # --- verdict --------------------------------------------------------------------------------------
 
 
+def _dead_judged(row, batch: int) -> bool:
+    """Whether each unit of the row sees enough values (`MIN_DEAD_SAMPLES`) for dead to mean dead."""
+    return batch * math.prod(row.out_shape[1:]) >= MIN_DEAD_SAMPLES
+
+
+def _gradient_stop(plan: _Plan, zeros: dict, i: int) -> str | None:
+    """For a weighted row whose weights get no gradient at all (dL/dW = 0 everywhere, in a finite
+    forward pass): the row where the gradient stops, the last one whose dL/dx is 0 everywhere
+    (itself when, e.g., all its units are dead). None when the row gets a gradient."""
+    if plan.contexts[i] is None or not zeros["grad_weight_sq"][i] or zeros["preact_sq"][i]:
+        return None
+    stops = np.flatnonzero(zeros["grad_input_sq"][i:])
+    return plan.graph.rows[i + int(stops[-1])].name if stops.size else plan.graph.rows[i].name
+
+
 def _layer_flags(stats: LayerStats, t: Thresholds) -> list[str]:
     flags = set()
     if not all(
@@ -523,12 +604,16 @@ def _layer_flags(stats: LayerStats, t: Thresholds) -> list[str]:
     ):
         flags.add("nonfinite")
     gains = ((stats.forward_gain, t.max_forward_gain), (stats.backward_gain, t.max_backward_gain))
-    for gain, limit in gains if stats.kind in GAIN_JUDGED_KINDS else ():
+    for (gain, limit), judged in zip(gains, stats.gain_judged, strict=True):
+        if not judged:
+            continue
         if gain < 1.0 / limit:
             flags.add("vanishing")
         elif gain > limit:
             flags.add("exploding")
-    if stats.dead_fraction > t.max_dead_fraction:
+    if stats.silent or stats.gradient_stop is not None:
+        flags.add("vanishing")
+    if stats.dead_judged and stats.dead_fraction > t.max_dead_fraction:
         flags.add("dead")
     if stats.saturated_fraction > t.max_saturated_fraction:
         flags.add("saturated")
@@ -571,10 +656,22 @@ def _findings(layers: list[LayerStats], t: Thresholds, warn: bool) -> list[_Find
                         f"layer {s.name}: the backward pass overflows (inf/nan)",
                     )
                 )
+        if not warn and s.silent:
+            sentence = f"layer {s.name}: z is 0 for every input, so no signal passes it"
+            found.append(_Finding("no signal", "vanishing", 1, math.inf, s.name, sentence))
+        if not warn and s.gradient_stop is not None:
+            stop = s.gradient_stop
+            where = "there" if stop == s.name else f"at layer {stop}"
+            sentence = (
+                f"no gradient reaches layer {s.name} (dL/dW = 0 everywhere): the gradient stops {where}, "
+                "whose dL/dx is 0"
+            )
+            found.append(_Finding("no gradient", "vanishing", 1, math.inf, s.name, sentence))
         directions = (("forward", t.max_forward_gain), ("backward", t.max_backward_gain))
-        for direction, limit in directions if s.kind in GAIN_JUDGED_KINDS else ():
+        for (direction, limit), judged in zip(directions, s.gain_judged, strict=True):
             g = getattr(s, f"{direction}_gain")
-            if math.isnan(g) or g < 0:
+            explained = s.silent if direction == "forward" else s.gradient_stop is not None
+            if not judged or explained or math.isnan(g) or g < 0:
                 continue
             log_ratio = math.inf if g == 0 or math.isinf(g) else abs(math.log(g)) / math.log(limit)
             toward = "exploding" if g > 1 else "vanishing"
@@ -591,6 +688,8 @@ def _findings(layers: list[LayerStats], t: Thresholds, warn: bool) -> list[_Find
             ("saturated_fraction", "saturated", "of activations saturated", t.max_saturated_fraction, 4),
         ):
             share = getattr(s, key)
+            if flag == "dead" and not s.dead_judged:
+                continue
             if (not warn and share > limit) or (warn and limit / 2 < share <= limit):
                 sentence = f"layer {s.name}: {share:.0%} {what}" + ("" if warn else f" (> {limit:.0%})")
                 found.append(_Finding(key, flag, severity, share, s.name, sentence))
@@ -633,7 +732,8 @@ def _reasons(layers: list[LayerStats], t: Thresholds) -> tuple[list[Reason], boo
     return [], False
 
 
-def _summarize(layers: list[LayerStats], losses: list[float], t: Thresholds, trials: int) -> Summary:
+def _summarize(layers: list[LayerStats], losses: list[float], settings: ProbeSettings) -> Summary:
+    t, trials = settings.thresholds, settings.trials
     flags = [f for f in FLAGS if any(f in s.flags for s in layers)]
     findings, drifting = _reasons(layers, t)
     verdict = "fail" if flags else ("warn" if drifting else "ok")
@@ -644,6 +744,7 @@ def _summarize(layers: list[LayerStats], losses: list[float], t: Thresholds, tri
             "backward_gain": layers[0].sd.get("backward_gain", math.nan),
             "loss": float(np.std(losses, ddof=1)),
         }
+    reference = layers[-1].forward_reference
     return Summary(
         forward_gain=layers[-1].forward_gain,
         backward_gain=layers[0].backward_gain,
@@ -653,7 +754,25 @@ def _summarize(layers: list[LayerStats], losses: list[float], t: Thresholds, tri
         findings=findings,
         worst_layer=findings[0].layer if findings else None,
         sd=sd,
+        forward_gain_from=reference if reference != layers[0].name else None,
+        notes=_notes(layers, settings),
     )
+
+
+def _notes(layers: list[LayerStats], settings: ProbeSettings) -> list[str]:
+    """What limits the reading of this probe, in words."""
+    notes = []
+    unjudged = [
+        x for x in layers if not x.dead_judged and (x.act or "").split(":")[0] in ("relu", "leaky_relu")
+    ]
+    if unjudged:
+        values = min(settings.batch * math.prod(x.output_shape[1:]) for x in unjudged)
+        notes.append(
+            f"dead units are not judged: each unit sees only {values} value{'s' if values > 1 else ''} "
+            f"(batch x positions), and a live unit looks dead on n values with probability 2^-n; use "
+            f"a batch of at least {MIN_DEAD_SAMPLES}"
+        )
+    return notes
 
 
 # --- public entry point ---------------------------------------------------------------------------
@@ -671,6 +790,17 @@ def check_settings(settings: ProbeSettings, spec: StackSpec) -> ProbeSettings:
     if settings.dtype not in DTYPES:
         raise InitdiagError(f"unknown dtype '{settings.dtype}'; allowed: {', '.join(DTYPES)}")
     settings.thresholds.check()
+    for row in rows(spec).rows:
+        if row.kind == "batchnorm" and settings.batch * math.prod(row.out_shape[1:]) < 2:
+            raise InitdiagError(
+                f"layer {row.name}: batch norm needs a batch of at least 2 (it normalizes each feature "
+                f"over the batch, and one value has no variance); got --batch {settings.batch}"
+            )
+        if row.kind == "layernorm" and math.prod(row.out_shape) < 2:
+            raise InitdiagError(
+                f"layer {row.name}: layer norm over a single feature outputs 0 for every input; "
+                "normalize a layer of at least 2 units"
+            )
     if settings.loss == "xent":
         out = rows(spec).rows[-1].out_shape
         if len(out) != 1 or out[0] < 2:
@@ -786,6 +916,9 @@ def run_probe(spec: StackSpec, settings: ProbeSettings, source: InputSource | No
         stacked = {key: np.array([r[key] for r in raws]) for key in STAT_KEYS}
         means = {key: stacked[key].mean(axis=0) for key in STAT_KEYS}
         sds = {key: stacked[key].std(axis=0, ddof=1) for key in STAT_KEYS} if settings.trials > 1 else {}
+        zeros = {key: np.mean([r[key] for r in raws], axis=0) == 0 for key in _ZERO_KEYS}
+    references = forward_references(plan.graph)
+    erased = erased_rows(plan.graph)
     layers = []
     for row, ctx, init, bias in zip(plan.graph.rows, plan.contexts, plan.inits, plan.bias_inits, strict=True):
         i = row.index
@@ -794,6 +927,7 @@ def run_probe(spec: StackSpec, settings: ProbeSettings, source: InputSource | No
             values.update(weight_std=None, grad_weight_var=None, grad_weight_ratio=None)
         if row.kind not in ("dense", "conv2d"):
             values["distinct_units"] = None
+        judged = row.kind in GAIN_JUDGED_KINDS
         stats = LayerStats(
             name=row.name,
             kind=row.kind,
@@ -807,10 +941,18 @@ def run_probe(spec: StackSpec, settings: ProbeSettings, source: InputSource | No
             units=row.units,
             output_shape=row.out_shape,
             depth=row.depth,
+            # the first row's dL/dx is the gradient of the data, which trains nothing (He et al.
+            # 2015, sec. 2.2: "we need not compute dx_1 because it represents the image domain")
+            # and a scale that a later normalization layer erases does not reach the output
+            gain_judged=(judged and i not in erased, judged and i > 0),
+            forward_reference=plan.graph.rows[references[i]].name,
+            silent=judged and bool(zeros["preact_sq"][i]),
+            gradient_stop=_gradient_stop(plan, zeros, i),
+            dead_judged=_dead_judged(row, settings.batch),
         )
         stats.flags = _layer_flags(stats, settings.thresholds)
         layers.append(stats)
-    summary = _summarize(layers, losses, settings.thresholds, settings.trials)
+    summary = _summarize(layers, losses, settings)
     if settings.jacobian:
         summary.jacobian = raws[0].get("jacobian") or {
             "reason": "the Jacobian is computed for dense stacks whose forward pass stays finite"

@@ -93,6 +93,12 @@ class LayerStats:
     output_shape: tuple[int, ...] = ()  # one sample, PyTorch's order: (C, H, W) or (width,)
     depth: int = 0  # nesting in residual branches (for the table; not in JSON)
     theory_on: bool = False  # whether the theory keys belong in JSON
+    # how the probe judged the row (not in JSON: the flags and the summary's reasons carry it)
+    gain_judged: tuple[bool, bool] = (False, False)  # (forward, backward)
+    forward_reference: str | None = None  # the row the forward gain is measured against
+    silent: bool = False  # z = 0 for every input (in a finite forward pass)
+    gradient_stop: str | None = None  # weights get no gradient: the row where the gradient stops
+    dead_judged: bool = True  # enough values per unit for dead_fraction to mean dead
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -132,8 +138,10 @@ class Reason(NamedTuple):
 
 @dataclass
 class Summary:
-    """``forward_gain``: E[z^2] of the last layer over the first; ``backward_gain``: E[(dL/dx)^2]
-    at the first layer over at the last. ``verdict`` is ok, warn or fail, ``reasons`` say why."""
+    """``forward_gain``: E[z^2] of the last layer over the first's (or, after a normalization layer,
+    over that layer's: ``forward_gain_from``); ``backward_gain``: E[(dL/dx)^2] at the first layer
+    over at the last. ``verdict`` is ok, warn or fail, ``reasons`` say why, ``notes`` what limits
+    the reading."""
 
     forward_gain: float
     backward_gain: float
@@ -143,6 +151,10 @@ class Summary:
     findings: list[Reason]
     worst_layer: str | None
     sd: dict[str, float] = field(default_factory=dict)
+    # the row the forward gain is measured from: None for the first layer, else the last
+    # normalization layer (gains restart there: it erases the scale of everything before it)
+    forward_gain_from: str | None = None
+    notes: list[str] = field(default_factory=list)  # what limits the reading (batch too small, ...)
     theory: dict[str, Any] | None = None  # with the theory on: StackTheory, or {"reason": ...}
     jacobian: dict[str, Any] | None = None  # with --jacobian: `initdiag.jacobian`'s summary
 
@@ -159,6 +171,8 @@ class Summary:
             "flags": list(self.flags),
             "reasons": self.reasons,
             "worst_layer": self.worst_layer,
+            "forward_gain_from": self.forward_gain_from,
+            "notes": list(self.notes),
         }
         for key, value in self.sd.items():
             out[f"{key}_sd"] = value

@@ -151,7 +151,11 @@ def test_batchnorm_stops_the_forward_explosion_and_its_gradient_explodes_as_publ
     assert plain.summary.forward_gain > 1e30 and "exploding" in plain.summary.flags
     normed = initdiag.probe("256,256x20,10", init="normal:1", norm="batch")
     dense = [x for x in normed.layers if x.kind == "dense"]
-    assert all(0.1 < x.forward_gain < 10 for x in dense)
+    # each hidden dense layer's x128 is erased by the norm after it: its forward gain is not judged
+    assert all(not x.gain_judged[0] for x in dense[:-1])
+    # the logits are measured from the last norm: 256 * Var(W) * E[relu(bn)^2] = 256 * 1 / 2
+    assert normed.summary.forward_gain_from == "bn20" and dense[-1].forward_reference == "bn20"
+    assert dense[-1].forward_gain == pytest.approx(128, rel=0.5) and dense[-1].gain_judged[0]
     for layer in normed.layers:
         if layer.kind == "batchnorm":
             assert layer.preact_mean == pytest.approx(0, abs=1e-6)
@@ -166,7 +170,10 @@ def test_layernorm_keeps_every_sample_at_unit_scale():
     for layer in result.layers:
         if layer.kind == "layernorm":
             assert _pre_second(layer) == pytest.approx(1, abs=1e-3)
-    assert result.summary.forward_gain < 10
+            assert layer.forward_gain == 1.0
+    # only the logits' scale reaches the output: N(0, 1) weights on 128 normalized inputs
+    assert [x.name for x in result.layers if x.gain_judged[0]] == ["dense7"]
+    assert result.summary.forward_gain_from == "ln6" and result.summary.forward_gain > 10
 
 
 def test_residual_he_grows_like_two_to_the_depth_and_scaled_stays_bounded():

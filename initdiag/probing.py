@@ -143,13 +143,13 @@ def _load_npy(path: str, shape: tuple[int, ...]) -> np.ndarray:
     bad = array.size - int(np.count_nonzero(np.isfinite(array))) if array.dtype.kind == "f" else 0
     if bad:
         raise InitdiagError(
-            f"--input '{path}' holds {bad} non-finite value{'s' if bad > 1 else ''} (nan or inf); the input must be "
-            "finite numbers"
+            f"--input '{path}' holds {bad} non-finite value{'s' if bad > 1 else ''} (nan or inf); "
+            "the input must be finite numbers"
         )
     if array.size and not np.any(array != array.reshape(-1)[0]):
         raise InitdiagError(
-            f"--input '{path}': every entry is {array.reshape(-1)[0]:g}, so every sample is the same and the probe "
-            "would measure nothing; give varied inputs"
+            f"--input '{path}': every entry is {array.reshape(-1)[0]:g}, so every sample is the same and "
+            "the probe would measure nothing; give varied inputs"
         )
     return array
 

@@ -29,11 +29,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .activations import Activation
+from .activations import Activation, calculate_gain
 from .callspec import Call, fmt_number, parse_call, to_choice, to_float, to_int
 from .errors import InitdiagError, unknown_name
 from .files import load_npz
-from .names import ALIASES, TRUNCATED_NORMAL_STD
+from .names import ALIASES, NO_CUT, TRUNCATED_NORMAL_STD, Resolution, resolve
 
 FAN_MODES = ("fan_in", "fan_out", "fan_avg")
 DISTRIBUTIONS = ("normal", "truncated_normal", "uniform")
@@ -501,8 +501,105 @@ def _non_negative(call: Call, key: str, value: str) -> float:
     return number
 
 
-def _parse(call: Call) -> Initializer:
-    name = ALIASES.get(call.name, call.name)
+def _cut_normal(
+    call: Call, std: float, mean: float, lower: float, upper: float
+) -> tuple[str, dict[str, str]]:
+    """N(mean, std^2) restricted to mean + std*(lower, upper) WITHOUT correcting the std (PyTorch's
+    trunc_normal_, Keras's TruncatedNormal, JAX's truncated_normal), in initdiag's terms: cut at 2 std
+    it is trunc_normal with std*0.8796 exactly; cut `NO_CUT` std away or further it is a normal."""
+    args = {"mean": fmt_number(mean)} if mean else {}
+    if std == 0:
+        return "normal", {"std": "0", **args}
+    if not lower < upper:
+        raise InitdiagError(f"'{call.text}': the lower bound must be below the upper one")
+    if math.isclose(lower, -TRUNCATION, rel_tol=1e-9) and math.isclose(upper, TRUNCATION, rel_tol=1e-9):
+        return "trunc_normal", {"std": fmt_number(std * TRUNCATED_NORMAL_STD), **args}
+    if lower <= -NO_CUT and upper >= NO_CUT:
+        return "normal", {"std": fmt_number(std), **args}
+    raise InitdiagError(
+        f"'{call.text}': a normal cut at {lower:.4g} and {upper:.4g} std has no initdiag equivalent: "
+        f"trunc_normal cuts at exactly 2 std, and a cut {NO_CUT:g} or more std away is no cut (normal)"
+    )
+
+
+def _framework_call(call: Call, found: Resolution) -> tuple[str, Call]:
+    """A framework name's call in initdiag's terms: its arguments renamed and translated where the
+    framework reads them differently (see `initdiag.names.Spelling`), the arguments its name implies
+    added (Keras's HeNormal: distribution=truncated_normal)."""
+    spelling = found.spelling
+    assert spelling is not None
+    name, kwargs, positional = spelling.name, dict(call.kwargs), call.positional
+    if positional is not None and spelling.positional:
+        raise InitdiagError(f"'{call.text}': {spelling.positional}")
+    for theirs, ours in spelling.renames:
+        if theirs in kwargs:
+            if ours in kwargs:
+                raise InitdiagError(f"'{call.text}': {theirs} and {ours} are the same argument; give one")
+            kwargs[ours] = kwargs.pop(theirs)
+    what, example = spelling.needs
+    bounds = {"low", "high"} & kwargs.keys()
+    if what and ((positional is None and not kwargs) or (what == "both bounds" and len(bounds) < 2)):
+        raise InitdiagError(
+            f"'{call.text}': {found.display} needs {what} here, e.g. {found.text}:{example} "
+            f"(initdiag takes no default; {found.framework}'s is {spelling.resolves_to})"
+        )
+
+    def number(key: str, default: float) -> float:
+        return to_float(call, key, kwargs.pop(key)) if key in kwargs else default
+
+    if spelling.convert in ("torch_trunc", "keras_trunc", "jax_trunc"):
+        if positional is not None:
+            kwargs["std"] = positional
+            positional = None
+        if "std" not in kwargs:
+            raise InitdiagError(f"'{call.text}': {found.display} needs a std, e.g. {found.text}:std=0.02")
+        std = _non_negative(call, "std", kwargs.pop("std"))
+        mean = number("mean", 0.0)
+        if spelling.convert == "torch_trunc":  # absolute bounds
+            a, b = number("a", -2.0), number("b", 2.0)
+            lower, upper = ((a - mean) / std, (b - mean) / std) if std else (-math.inf, math.inf)
+            if std == 0 and not a <= mean <= b:
+                raise InitdiagError(f"'{call.text}': the mean must lie between a and b")
+        elif spelling.convert == "jax_trunc":  # in units of the std
+            lower, upper = number("lower", -2.0), number("upper", 2.0)
+        else:  # Keras: always 2 std
+            lower, upper = -TRUNCATION, TRUNCATION
+        name, cut = _cut_normal(call, std, mean, lower, upper)
+        kwargs.update(cut)
+    elif spelling.convert == "jax_uniform":  # U(0, scale)
+        scale = positional if positional is not None else kwargs.pop("scale", None)
+        positional = None
+        if scale is None:
+            raise InitdiagError(f"'{call.text}': {found.display} needs the scale, e.g. {found.text}:0.01")
+        high = to_float(call, "scale", scale)
+        if high <= 0:
+            raise InitdiagError(f"'{call.text}': scale must be > 0, got {scale}")
+        kwargs.update(low="0", high=fmt_number(high))
+    elif spelling.convert == "torch_kaiming" and ("a" in kwargs or "nonlinearity" in kwargs):
+        if "gain" in kwargs:
+            raise InitdiagError(f"'{call.text}': give gain or PyTorch's a/nonlinearity, not both")
+        nonlinearity = kwargs.pop("nonlinearity", "leaky_relu").lower()
+        slope = number("a", 0.0)
+        try:
+            gain = calculate_gain(nonlinearity, slope if nonlinearity == "leaky_relu" else None)
+        except InitdiagError:
+            raise InitdiagError(
+                f"'{call.text}': nonlinearity must be one of PyTorch's calculate_gain names (linear, conv1d, "
+                f"conv2d, conv3d, sigmoid, tanh, relu, leaky_relu, selu), got '{nonlinearity}'"
+            ) from None
+        kwargs["gain"] = fmt_number(gain)
+    elif spelling.convert == "keras_variance_scaling" and "distribution" in kwargs:
+        keras = {"normal": "truncated_normal", "untruncated_normal": "normal"}
+        kwargs["distribution"] = keras.get(kwargs["distribution"].lower(), kwargs["distribution"])
+    if spelling.implied:
+        for pair in spelling.implied.split(","):
+            key, _, value = pair.partition("=")
+            kwargs.setdefault(key, value)
+    return name, Call(call.text, call.name, positional, kwargs)
+
+
+def _parse(call: Call, name: str) -> Initializer:
+    """The initializer *name* (canonical) with the arguments of *call*."""
     if name in ("zeros", "ones"):
         call.bind((), None)
         return Constant(name, 0.0 if name == "zeros" else 1.0)
@@ -576,12 +673,17 @@ def _parse(call: Call) -> Initializer:
         if not 0 < tol < 1:
             raise InitdiagError(f"'{call.text}': tol must be in (0, 1), got {values['tol']}")
         return LSUV(tol, to_int(call, "max_iter", values.get("max_iter", "10")))
-    raise unknown_name("initializer", call.name, INITIALIZER_NAMES + tuple(ALIASES))
+    raise unknown_name("initializer", call.name, INITIALIZER_NAMES + tuple(ALIASES))  # (resolve checked)
 
 
 def get_initializer(text: str | Initializer) -> Initializer:
     """Parse ``NAME[:ARGS]`` (``he``, ``normal:0.01``, ``variance_scaling:scale=2,mode=fan_avg``,
-    ``file:weights.npz``) into an `Initializer`; every mistake is one `InitdiagError` line."""
+    ``file:weights.npz``) into an `Initializer`; every mistake is one `InitdiagError` line.
+
+    NAME may also be a framework's name, read as `initdiag.names.resolve` reads it and meaning what it
+    means there: ``torch.nn.init.kaiming_normal_`` is ``he_normal``, ``tf.keras.initializers.HeNormal``
+    ``he_normal:distribution=truncated_normal``, ``trunc_normal_:std=0.02`` (PyTorch's absolute cut at
+    +-2, i.e. none) ``normal:0.02``."""
     if isinstance(text, Initializer):
         return text
     text = str(text).strip()
@@ -592,7 +694,13 @@ def get_initializer(text: str | Initializer) -> Initializer:
         return FromFile(path)
     if text.lower() == "file":
         raise InitdiagError("file: needs a path, e.g. file:weights.npz")
-    return _parse(parse_call(text, "initializer"))
+    call = parse_call(text, "initializer")
+    found = resolve(text.partition(":")[0], INITIALIZER_NAMES)
+    call.name = found.display
+    if found.spelling is None:
+        return _parse(call, found.name)
+    name, call = _framework_call(call, found)
+    return _parse(call, name)
 
 
 def get_bias_initializer(text: str | Initializer) -> Initializer:

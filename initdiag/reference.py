@@ -18,8 +18,8 @@ import math
 import re
 from typing import NamedTuple
 
-from .errors import InitdiagError, unknown_name
-from .names import ALIASES, TRUNCATED_NORMAL_STD  # noqa: F401  (TRUNCATED_NORMAL_STD re-exported)
+from .errors import InitdiagError
+from .names import ALIASES, TRUNCATED_NORMAL_STD, Resolution, resolve  # noqa: F401  (re-exported)
 
 
 class Entry(NamedTuple):
@@ -114,7 +114,8 @@ def _truncated(keras: str, jax: str, scale: str) -> str:
         f"Keras's {keras} and JAX's {jax} are TRUNCATED normals: std sqrt({scale})/{_C} cut at +-2 of "
         f"that std, so the variance is the same {scale} but no weight exceeds 2.2737*sqrt({scale}). "
         "PyTorch's and initdiag's draw is an untruncated normal; distribution=truncated_normal "
-        "reproduces Keras and JAX."
+        f"reproduces Keras and JAX, and their names (--init {keras}, --init "
+        f"jax.nn.initializers.{jax.removesuffix('()')}) resolve to it."
     )
 
 
@@ -790,19 +791,24 @@ NAMES: tuple[str, ...] = tuple(ENTRIES)
 # --- lookup --------------------------------------------------------------------------------------
 
 
-def lookup(name: str) -> Entry:
-    """The entry for a canonical name or alias, case-insensitive; ``NAME:ARGS`` ignores the args.
+def find(name: str) -> Resolution:
+    """*name* read as ``--init`` reads it (`initdiag.names.resolve`): a canonical name or alias,
+    case-insensitive, or a framework's name (``torch.nn.init.kaiming_normal_``,
+    ``tf.keras.initializers.HeNormal``, ``HeNormal()``, ``jax.nn.initializers.lecun_normal``);
+    ``NAME:ARGS`` ignores the args.
 
     An unknown name raises `InitdiagError` worded as ``--init`` words it
     (``unknown initializer 'hee'; did you mean 'he'?``).
     """
-    key = str(name).strip().partition(":")[0].strip().lower()
-    if not key:
+    head = str(name).strip().partition(":")[0].strip()
+    if not head:
         raise InitdiagError(f"empty initializer name in '{name}'")
-    canonical = ALIASES.get(key, key)
-    if canonical in ENTRIES:
-        return ENTRIES[canonical]
-    raise unknown_name("initializer", key, NAMES + tuple(ALIASES))
+    return resolve(head, NAMES)
+
+
+def lookup(name: str) -> Entry:
+    """The entry for a canonical name, an alias or a framework's name (see `find`)."""
+    return ENTRIES[find(name).name]
 
 
 # --- rendering -----------------------------------------------------------------------------------
@@ -893,12 +899,47 @@ def _title(entry: Entry) -> str:
     return entry.name + (f" (aliases: {', '.join(entry.aliases)})" if entry.aliases else "")
 
 
+def _page(entry: Entry | str) -> tuple[Entry, Resolution | None]:
+    """The entry to show, and the framework name it was asked by (None for initdiag's own names)."""
+    if isinstance(entry, Entry):
+        return entry, None
+    found = find(entry)
+    return ENTRIES[found.name], found if found.framework else None
+
+
+def resolution_text(found: Resolution) -> str:
+    """``tf.keras.initializers.HeNormal (Keras) -> he_normal:distribution=truncated_normal``; a name
+    whose ``--init`` needs arguments shows the framework's defaults and says so."""
+    at_defaults = f" at {found.framework}'s defaults" if found.spelling and found.spelling.needs[0] else ""
+    return f"{found.text} ({found.framework}) -> {found.resolves_to}{at_defaults}"
+
+
+def explain_data(name: str) -> dict:
+    """One initializer's card as a dict (the `Entry` fields), then how *name* was read: ``input``,
+    ``framework`` (PyTorch, Keras, JAX or None), ``resolves_to`` (the ``--init`` string of the
+    framework's call at its defaults, or the canonical name) and ``note`` (what the framework's name
+    means, or None)."""
+    found = find(name)
+    return {
+        **ENTRIES[found.name]._asdict(),
+        "input": found.text,
+        "framework": found.framework,
+        "resolves_to": found.resolves_to,
+        "note": found.note,
+    }
+
+
 def explain_text(entry: Entry | str, width: int = 100) -> str:
     """A plain-text page for one initializer: title, summary, labelled sections, traps as bullets;
-    every line at most *width* columns, no trailing spaces."""
-    if not isinstance(entry, Entry):
-        entry = lookup(entry)
-    lines = _wrap(_title(entry), width, "", "  ")
+    every line at most *width* columns, no trailing spaces. Asked by a framework's name, the page
+    starts with what that name resolves to and what it means there."""
+    entry, found = _page(entry)
+    lines = []
+    if found is not None:
+        lines += _wrap(resolution_text(found), width, "", "  ")
+        lines += _wrap(found.note or "", width, "  ", "  ")
+        lines.append("")
+    lines += _wrap(_title(entry), width, "", "  ")
     lines += _wrap(entry.summary, width, "  ", "  ")
     lines.append("")
     indent = " " * _LABEL_WIDTH
@@ -923,10 +964,18 @@ def _code(text: str) -> str:
 
 
 def explain_markdown(entry: Entry | str) -> str:
-    """The same page as `explain_text` in Markdown: a heading, a bullet per section, then the traps."""
-    if not isinstance(entry, Entry):
-        entry = lookup(entry)
-    lines = [f"### {_code(entry.name)}", ""]
+    """The same page as `explain_text` in Markdown: a heading, a bullet per section, then the traps
+    (after what a framework's name resolves to, when asked by one)."""
+    entry, found = _page(entry)
+    lines = []
+    if found is not None:
+        lines += [
+            f"{_code(found.text)} ({found.framework}) resolves to {_code(found.resolves_to)}"
+            + (f" at {found.framework}'s defaults" if found.spelling and found.spelling.needs[0] else "")
+            + f". {_md(found.note or '')}",
+            "",
+        ]
+    lines += [f"### {_code(entry.name)}", ""]
     if entry.aliases:
         lines += ["Aliases: " + ", ".join(_code(a) for a in entry.aliases) + ".", ""]
     lines += [_md(entry.summary), ""]

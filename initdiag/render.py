@@ -1113,8 +1113,27 @@ def inits_table():
     for row in gain_comparison_rows():
         gains.add_row(*(Text(cell) for cell in row))
     heading = "gains: gain=G replaces a preset's, gain=auto uses PyTorch's where it has one"
-    return Group(Text("initializers (initdiag explain NAME for one in full)", style="bold"), table, Text(""),
+    heading_names = "initializers (initdiag explain NAME for one in full; PyTorch, Keras and JAX names too)"
+    return Group(Text(heading_names, style="bold"), table, Text(""),
                  Text(heading, style="bold"), gains)  # fmt: skip
+
+
+# CSV cells hold text: names joined by "; ", traps (sentences with ";" of their own) by " | "
+CSV_NAMES_SEP, CSV_TRAPS_SEP = "; ", " | "
+
+
+def _card_csv_row(data: dict) -> dict:
+    """An explain/inits dict with every cell plain text: no Python tuple or list reprs."""
+    from .reference import variance_text
+
+    row = dict(data)
+    row["aliases"] = CSV_NAMES_SEP.join(row["aliases"])
+    if "traps" in row:
+        row["traps"] = CSV_TRAPS_SEP.join(row["traps"])
+    if "variance_factor" in row:
+        factor = row["variance_factor"]
+        row["variance_factor"] = "" if factor is None else variance_text(*factor)
+    return row
 
 
 def inits_text(fmt_name: str) -> str:
@@ -1125,7 +1144,10 @@ def inits_text(fmt_name: str) -> str:
                           "gains": [dict(zip(GAIN_COMPARISON_HEADERS, r, strict=True))
                                     for r in gain_comparison_rows()]})  # fmt: skip
     if fmt_name == "csv":
-        return csv_text(CARD_HEADERS, [dict(zip(CARD_HEADERS, r, strict=True)) for r in card_rows()])
+        rows = [dict(zip(CARD_HEADERS, r, strict=True)) for r in card_rows()]
+        for row, entry in zip(rows, ENTRIES.values(), strict=True):
+            row["aliases"] = CSV_NAMES_SEP.join(entry.aliases)
+        return csv_text(CARD_HEADERS, rows)
     gains = markdown_table(GAIN_COMPARISON_HEADERS, {"activation", "why"}, gain_comparison_rows())
     lines = [
         "**initdiag inits**",
@@ -1138,17 +1160,19 @@ def inits_text(fmt_name: str) -> str:
 
 
 def explain_text(name: str, fmt_name: str) -> str:
+    """One initializer's page; asked by a framework's name (``tf.keras.initializers.HeNormal``), every
+    format also says what that name resolves to and means (JSON/CSV: ``input``, ``framework``,
+    ``resolves_to``, ``note``)."""
     from . import reference
 
-    entry = reference.lookup(name)
     if fmt_name == "json":
-        return json_text(entry._asdict())
+        return json_text(reference.explain_data(name))
     if fmt_name == "markdown":
-        return reference.explain_markdown(entry)
+        return reference.explain_markdown(name)
     if fmt_name == "csv":
-        data = entry._asdict()
-        return csv_text(list(data), [data])
-    return reference.explain_text(entry)
+        data = reference.explain_data(name)
+        return csv_text(list(data), [_card_csv_row(data)])
+    return reference.explain_text(name)
 
 
 __all__ = ["CHECK_FORMATS", "FORMATS", "STAT_KEYS", "check_table", "check_text", "github_annotations",

@@ -73,6 +73,9 @@ def test_variance_scaling_presets_match_closed_form(name, gain2, dist, mode):
         assert kurtosis(w) == pytest.approx(1.8, abs=0.02)
     else:
         assert kurtosis(w) == pytest.approx(3.0, abs=0.05)
+    # initdiag's own names keep their meaning: truncated_normal:S has std S, TruncatedNormal:stddev=S not
+    assert str(get_initializer("truncated_normal:0.02")) == "trunc_normal:0.02"
+    assert str(get_initializer("TruncatedNormal:stddev=0.02")) == "trunc_normal:0.017592513220684797"
 
 
 def test_default_fan_modes_are_pytorchs():
@@ -303,3 +306,167 @@ def test_weight_only_initializers_are_refused_for_bias():
         with pytest.raises(InitdiagError, match="weight-only"):
             get_bias_initializer(text)
     assert str(get_bias_initializer("normal:0.1")) == "normal:0.1"
+
+
+# --- framework names in --init: what PyTorch / Keras / JAX draw, in initdiag's terms ---------------------
+
+
+@pytest.mark.parametrize(
+    "text, canonical",
+    [
+        # PyTorch: kaiming_* are initdiag's (untruncated) he_*; a= and nonlinearity= give calculate_gain's gain
+        ("kaiming_normal_", "he_normal"),
+        ("torch.nn.init.kaiming_normal_:mode=fan_out,nonlinearity=relu", "he_normal:mode=fan_out"),
+        ("kaiming_normal_:nonlinearity=tanh", "he_normal:gain=1.6666666666666667"),
+        ("kaiming_normal_:a=0.2", f"he_normal:gain={math.sqrt(2 / 1.04)!r}"),
+        ("nn.init.kaiming_uniform_:a=2.23606797749979", f"he_uniform:gain={math.sqrt(2 / 6)!r}"),
+        ("torch.nn.init.xavier_uniform_:gain=2", "xavier_uniform:gain=2"),
+        ("nn.init.orthogonal_", "orthogonal"),
+        ("eye_", "identity"),
+        ("zeros_", "zeros"),
+        ("ones_", "ones"),
+        ("constant_:val=0.1", "constant:0.1"),
+        ("normal_:std=0.02", "normal:0.02"),
+        ("normal_:std=0.02,mean=1", "normal:std=0.02,mean=1"),
+        # uniform_(w, a, b) is U(a, b): a and b are bounds, not initdiag's half-width
+        ("uniform_:a=-0.1,b=0.3", "uniform:low=-0.1,high=0.3"),
+        # trunc_normal_'s a, b are absolute: at the default +-2 a std of 0.02 is never cut ...
+        ("trunc_normal_:std=0.02", "normal:0.02"),
+        # ... std 1 is cut at 2 std without correction (std 0.88) ...
+        ("trunc_normal_:std=1", "trunc_normal:0.8796256610342398"),
+        # ... and a cut at 2 std is initdiag's trunc_normal with the uncorrected std
+        ("trunc_normal_:std=0.02,a=-0.04,b=0.04", "trunc_normal:0.017592513220684797"),
+        ("trunc_normal_:std=0.02,mean=5,a=4.96,b=5.04", "trunc_normal:std=0.017592513220684797,mean=5"),
+        # Keras: *Normal variance-scaling classes are truncated; HeUniform etc. are initdiag's
+        ("tf.keras.initializers.HeNormal", "he_normal:distribution=truncated_normal"),
+        ("HeNormal()", "he_normal:distribution=truncated_normal"),
+        ("HeNormal:mode=fan_out", "he_normal:mode=fan_out,distribution=truncated_normal"),
+        ("HeNormal:distribution=normal", "he_normal"),  # asked for in initdiag's terms: the plain normal
+        ("keras.initializers.GlorotUniform", "xavier_uniform"),
+        ("GlorotNormal", "xavier_normal:distribution=truncated_normal"),
+        ("keras.initializers.lecun_normal", "lecun_normal:distribution=truncated_normal"),
+        ("HeUniform", "he_uniform"),
+        ("RandomNormal:stddev=0.02", "normal:0.02"),
+        ("RandomUniform:minval=-0.1,maxval=0.1", "uniform:0.1"),
+        ("TruncatedNormal:stddev=0.02", "trunc_normal:0.017592513220684797"),  # not std-corrected
+        ("TruncatedNormal:stddev=0.02,mean=1", "trunc_normal:std=0.017592513220684797,mean=1"),
+        ("VarianceScaling", "variance_scaling"),
+        ("VarianceScaling:distribution=normal", "variance_scaling"),  # Keras: "normal" is truncated
+        (
+            "VarianceScaling:scale=2,distribution=untruncated_normal",
+            "variance_scaling:scale=2,distribution=normal",
+        ),
+        ("Orthogonal:gain=2", "orthogonal:gain=2"),
+        ("Identity", "identity"),
+        ("Constant:0.3", "constant:0.3"),
+        ("random_normal:stddev=0.1", "normal:0.1"),
+        # JAX / Flax: *_normal are truncated; uniform(scale) is U(0, scale); orthogonal's scale is the gain
+        ("jax.nn.initializers.lecun_normal", "lecun_normal:distribution=truncated_normal"),
+        ("jax.nn.initializers.kaiming_normal", "he_normal:distribution=truncated_normal"),
+        ("flax.linen.initializers.glorot_normal()", "xavier_normal:distribution=truncated_normal"),
+        ("initializers.he_uniform", "he_uniform"),
+        ("jax.nn.initializers.uniform:0.05", "uniform:low=0,high=0.05"),
+        ("jax.nn.initializers.normal:0.01", "normal:0.01"),
+        ("jax.nn.initializers.truncated_normal:0.02", "trunc_normal:0.017592513220684797"),
+        ("jax.nn.initializers.truncated_normal:stddev=0.02,lower=-8,upper=8", "normal:0.02"),
+        ("jax.nn.initializers.variance_scaling:distribution=normal", "variance_scaling:distribution=normal"),
+        ("jax.nn.initializers.orthogonal:scale=2", "orthogonal:gain=2"),
+        ("flax.linen.initializers.zeros_init()", "zeros"),
+    ],
+)
+def test_framework_names(text, canonical):
+    assert str(get_initializer(text)) == canonical
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            "normal_:0.02",
+            "'normal_:0.02': PyTorch's normal_(w, x) reads x as the mean: name it, e.g. std=0.02",
+        ),
+        (
+            "normal_",
+            "'normal_': normal_ needs a std here, e.g. normal_:std=0.02 (initdiag takes no default; "
+            "PyTorch's is normal:1)",
+        ),
+        (
+            "uniform_:b=0.1",
+            "'uniform_:b=0.1': uniform_ needs both bounds here, e.g. uniform_:a=-0.05,b=0.05 "
+            "(initdiag takes no default; PyTorch's is uniform:low=0,high=1)",
+        ),
+        (
+            "trunc_normal_:std=0.5",
+            "'trunc_normal_:std=0.5': a normal cut at -4 and 4 std has no initdiag equivalent: trunc_normal "
+            "cuts at exactly 2 std, and a cut 6 or more std away is no cut (normal)",
+        ),
+        (
+            "kaiming_normal_:0.2",
+            "'kaiming_normal_:0.2': PyTorch's kaiming_normal_(w, x) reads x as the leaky_relu slope a: "
+            "name it, e.g. a=0.2",
+        ),
+        ("kaiming_normal_:a=0.2,gain=2", "give gain or PyTorch's a/nonlinearity, not both"),
+        ("kaiming_normal_:nonlinearity=gelu", "nonlinearity must be one of PyTorch's calculate_gain names"),
+        (
+            "RandomNormal",
+            "'RandomNormal': RandomNormal needs a std here, e.g. RandomNormal:stddev=0.05 (initdiag takes no "
+            "default; Keras's is normal:0.05)",
+        ),
+        ("RandomNormal:0.05", "Keras's RandomNormal(x) reads x as the mean: name it, e.g. stddev=0.05"),
+        ("RandomNormal:std=0.1,stddev=0.2", "stddev and std are the same argument; give one"),
+        (
+            "jax.nn.initializers.uniform",
+            "'jax.nn.initializers.uniform': uniform needs the scale here, e.g. jax.nn.initializers.uniform:0.01 "
+            "(initdiag takes no default; JAX's is uniform:low=0,high=0.01)",
+        ),
+        ("HeNormal:0.5", "HeNormal takes no positional value; keys: gain, mode, distribution"),
+        ("HeNormal:seed=1", "unknown key 'seed' for HeNormal; allowed: gain, mode, distribution"),
+        ("tf.keras.initializers.HeNormall", "did you mean 'tf.keras.initializers.HeNormal'?"),
+        ("keras.initializers.STFTInitializer", "has no initdiag equivalent: Keras's STFTInitializer"),
+        ("delta_orthogonal", "has no initdiag equivalent: JAX's delta_orthogonal"),
+    ],
+)
+def test_framework_name_mistakes_are_one_clear_line(text, message):
+    with pytest.raises(InitdiagError) as info:
+        get_initializer(text)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_keras_and_jax_normals_are_truncated_and_initdiags_he_normal_is_not():
+    bound = 2 / TRUNCATED_NORMAL_STD * math.sqrt(2 / FAN_IN)  # 2.2737 * sqrt(2/fan_in)
+    for text in ("tf.keras.initializers.HeNormal", "HeNormal()", "jax.nn.initializers.he_normal"):
+        w = draw(text)
+        assert np.abs(w).max() < bound, text
+        assert_moments(w, math.sqrt(2 / FAN_IN))
+    for text in ("he_normal", "torch.nn.init.kaiming_normal_", "kaiming_normal_"):
+        w = draw(text)
+        assert np.abs(w).max() > bound, text  # untruncated: ~4.6% beyond 2.27 std
+        assert_moments(w, math.sqrt(2 / FAN_IN))
+        assert kurtosis(w) == pytest.approx(3.0, abs=0.05)
+    # initdiag's own names keep their meaning: truncated_normal:S has std S, TruncatedNormal:stddev=S not
+    assert str(get_initializer("truncated_normal:0.02")) == "trunc_normal:0.02"
+    assert str(get_initializer("TruncatedNormal:stddev=0.02")) == "trunc_normal:0.017592513220684797"
+
+
+def test_framework_plain_distributions_draw_what_the_framework_draws():
+    # PyTorch trunc_normal_(std=1): N(0, 1) cut at +-2 absolute, not corrected: std 0.8796
+    w = draw("trunc_normal_:std=1")
+    assert np.abs(w).max() < 2.0
+    assert_moments(w, TRUNCATED_NORMAL_STD)
+    # Keras TruncatedNormal(stddev=0.05): cut at 2 stddev, std 0.8796 * 0.05
+    w = draw("TruncatedNormal:stddev=0.05")
+    assert np.abs(w).max() < 0.1
+    assert_moments(w, 0.05 * TRUNCATED_NORMAL_STD)
+    # JAX uniform(0.05): U(0, 0.05), all positive, mean 0.025
+    w = draw("jax.nn.initializers.uniform:0.05")
+    assert w.min() >= 0 and w.max() < 0.05
+    assert_moments(w, 0.05 / math.sqrt(12), mean=0.025)
+    # PyTorch uniform_(a=-0.1, b=0.3): U(-0.1, 0.3)
+    w = draw("uniform_:a=-0.1,b=0.3")
+    assert w.min() >= -0.1 and w.max() < 0.3
+    assert_moments(w, 0.4 / math.sqrt(12), mean=0.1)
+    # nn.Linear's default weight is kaiming_uniform_(a=sqrt(5)): torch_default's variance
+    ctx = LayerContext("dense1", (FAN_IN, FAN_OUT), compute_fans((FAN_IN, FAN_OUT)), get_activation("relu"))
+    linear = get_initializer(f"kaiming_uniform_:a={math.sqrt(5)!r}")
+    assert linear.variance(ctx) == pytest.approx(get_initializer("torch_default").variance(ctx), rel=1e-12)

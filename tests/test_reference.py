@@ -439,3 +439,316 @@ def test_gain_auto_column_is_the_second_moment_gain():
     assert rows["relu"][1] == rows["relu"][2] == "1.414"  # sqrt 2 both ways
     assert rows["selu"][1:3] == ["0.75", "1"]  # PyTorch's empirical 3/4; selu keeps E[z^2] = 1 at gain 1
     assert rows["gelu"][1] == "–"
+
+
+# --- framework names: PyTorch's, Keras's and JAX's spellings resolve to the card's entries ----------
+
+# (name as pasted, the card's entry, framework, what it resolves to in --init grammar)
+FRAMEWORK_NAMES = [
+    ("kaiming_normal_", "he_normal", "PyTorch", "he_normal"),
+    ("torch.nn.init.kaiming_normal_", "he_normal", "PyTorch", "he_normal"),
+    ("torch.nn.init.xavier_uniform_", "xavier_uniform", "PyTorch", "xavier_uniform"),
+    ("nn.init.orthogonal_", "orthogonal", "PyTorch", "orthogonal"),
+    ("init.kaiming_uniform_", "he_uniform", "PyTorch", "he_uniform"),
+    ("xavier_normal_", "xavier_normal", "PyTorch", "xavier_normal"),
+    ("torch.nn.init.eye_", "identity", "PyTorch", "identity"),
+    ("zeros_", "zeros", "PyTorch", "zeros"),
+    ("ones_", "ones", "PyTorch", "ones"),
+    ("constant_", "constant", "PyTorch", "constant"),
+    ("normal_", "normal", "PyTorch", "normal:1"),
+    ("uniform_", "uniform", "PyTorch", "uniform:low=0,high=1"),
+    ("trunc_normal_", "trunc_normal", "PyTorch", "trunc_normal:0.8796256610342398"),
+    ("tf.keras.initializers.HeNormal", "he_normal", "Keras", "he_normal:distribution=truncated_normal"),
+    ("keras.initializers.he_normal", "he_normal", "Keras", "he_normal:distribution=truncated_normal"),
+    ("HeNormal()", "he_normal", "Keras", "he_normal:distribution=truncated_normal"),
+    ("keras.initializers.GlorotUniform", "xavier_uniform", "Keras", "xavier_uniform"),
+    ("GlorotNormal", "xavier_normal", "Keras", "xavier_normal:distribution=truncated_normal"),
+    ("LecunNormal", "lecun_normal", "Keras", "lecun_normal:distribution=truncated_normal"),
+    ("HeUniform", "he_uniform", "Keras", "he_uniform"),
+    ("LecunUniform", "lecun_uniform", "Keras", "lecun_uniform"),
+    ("VarianceScaling", "variance_scaling", "Keras", "variance_scaling"),
+    ("TruncatedNormal", "trunc_normal", "Keras", "trunc_normal:0.04398128305171199"),
+    ("RandomNormal", "normal", "Keras", "normal:0.05"),
+    ("tf.keras.initializers.RandomUniform()", "uniform", "Keras", "uniform:0.05"),
+    ("random_normal", "normal", "Keras", "normal:0.05"),
+    ("Orthogonal", "orthogonal", "Keras", "orthogonal"),
+    ("Identity", "identity", "Keras", "identity"),
+    ("Zeros", "zeros", "Keras", "zeros"),
+    ("Ones", "ones", "Keras", "ones"),
+    ("Constant", "constant", "Keras", "constant:0"),
+    ("jax.nn.initializers.lecun_normal", "lecun_normal", "JAX", "lecun_normal:distribution=truncated_normal"),
+    ("jax.nn.initializers.kaiming_normal", "he_normal", "JAX", "he_normal:distribution=truncated_normal"),
+    ("flax.linen.initializers.he_normal()", "he_normal", "JAX", "he_normal:distribution=truncated_normal"),
+    ("initializers.he_uniform", "he_uniform", "JAX", "he_uniform"),
+    ("nn.initializers.glorot_uniform", "xavier_uniform", "JAX", "xavier_uniform"),
+    ("jax.nn.initializers.uniform", "uniform", "JAX", "uniform:low=0,high=0.01"),
+    ("jax.nn.initializers.normal", "normal", "JAX", "normal:0.01"),
+    ("jax.nn.initializers.truncated_normal", "trunc_normal", "JAX", "trunc_normal:0.008796256610342399"),
+    ("flax.linen.initializers.zeros_init()", "zeros", "JAX", "zeros"),
+]
+
+
+@pytest.mark.parametrize("text, entry, framework, resolves_to", FRAMEWORK_NAMES)
+def test_framework_names_resolve_to_the_cards_entries(text, entry, framework, resolves_to):
+    found = reference.find(text)
+    assert (found.name, found.framework, found.resolves_to) == (entry, framework, resolves_to)
+    assert lookup(text) is ENTRIES[entry]
+    assert lookup(text + ":mode=fan_out") is ENTRIES[entry]  # args are ignored, as for initdiag's names
+    # what a name resolves to is canonical --init text: it parses to itself (constant has no default value)
+    if resolves_to != "constant":
+        assert str(get_initializer(resolves_to)) == resolves_to
+
+
+def test_every_framework_spelling_is_an_entry_with_a_note_and_canonical_defaults():
+    from initdiag.names import SPELLINGS
+
+    for framework, table in SPELLINGS.items():
+        for key, spelling in table.items():
+            assert spelling.name in ENTRIES, (framework, key)
+            assert spelling.note and "\n" not in spelling.note and "`" not in spelling.note, (framework, key)
+            if spelling.resolves_to != "constant":  # PyTorch's constant_ and JAX's constant need the value
+                assert str(get_initializer(spelling.resolves_to)) == spelling.resolves_to, (framework, key)
+            if not spelling.needs[0]:  # --init takes the bare name and gives the framework's draw
+                assert spelling.resolves_to.partition(":")[0] == spelling.name
+
+
+@pytest.mark.parametrize(
+    "text, canonical",
+    [("he", "he_normal"), ("he_normal", "he_normal"), ("Kaiming", "he_normal"), ("HE_NORMAL", "he_normal")],
+)
+def test_initdiags_own_names_stay_initdiags(text, canonical):
+    # a name without a module path, trailing _ or Keras class spelling is initdiag's: untruncated he_normal
+    found = reference.find(text)
+    assert (found.name, found.framework, found.resolves_to, found.note) == (canonical, None, canonical, None)
+
+
+def test_snake_case():
+    from initdiag.names import snake_case
+
+    cases = {
+        "HeNormal": "he_normal",
+        "GlorotUniform": "glorot_uniform",
+        "LecunNormal": "lecun_normal",
+        "VarianceScaling": "variance_scaling",
+        "TruncatedNormal": "truncated_normal",
+        "STFTInitializer": "stft_initializer",
+        "Orthogonal": "orthogonal",
+        "HE_NORMAL": "he_normal",
+        "he": "he",
+    }
+    assert {name: snake_case(name) for name in cases} == cases
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            "tf.keras.initializers.HeNormall",
+            "unknown initializer 'tf.keras.initializers.HeNormall': Keras has no 'HeNormall'; "
+            "did you mean 'tf.keras.initializers.HeNormal'?",
+        ),
+        (
+            "torch.nn.init.kaiming_normall_",
+            "unknown initializer 'torch.nn.init.kaiming_normall_': PyTorch has no 'kaiming_normall_'; "
+            "did you mean 'torch.nn.init.kaiming_normal_'?",
+        ),
+        (
+            "torch.nn.init.lecun_normal_",
+            "unknown initializer 'torch.nn.init.lecun_normal_': PyTorch has no 'lecun_normal_'; "
+            "initdiag's own is 'lecun_normal'",
+        ),
+        ("HeNormall", "unknown initializer 'HeNormall'; did you mean 'he_normal'?"),
+        (
+            "hk.initializers.TruncatedNormal",
+            "unknown initializer 'hk.initializers.TruncatedNormal': initdiag reads the names of PyTorch's "
+            "torch.nn.init (nn.init, init), Keras's keras.initializers (tf.keras.initializers) and JAX's "
+            "jax.nn.initializers (flax.linen.initializers, nn.initializers)",
+        ),
+        (
+            "torch.nn.init.dirac_",
+            "initializer 'torch.nn.init.dirac_' has no initdiag equivalent: PyTorch's dirac_ puts a delta "
+            "at the centre of each conv kernel (the identity for convolutions); identity covers 2-D weights",
+        ),
+        (
+            "HeNormal(seed=1)",
+            "'HeNormal(seed=1)': arguments go after ':' (NAME:key=value, e.g. kaiming_normal_:mode=fan_out), "
+            "not in parentheses",
+        ),
+    ],
+)
+def test_unknown_framework_names_are_one_line_like_get_initializer(text, message):
+    with pytest.raises(InitdiagError) as got:
+        lookup(text)
+    assert str(got.value) == message
+    with pytest.raises(InitdiagError) as expected:
+        get_initializer(text)
+    assert str(expected.value) == message
+
+
+def test_explain_text_by_a_framework_name_starts_with_what_it_resolves_to():
+    text = explain_text("tf.keras.initializers.HeNormal")
+    assert text.splitlines()[:7] == [
+        "tf.keras.initializers.HeNormal (Keras) -> he_normal:distribution=truncated_normal",
+        "  keras.initializers.HeNormal() is a TRUNCATED normal: std sqrt(2/fan_in)/0.87962566103423978 cut at",
+        "  +-2 of that std, so the variance is 2/fan_in and no weight exceeds 2.2737*sqrt(2/fan_in). That is",
+        "  he_normal:distribution=truncated_normal; initdiag's bare he_normal, like PyTorch's",
+        "  kaiming_normal_, is untruncated (the same variance, with tails).",
+        "",
+        "he_normal (aliases: he, kaiming, kaiming_normal)",
+    ]
+    assert text.endswith(explain_text(ENTRIES["he_normal"]))
+    # PyTorch's kaiming_normal_ is he_normal itself: the note says so, with no truncation
+    torch = explain_text("torch.nn.init.kaiming_normal_")
+    assert torch.startswith("torch.nn.init.kaiming_normal_ (PyTorch) -> he_normal\n")
+    assert "the same untruncated N(0, 2/fan_in)" in torch
+
+
+def test_explain_explains_the_framework_defaults():
+    keras = explain_text("RandomNormal")
+    assert keras.startswith("RandomNormal (Keras) -> normal:0.05 at Keras's defaults\n")
+    assert "RandomNormal(mean=0.0, stddev=0.05)" in keras and "--init needs the std" in keras
+    uniform = explain_text("keras.initializers.RandomUniform")
+    assert uniform.startswith(
+        "keras.initializers.RandomUniform (Keras) -> uniform:0.05 at Keras's defaults\n"
+    )
+    jax = explain_text("jax.nn.initializers.uniform")
+    assert jax.startswith("jax.nn.initializers.uniform (JAX) -> uniform:low=0,high=0.01 at JAX's defaults\n")
+    assert "U(0, scale): NOT symmetric" in jax
+    torch = explain_text("trunc_normal_")
+    assert torch.startswith(
+        "trunc_normal_ (PyTorch) -> trunc_normal:0.8796256610342398 at PyTorch's defaults\n"
+    )
+    assert "ABSOLUTE" in torch and "trunc_normal_(w, std=0.02)" in torch
+    assert "TruncatedNormal:stddev=S is trunc_normal:S*0.87962566103423978" in explain_text("TruncatedNormal")
+    for name in ("RandomNormal", "trunc_normal_", "jax.nn.initializers.truncated_normal", "HeNormal"):
+        assert all(len(line) <= 100 for line in explain_text(name).splitlines()), name
+
+
+def test_explain_markdown_by_a_framework_name():
+    md = explain_markdown("tf.keras.initializers.HeNormal")
+    first, blank, heading = md.splitlines()[:3]
+    assert first.startswith(
+        "`tf.keras.initializers.HeNormal` (Keras) resolves to `he_normal:distribution=truncated_normal`. "
+        "keras.initializers.HeNormal() is a TRUNCATED normal"
+    )
+    assert (blank, heading) == ("", "### `he_normal`")
+    assert md.endswith(explain_markdown(ENTRIES["he_normal"]))
+    assert explain_markdown("RandomNormal").startswith(
+        "`RandomNormal` (Keras) resolves to `normal:0.05` at Keras's defaults. "
+    )
+
+
+def test_explain_data_says_how_the_name_was_read():
+    data = reference.explain_data("HeNormal()")
+    assert {k: data[k] for k in ("name", "input", "framework", "resolves_to")} == {
+        "name": "he_normal",
+        "input": "HeNormal()",
+        "framework": "Keras",
+        "resolves_to": "he_normal:distribution=truncated_normal",
+    }
+    assert data["note"].startswith("keras.initializers.HeNormal() is a TRUNCATED normal")
+    own = reference.explain_data("kaiming:mode=fan_out")
+    assert {k: own[k] for k in ("name", "input", "framework", "resolves_to", "note")} == {
+        "name": "he_normal",
+        "input": "kaiming",
+        "framework": None,
+        "resolves_to": "he_normal",
+        "note": None,
+    }
+
+
+# --- explain/inits in every format: cells and values are text, never Python reprs --------------------
+
+
+def _invoke(*args):
+    from typer.testing import CliRunner
+
+    from initdiag.cli import app
+
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_explain_csv_cells_are_readable():
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(_invoke("explain", "he", "-f", "csv"))))
+    assert len(rows) == 1
+    row = rows[0]
+    entry = ENTRIES["he_normal"]
+    assert row["aliases"] == "he; kaiming; kaiming_normal"
+    assert row["traps"].split(" | ") == list(entry.traps)
+    assert row["variance_factor"] == "2/fan_in"
+    assert (row["input"], row["framework"], row["resolves_to"], row["note"]) == ("he", "", "he_normal", "")
+    for key, cell in row.items():
+        assert not cell.startswith(("(", "[")) and "', '" not in cell, (key, cell)
+    # an entry without aliases or a variance factor: empty cells, not "()" or "None"
+    ones = next(csv.DictReader(io.StringIO(_invoke("explain", "ones", "-f", "csv"))))
+    assert (ones["aliases"], ones["variance_factor"]) == ("", "")
+    keras = next(csv.DictReader(io.StringIO(_invoke("explain", "HeNormal", "-f", "csv"))))
+    assert (keras["framework"], keras["resolves_to"]) == ("Keras", "he_normal:distribution=truncated_normal")
+
+
+def test_inits_csv_joins_aliases_like_explain():
+    import csv
+    import io
+
+    rows = {r["name"]: r for r in csv.DictReader(io.StringIO(_invoke("inits", "-f", "csv")))}
+    assert list(rows) == list(INITIALIZER_NAMES)
+    assert rows["he_normal"]["aliases"] == "he; kaiming; kaiming_normal"
+    assert rows["ones"]["aliases"] == ""
+    for row in rows.values():
+        assert not any(cell.startswith(("(", "[")) for cell in row.values()), row
+
+
+def test_explain_json_by_a_framework_name():
+    import json
+
+    data = json.loads(_invoke("explain", "torch.nn.init.trunc_normal_", "-f", "json"))
+    assert data["name"] == "trunc_normal"
+    assert (data["framework"], data["resolves_to"]) == ("PyTorch", "trunc_normal:0.8796256610342398")
+    assert data["aliases"] == ["truncated_normal"] and isinstance(data["traps"], list)
+
+
+@pytest.mark.parametrize(
+    "args, start",
+    [
+        (["explain", "kaiming_normal_"], "kaiming_normal_ (PyTorch) -> he_normal\n"),
+        (
+            ["explain", "torch.nn.init.xavier_uniform_"],
+            "torch.nn.init.xavier_uniform_ (PyTorch) -> xavier_uniform\n",
+        ),
+        (["explain", "nn.init.orthogonal_"], "nn.init.orthogonal_ (PyTorch) -> orthogonal\n"),
+        (
+            ["explain", "tf.keras.initializers.HeNormal"],
+            "tf.keras.initializers.HeNormal (Keras) -> he_normal:distribution=truncated_normal\n",
+        ),
+        (
+            ["explain", "keras.initializers.GlorotUniform"],
+            "keras.initializers.GlorotUniform (Keras) -> xavier_uniform\n",
+        ),
+        (["explain", "HeNormal()"], "HeNormal() (Keras) -> he_normal:distribution=truncated_normal\n"),
+        (
+            ["explain", "jax.nn.initializers.lecun_normal"],
+            "jax.nn.initializers.lecun_normal (JAX) -> lecun_normal:distribution=truncated_normal\n",
+        ),
+        (["explain", "initializers.he_uniform"], "initializers.he_uniform (JAX) -> he_uniform\n"),
+    ],
+)
+def test_explain_command_takes_framework_names(args, start):
+    assert _invoke(*args).startswith(start)
+
+
+def test_explain_command_unknown_framework_name_is_one_line():
+    from typer.testing import CliRunner
+
+    from initdiag.cli import app
+
+    bad = CliRunner().invoke(app, ["explain", "nn.init.kaiming_normall_"])
+    assert bad.exit_code == 2
+    assert bad.stderr == (
+        "initdiag: error: unknown initializer 'nn.init.kaiming_normall_': PyTorch has no "
+        "'kaiming_normall_'; did you mean 'nn.init.kaiming_normal_'?\n"
+    )

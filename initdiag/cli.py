@@ -12,7 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from ._version import __version__
-from .errors import InitdiagError
+from .errors import InitdiagError, command_line_spelling
 
 PROBE_EXAMPLE = "initdiag probe --layers 784,256,256,10 --act relu --init he"
 
@@ -26,7 +26,11 @@ def _error(message: str, code: int) -> None:
 class _OneLineErrors(TyperGroup):
     """Runs the app and turns every error into one line on stderr with the right exit code."""
 
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+    def main(self, *args, **kwargs):
+        with command_line_spelling():  # errors name --options, not keyword arguments
+            return self._main(*args, **kwargs)
+
+    def _main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         argv = list(sys.argv[1:] if args is None else args)
         debug = "--debug" in argv
         try:
@@ -137,24 +141,33 @@ def _parse_fail_on(text: str | None) -> set[str]:
     return flags
 
 
+PIPE_WIDTH = 200  # the width of piped output when COLUMNS does not say
+
+
 def _print_rich(renderable_for_width) -> None:
-    """Print a rich renderable: coloured and fitted on a terminal; piped, plain, wide enough for
-    every column and without trailing padding."""
+    """Print a rich renderable: coloured and fitted to a terminal; piped, plain, fitted to COLUMNS
+    (default `PIPE_WIDTH`), without trailing padding."""
     from rich.console import Console
 
     console = Console(highlight=False, emoji=False)  # no emoji codes to replace: rich skips its table
     if console.is_terminal:
         console.print(renderable_for_width(console.width))
         return
-    sys.stdout.write(_plain(renderable_for_width(None)))
+    width = _pipe_width()
+    sys.stdout.write(_plain(renderable_for_width(width), width))
 
 
-def _plain(renderable) -> str:
+def _pipe_width() -> int:
+    try:
+        return max(int(os.environ.get("COLUMNS", PIPE_WIDTH)), 20)
+    except ValueError:
+        return PIPE_WIDTH
+
+
+def _plain(renderable, width: int | None = None) -> str:
     from rich.console import Console
 
-    console = Console(
-        highlight=False, emoji=False, width=int(os.environ.get("COLUMNS", 200)), color_system=None
-    )
+    console = Console(highlight=False, emoji=False, width=width or _pipe_width(), color_system=None)
     with console.capture() as captured:
         console.print(renderable)
     return "\n".join(line.rstrip() for line in captured.get().splitlines()) + "\n"
@@ -240,6 +253,11 @@ JacobianOpt = Annotated[
     typer.Option("--jacobian", help="The input-output Jacobian's singular values (dense stacks; dynamical "
                  "isometry).", show_default=False),
 ]  # fmt: skip
+KeepInitsOpt = Annotated[
+    bool,
+    typer.Option("--keep-layer-inits", help="With --config: layers that set their own init in the file keep "
+                 "it (by default --init and --bias-init replace every layer's)."),
+]  # fmt: skip
 MaxGainOpt = Annotated[
     float | None,
     _opt("T (default 10): a layer whose cumulative gain leaves [1/T, T] is vanishing or exploding.",
@@ -247,9 +265,11 @@ MaxGainOpt = Annotated[
 ]  # fmt: skip
 
 
-def _stack_options(act, out_act, init, bias_init, norm, residual, residual_scale, dropout) -> dict:
+def _stack_options(act, out_act, init, bias_init, norm, residual, residual_scale, dropout,
+                   keep_layer_inits=False) -> dict:  # fmt: skip
     norm = None if norm is None else _choice("--norm", norm, ("none", "batch", "layer"))
     return {
+        "keep_layer_inits": keep_layer_inits,
         "act": act,
         "out_act": out_act,
         "init": init,
@@ -300,6 +320,7 @@ def probe(
     residual: ResidualOpt = False,
     residual_scale: ResidualScaleOpt = None,
     dropout: DropoutOpt = None,
+    keep_layer_inits: KeepInitsOpt = False,
     batch: BatchOpt = None,
     seed: SeedNoneOpt = None,
     trials: TrialsOpt = None,
@@ -340,13 +361,20 @@ def probe(
     stack, settings, check = job(
         layers=layers,
         config=config,
-        stack_options=_stack_options(act, out_act, init, bias_init, norm, residual, residual_scale, dropout),
+        stack_options=_stack_options(
+            act, out_act, init, bias_init, norm, residual, residual_scale, dropout, keep_layer_inits
+        ),
         probe_options=_probe_options(batch, seed, trials, loss, input, dtype, theory, jacobian),
         max_gain=max_gain,
     )
     if emit_spec is not None:
         from .specfile import dump, to_data  # only here: the module costs 4 ms of start-up
 
+        if fmt != "table":
+            raise InitdiagError(
+                "--emit-spec prints a spec file instead of probing, so --format has nothing to format; "
+                "give one or the other"
+            )
         spec_fmt = _choice("--emit-spec", emit_spec, ("toml", "yaml", "json"))
         sys.stdout.write(dump(to_data(stack, settings, check), spec_fmt))
         return
@@ -390,6 +418,7 @@ def compare(
     residual: ResidualOpt = False,
     residual_scale: ResidualScaleOpt = None,
     dropout: DropoutOpt = None,
+    keep_layer_inits: KeepInitsOpt = False,
     batch: BatchOpt = None,
     seed: SeedNoneOpt = None,
     trials: TrialsOpt = None,
@@ -417,7 +446,9 @@ def compare(
         config=config,
         inits=inits,
         acts=acts,
-        stack_options=_stack_options(None, out_act, None, bias_init, norm, residual, residual_scale, dropout),
+        stack_options=_stack_options(
+            None, out_act, None, bias_init, norm, residual, residual_scale, dropout, keep_layer_inits
+        ),
         probe_options=_probe_options(batch, seed, trials, loss, input, dtype, theory),
         max_gain=max_gain,
     )
@@ -569,7 +600,7 @@ def train(
     save_plot: Annotated[
         str | None,
         _opt(
-            "Save loss curves and boundaries as a PNG (needs matplotlib: pip install 'initdiag[plot]').",
+            "Save loss curves and boundaries as a PNG (needs matplotlib: pip install 'initdiag\\[plot]').",
             "--save-plot",
             metavar="FILE.png",
         ),

@@ -21,13 +21,21 @@ from .spec import CheckSettings, ProbeSettings, StackSpec, job
 VERDICT_RANK = {"ok": 0, "warn": 1, "fail": 2}
 
 
-def badness(forward_gain: float, backward_gain: float, verdict: str) -> tuple[int, float]:
-    """The sort key of a candidate, best first: its verdict, then how far its end-to-end gains are
-    from 1 on the log scale (the worse of the two; a gain that is not a number is the worst)."""
-    logs = [
-        abs(math.log10(g)) if g > 0 and math.isfinite(g) else math.inf for g in (forward_gain, backward_gain)
+def badness(gains: list[float], verdict: str) -> tuple[int, float]:
+    """The sort key of a candidate, best first: its verdict, then how far its worst gain is from 1
+    on the log scale (a gain that is not a number is the worst)."""
+    logs = [abs(math.log10(g)) if g > 0 and math.isfinite(g) else math.inf for g in gains]
+    return VERDICT_RANK[verdict], max(logs, default=0.0)
+
+
+def judged_gains(result: ProbeResult) -> list[float]:
+    """Every gain the probe judged, forward and backward, at every layer."""
+    return [
+        gain
+        for layer in result.layers
+        for gain, judged in zip((layer.forward_gain, layer.backward_gain), layer.gain_judged, strict=True)
+        if judged
     ]
-    return VERDICT_RANK[verdict], max(logs)
 
 
 class Candidate(NamedTuple):
@@ -61,11 +69,12 @@ class Comparison:
         return self.results[0].settings
 
     def order(self) -> list[int]:
-        """Candidate indices, best first (stable: ties keep the order given)."""
+        """Candidate indices, best first: by verdict, then by the worst judged gain of any layer
+        (stable: ties keep the order given)."""
 
         def key(i: int):
-            sm = self.results[i].summary
-            return badness(sm.forward_gain, sm.backward_gain, sm.verdict)
+            result = self.results[i]
+            return badness(judged_gains(result), result.summary.verdict)
 
         return sorted(range(len(self.results)), key=key)
 

@@ -63,7 +63,16 @@ from .result import (
     Summary,
     format_number,
 )
-from .spec import KINDS, NORM_KINDS, POOL_KINDS, ProbeSettings, StackSpec, Thresholds, parse_layers
+from .spec import (
+    KINDS,
+    NORM_KINDS,
+    POOL_KINDS,
+    ProbeSettings,
+    StackSpec,
+    Thresholds,
+    as_shorthand,
+    parse_layers,
+)
 from .stats import dead_fraction, distinct_columns, moments, saturated_fraction
 
 DTYPES = ("float32", "float64")
@@ -732,7 +741,9 @@ def _reasons(layers: list[LayerStats], t: Thresholds) -> tuple[list[Reason], boo
     return [], False
 
 
-def _summarize(layers: list[LayerStats], losses: list[float], settings: ProbeSettings) -> Summary:
+def _summarize(
+    layers: list[LayerStats], losses: list[float], settings: ProbeSettings, spec: StackSpec
+) -> Summary:
     t, trials = settings.thresholds, settings.trials
     flags = [f for f in FLAGS if any(f in s.flags for s in layers)]
     findings, drifting = _reasons(layers, t)
@@ -755,13 +766,21 @@ def _summarize(layers: list[LayerStats], losses: list[float], settings: ProbeSet
         worst_layer=findings[0].layer if findings else None,
         sd=sd,
         forward_gain_from=reference if reference != layers[0].name else None,
-        notes=_notes(layers, settings),
+        notes=_notes(layers, settings, spec),
     )
 
 
-def _notes(layers: list[LayerStats], settings: ProbeSettings) -> list[str]:
-    """What limits the reading of this probe, in words."""
+def _notes(layers: list[LayerStats], settings: ProbeSettings, spec: StackSpec) -> list[str]:
+    """What limits (or qualifies) the reading of this probe, in words."""
     notes = []
+    own: dict[str, list[str]] = {}
+    for x in layers:
+        if x.kind in ("dense", "conv2d") and x.init is not None and x.init != spec.init:
+            own.setdefault(x.init, []).append(x.name)
+    for init, names in own.items():
+        shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+        who = f"layers {shown} use their" if len(names) > 1 else f"layer {shown} uses its"
+        notes.append(f"{who} own init, {init}, not the stack's {spec.init}")
     unjudged = [
         x for x in layers if not x.dead_judged and (x.act or "").split(":")[0] in ("relu", "leaky_relu")
     ]
@@ -835,7 +854,8 @@ def probe(
 ) -> ProbeResult:
     """Probe a stack and return a `ProbeResult` (nothing is printed).
 
-    *spec* is a `StackSpec` or the ``--layers`` shorthand (``"784,256x8,10"``, first width = input);
+    *spec* is a `StackSpec`, the ``--layers`` shorthand (``"784,256x8,10"``, first width = input) or
+    a sequence of widths (``[784, 256, 10]``);
     with the shorthand, *act*, *out_act*, *init* and *bias_init* set the stack's defaults and
     *norm*, *residual*, *residual_scale* and *dropout* shape it (see `parse_layers`).
 
@@ -845,9 +865,9 @@ def probe(
     """
     if spec is None:
         raise InitdiagError("probe needs a stack: a StackSpec or a shorthand like '784,256,10'")
-    if isinstance(spec, str):
+    if not isinstance(spec, StackSpec):
         spec = parse_layers(
-            spec,
+            as_shorthand(spec),
             act=act,
             out_act=out_act,
             init=init,
@@ -952,7 +972,7 @@ def run_probe(spec: StackSpec, settings: ProbeSettings, source: InputSource | No
         )
         stats.flags = _layer_flags(stats, settings.thresholds)
         layers.append(stats)
-    summary = _summarize(layers, losses, settings)
+    summary = _summarize(layers, losses, settings, spec)
     if settings.jacobian:
         summary.jacobian = raws[0].get("jacobian") or {
             "reason": "the Jacobian is computed for dense stacks whose forward pass stays finite"

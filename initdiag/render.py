@@ -141,47 +141,112 @@ class Column(NamedTuple):
     # which flags colour this cell (the cell signals that problem)
     signals: tuple[str, ...] = ()
     justify: str = "right"
-    priority: int = 0  # in a narrow terminal the highest numbers are hidden first
+    priority: int = 0  # in a narrow terminal the highest numbers are hidden first; 0 never
 
 
-def _grad_signals(layer: LayerStats, result: ProbeResult) -> bool:
+def _outside(gain: float, limit: float) -> bool:
+    return not math.isnan(gain) and not (1 / limit <= gain <= limit)
+
+
+def flag_sources(layer: LayerStats, result: ProbeResult) -> dict[str, list[str]]:
+    """What raised each vanishing / exploding flag of the layer: ``fwd`` or ``bwd`` (its gain in
+    that direction left the band), ``no-signal`` (z = 0), ``no-grad`` (its weights get none)."""
     t = result.settings.thresholds
-    g = layer.backward_gain
-    return not (1 / t.max_backward_gain <= g <= t.max_backward_gain) and not math.isnan(g)
+    sources: dict[str, list[str]] = {}
+    for direction, gain, limit, judged in (
+        ("fwd", layer.forward_gain, t.max_forward_gain, layer.gain_judged[0]),
+        ("bwd", layer.backward_gain, t.max_backward_gain, layer.gain_judged[1]),
+    ):
+        if judged and _outside(gain, limit):
+            sources.setdefault("exploding" if gain > 1 else "vanishing", []).append(direction)
+    if layer.silent:
+        sources.setdefault("vanishing", []).append("no-signal")
+    if layer.gradient_stop is not None:
+        sources.setdefault("vanishing", []).append("no-grad")
+    return sources
 
 
-def _fwd_signals(layer: LayerStats, result: ProbeResult) -> bool:
-    t = result.settings.thresholds
-    g = layer.forward_gain
-    return not (1 / t.max_forward_gain <= g <= t.max_forward_gain) and not math.isnan(g)
+def flags_text(layer: LayerStats, result: ProbeResult):
+    """The flags cell: each flag in its colour, vanishing / exploding with what raised them."""
+    from rich.text import Text
+
+    sources = flag_sources(layer, result)
+    out = Text()
+    for k, flag in enumerate(layer.flags):
+        if k:
+            out.append(" ")
+        why = sources.get(flag)
+        out.append(flag + (f"({','.join(why)})" if why else ""), style=FLAG_STYLES[flag])
+    return out
+
+
+def _gain_cell(layer: LayerStats, result: ProbeResult, backward: bool):
+    """A gain, coloured by its band (dim where it is not judged), with its spread over trials."""
+    from rich.text import Text
+
+    key = "backward_gain" if backward else "forward_gain"
+    gain = getattr(layer, key)
+    text = fmt(gain)
+    if key in layer.sd and result.settings.trials > 1:
+        text += f" ±{fmt(layer.sd[key])}"
+    limit = (
+        result.settings.thresholds.max_backward_gain
+        if backward
+        else result.settings.thresholds.max_forward_gain
+    )
+    if not layer.gain_judged[1 if backward else 0]:
+        return Text(text, style=FLAG_STYLES["nonfinite"] if math.isinf(gain) else "dim")
+    style = _gain_style(gain, limit)
+    return Text(text, style="" if style == "green" else style)
+
+
+def _cell_style(column: Column, layer: LayerStats, text: str, result: ProbeResult) -> str | None:
+    if column.header in ("z th", "∂x th"):
+        return _theory_style(column, layer)
+    if text in ("nan", "inf", "-inf"):
+        return FLAG_STYLES["nonfinite"]
+    if column.header == "dead%" and not layer.dead_judged:
+        return "dim"
+    sources = flag_sources(layer, result)
+    for flag in column.signals:
+        if flag not in layer.flags:
+            continue
+        if flag in ("vanishing", "exploding"):
+            # forward columns signal forward trouble, the gradient column backward trouble
+            wanted = "bwd" if column.header == "∂x std" else "fwd"
+            if wanted in sources.get(flag, ()):
+                return FLAG_STYLES[flag]
+            continue
+        return FLAG_STYLES[flag]
+    return None
 
 
 COLUMNS: tuple[Column, ...] = (
     Column("layer", _name, justify="left"),
-    Column("shape", _shape),
-    Column("act", lambda s: s.act or "", justify="left", priority=3),
-    Column("W std", lambda s: _num(s.weight_std), priority=4),
-    Column("z mean", lambda s: fmt(s.preact_mean), priority=5),
-    Column("z std", lambda s: fmt(_std(s.preact_var)), ("vanishing", "exploding")),
-    Column("a mean", lambda s: fmt(s.act_mean), priority=5),
-    Column("a std", lambda s: fmt(_std(s.act_var)), ("vanishing", "exploding"), priority=2),
-    Column("∂x std", lambda s: fmt(_std(s.grad_input_var)), ("vanishing", "exploding")),
-    Column("∂W std", lambda s: _num(_std(s.grad_weight_var)), priority=4),
-    Column("dead%", lambda s: fmt_percent(s.dead_fraction), ("dead",), priority=1),
-    Column("sat%", lambda s: fmt_percent(s.saturated_fraction), ("saturated",), priority=1),
+    Column("shape", _shape, priority=3),
+    Column("act", lambda s: s.act or "", justify="left", priority=4),
+    Column("W std", lambda s: _num(s.weight_std), priority=6),
+    Column("z mean", lambda s: fmt(s.preact_mean), priority=7),
+    Column("z std", lambda s: fmt(_std(s.preact_var)), ("vanishing", "exploding"), priority=1),
+    Column("a mean", lambda s: fmt(s.act_mean), priority=7),
+    Column("a std", lambda s: fmt(_std(s.act_var)), ("vanishing", "exploding"), priority=3),
+    Column("∂x std", lambda s: fmt(_std(s.grad_input_var)), ("vanishing", "exploding"), priority=1),
+    Column("∂W std", lambda s: _num(_std(s.grad_weight_var)), priority=6),
+    Column("dead%", lambda s: fmt_percent(s.dead_fraction), ("dead",), priority=2),
+    Column("sat%", lambda s: fmt_percent(s.saturated_fraction), ("saturated",), priority=2),
     Column(
         "distinct",
         lambda s: NOT_APPLICABLE if s.distinct_units is None else f"{s.distinct_units:.4g}",
         ("symmetric",),
-        priority=1,
+        priority=2,
     ),
 )
 
 
 # mean-field predictions beside the measured std (with the theory on; `·` where it does not apply)
 THEORY_COLUMNS = {
-    "z std": Column("z th", lambda s: _num(_std(s.theory_preact_var)), priority=2),
-    "∂x std": Column("∂x th", lambda s: _num(_std(s.theory_grad_input_var)), priority=2),
+    "z std": Column("z th", lambda s: _num(_std(s.theory_preact_var)), priority=5),
+    "∂x std": Column("∂x th", lambda s: _num(_std(s.theory_grad_input_var)), priority=5),
 }
 THEORY_TOLERANCE = 0.1  # a prediction further than this from the measured std is shown in yellow
 
@@ -191,9 +256,16 @@ def columns_for(result: ProbeResult) -> list[Column]:
     out = []
     for column in COLUMNS:
         out.append(column)
-        if result.settings.theory and column.header in THEORY_COLUMNS:
+        if theory_shown(result) and column.header in THEORY_COLUMNS:
             out.append(THEORY_COLUMNS[column.header])
     return out
+
+
+def theory_shown(result: ProbeResult) -> bool:
+    """Whether the theory columns are shown: the theory is on and applies to this stack (where it
+    does not, the line under the table says why, and the columns would be all ``·``)."""
+    theory = result.summary.theory
+    return bool(result.settings.theory and theory is not None and "reason" not in theory)
 
 
 def _theory_style(column: Column, layer: LayerStats) -> str | None:
@@ -206,70 +278,61 @@ def _theory_style(column: Column, layer: LayerStats) -> str | None:
     return "yellow" if abs(math.sqrt(measured / predicted) - 1) > THEORY_TOLERANCE else "dim"
 
 
-def _fit_columns(result: ProbeResult, width: int | None) -> tuple[list[Column], list[Column]]:
-    """The columns that fit in *width* terminal cells, and the ones hidden to make them fit."""
-    shown = columns_for(result)
-    if width is None:
-        return shown, []
-
-    def natural(column: Column) -> int:
-        return max(len(column.header), *(len(column.text(layer)) for layer in result.layers)) + 2
-
-    fixed = 2 + 7 + 1 + BAR_CELLS + max(len("flags"), *(len(" ".join(x.flags)) for x in result.layers)) + 2
-    hidden: list[Column] = []
-    while fixed + sum(natural(c) for c in shown) > width:
-        candidates = [c for c in shown if c.priority > 0]
-        if not candidates:
-            break
-        drop = max(candidates, key=lambda c: c.priority)
-        shown.remove(drop)
-        hidden.append(drop)
-    return shown, hidden
-
-
-def _cell_style(column: Column, layer: LayerStats, text: str, result: ProbeResult) -> str | None:
-    if column.header in ("z th", "∂x th"):
-        return _theory_style(column, layer)
-    if text in ("nan", "inf", "-inf"):
-        return FLAG_STYLES["nonfinite"]
-    for flag in column.signals:
-        if flag not in layer.flags:
-            continue
-        if flag in ("vanishing", "exploding"):
-            # forward columns signal forward trouble, the gradient column backward trouble
-            relevant = (
-                _grad_signals(layer, result) if column.header == "∂x std" else _fwd_signals(layer, result)
-            )
-            if not relevant:
-                continue
-            gain = layer.backward_gain if column.header == "∂x std" else layer.forward_gain
-            return FLAG_STYLES["exploding" if gain > 1 else "vanishing"]
-        return FLAG_STYLES[flag]
-    return None
-
-
-# --- the cumulative gain on a log scale -------------------------------------------------------------
+# --- the cumulative gains on a log scale ----------------------------------------------------------
 
 BAR_CELLS = 13  # half a decade each: 1e-3 .. 1e3, gain 1 in the middle
 
 
-def gain_bar(gain: float, limit: float) -> tuple[str, int | None]:
-    """A 13-cell track, log10(gain) from -3 to 3; the marker's position (None when not finite).
-    Cells inside [1/limit, limit] are drawn '─', outside '·'; the middle (gain 1) is '┼'."""
+def _position(gain: float) -> int | None:
+    """The cell of a gain on the track (clamped to its ends), None when it is not a number."""
+    if math.isnan(gain) or gain < 0:
+        return None
+    centre = BAR_CELLS // 2
+    position = centre + (math.log10(gain) * 2 if gain > 0 else -math.inf)
+    return min(max(round(position) if math.isfinite(position) else int(math.copysign(99, position)), 0),
+               BAR_CELLS - 1)  # fmt: skip
+
+
+def gain_track(forward: float, backward: float | None, limit: float) -> list[tuple[str, str]]:
+    """A 13-cell track, log10(gain) from -3 to 3, as (character, role) per cell: the forward gain
+    ``●``, the backward gain ``○``, both ``◉``; ``◀`` / ``▶`` (``◁`` / ``▷`` backward) for a gain
+    beyond the ends. Cells inside [1/limit, limit] are ``─``, outside ``·``, gain 1 ``┼``. The role
+    is ``fwd``, ``bwd``, ``both`` or ``track``."""
     centre = BAR_CELLS // 2
     band = math.log10(limit) * 2
-    track = ["┼" if k == centre else ("─" if abs(k - centre) <= band else "·") for k in range(BAR_CELLS)]
-    if math.isnan(gain) or gain < 0:
-        return "".join(track), None
-    position = centre + (math.log10(gain) * 2 if gain > 0 else -math.inf)
-    if position < 0:
-        track[0], pos = "◀", 0
-    elif position > BAR_CELLS - 1:
-        track[-1], pos = "▶", BAR_CELLS - 1
-    else:
-        pos = round(position)
-        track[pos] = "●"
-    return "".join(track), pos
+    track = [
+        ("┼" if k == centre else ("─" if abs(k - centre) <= band else "·"), "track") for k in range(BAR_CELLS)
+    ]
+    marks = {}
+    for role, gain in (("fwd", forward), ("bwd", backward)):
+        if gain is None:
+            continue
+        pos = _position(gain)
+        if pos is None:
+            continue
+        beyond = (
+            gain == 0
+            or math.log10(gain) * 2 + centre < -0.5
+            or math.log10(gain) * 2 + centre > BAR_CELLS - 0.5
+        )
+        if beyond:
+            symbol = ("◀" if pos == 0 else "▶") if role == "fwd" else ("◁" if pos == 0 else "▷")
+        else:
+            symbol = "●" if role == "fwd" else "○"
+        if pos in marks:
+            marks[pos] = ("◉", "both")
+        else:
+            marks[pos] = (symbol, role)
+    for pos, mark in marks.items():
+        track[pos] = mark
+    return track
+
+
+def gain_bar(gain: float, limit: float) -> tuple[str, int | None]:
+    """The forward gain alone on the track (the sweep and compare profiles use it)."""
+    cells = gain_track(gain, None, limit)
+    pos = next((k for k, (_, role) in enumerate(cells) if role != "track"), None)
+    return "".join(c for c, _ in cells), pos
 
 
 def _gain_style(gain: float, limit: float) -> str:
@@ -284,26 +347,22 @@ def _gain_style(gain: float, limit: float) -> str:
     return "green"
 
 
-def _gain_text(layer: LayerStats, result: ProbeResult) -> str:
-    text = fmt(layer.forward_gain)
-    if "forward_gain" in layer.sd and result.settings.trials > 1:
-        text += f" ±{fmt(layer.sd['forward_gain'])}"
-    return text
+def _track_text(layer: LayerStats, result: ProbeResult):
+    from rich.text import Text
+
+    t = result.settings.thresholds
+    styles = {
+        "fwd": _gain_style(layer.forward_gain, t.max_forward_gain) if layer.gain_judged[0] else "dim",
+        "bwd": _gain_style(layer.backward_gain, t.max_backward_gain) if layer.gain_judged[1] else "dim",
+    }
+    styles["both"] = styles["fwd"] if styles["fwd"] != "green" else styles["bwd"]
+    out = Text()
+    for ch, role in gain_track(layer.forward_gain, layer.backward_gain, t.max_forward_gain):
+        out.append(ch, style="dim" if role == "track" else styles[role])
+    return out
 
 
 # --- rich table -----------------------------------------------------------------------------------
-
-
-def _table(heading: str | None):
-    """The house style of every table: a rule under the header, no frame, the title on the left."""
-    from rich import box
-    from rich.table import Table
-    from rich.text import Text
-
-    # user text (a spec's name, a label as typed) as Text: a str would be read as markup and emoji codes
-    title = Text(heading, style="table.title") if heading is not None else None
-    return Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False,
-                 collapse_padding=True, padding=(0, 1))  # fmt: skip
 
 
 def _stack_text(result: ProbeResult) -> str:
@@ -319,8 +378,11 @@ def title(result: ProbeResult) -> str:
     s, settings = result.spec, result.settings
     arrow = _stack_text(result)
     inits = sorted({x.init for x in result.layers if x.init is not None and x.kind != "residual"})
-    hidden = [x for x in result.layers[:-1] if x.act not in (None, "linear")]
-    acts = sorted({x.act for x in hidden}) or [result.layers[-1].act or "linear"]
+    hidden = [x.act for x in result.layers[:-1] if x.act is not None]
+    acts = (sorted(set(hidden) - {"linear"}) or ["linear"]) if hidden else []
+    out = result.layers[-1].act
+    if out not in (None, "linear") or not hidden:
+        acts.append(f"out {out or 'linear'}")
     trials = f" · {settings.trials} trials" if settings.trials > 1 else ""
     name = f"{s.name} · " if s.name else ""
     return (
@@ -346,63 +408,99 @@ def jacobian_line(result: ProbeResult) -> str:
 
 def verdict_line(result: ProbeResult) -> str:
     sm = result.summary
+    since = f" (from {sm.forward_gain_from})" if sm.forward_gain_from else ""
     return (
-        f"{VERDICT_MARKS[sm.verdict]} {sm.verdict}: forward gain {fmt(sm.forward_gain)}, "
+        f"{VERDICT_MARKS[sm.verdict]} {sm.verdict}: forward gain {fmt(sm.forward_gain)}{since}, "
         f"backward gain {fmt(sm.backward_gain)}, loss {fmt(sm.loss)} ({result.settings.loss})"
     )
 
 
+def _probe_columns(result: ProbeResult):
+    """Every column of the probe table as `tables.Cells`, in order."""
+    from rich.text import Text
+
+    from .tables import Cells
+
+    layers = result.layers
+    out = []
+    for column in columns_for(result):
+        cells = []
+        for layer in layers:
+            text = column.text(layer)
+            cells.append(Text(text, style=_cell_style(column, layer, text, result) or ""))
+        out.append(Cells(column.header, cells, column.justify, column.priority))
+    out.append(Cells("fwd gain", [_gain_cell(x, result, False) for x in layers]))
+    out.append(Cells("bwd gain", [_gain_cell(x, result, True) for x in layers]))
+    out.append(Cells("gain (log)", [_track_text(x, result) for x in layers], "left", priority=4))
+    flags = [flags_text(x, result) for x in layers]
+    longest = max((len(word) for f in flags for word in f.plain.split()), default=5)
+    out.append(Cells("flags", flags, "left", wrap=True, min_width=longest))
+    return out
+
+
+def _layer_blocks(result: ProbeResult, columns, width: int | None):
+    """The list layout, for a terminal too narrow for the table: per layer, its name, shape, act
+    and flags on one line, then every statistic as ``header value`` pairs, never broken."""
+    from rich.text import Text
+
+    from .tables import wrap_pairs
+
+    lines = []
+    by_header = {c.header: c for c in columns}
+    for i, layer in enumerate(result.layers):
+        head = Text(_name(layer).strip(), style="bold")
+        head.append(f"  {_shape(layer)}")
+        if layer.act:
+            head.append(f"  {layer.act}")
+        if layer.flags:
+            head.append("  ")
+            head.append_text(flags_text(layer, result))
+        lines.append(head)
+        pairs = []
+        for header in ("z std", "z th", "a std", "∂x std", "∂x th", "fwd gain", "bwd gain", "dead%", "sat%",
+                       "distinct", "W std", "∂W std", "z mean", "a mean"):  # fmt: skip
+            if header not in by_header:
+                continue
+            pair = Text(f"{header} ", style="dim")
+            pair.append_text(by_header[header].cells[i])
+            pairs.append(pair)
+        lines += wrap_pairs(pairs, width)
+    return lines
+
+
 def probe_table(result: ProbeResult, width: int | None = None):
     """The rich renderable: the per-layer table, then the verdict line, reasons and a legend.
-    With *width*, the least important columns are hidden until the table fits (and a note says so)."""
+    With *width*, the least important columns are hidden until the table fits (and a note says
+    so); a terminal too narrow for the essential columns gets one block per layer instead."""
     from rich.console import Group
     from rich.text import Text
 
-    limit = result.settings.thresholds.max_forward_gain
-    table = _table(title(result))
-    columns, hidden = _fit_columns(result, width)
-    for column in columns:
-        table.add_column(column.header, justify=column.justify, no_wrap=True)
-    table.add_column("fwd gain (log)", justify="left", no_wrap=True)
-    table.add_column("flags", justify="left")
+    from .tables import fit, table
 
-    for layer in result.layers:
-        cells = []
-        for column in columns:
-            text = column.text(layer)
-            cells.append(Text(text, style=_cell_style(column, layer, text, result) or ""))
-        bar, _ = gain_bar(layer.forward_gain, limit)
-        style = _gain_style(layer.forward_gain, limit) if layer.kind in GAIN_JUDGED_KINDS else "dim"
-        gain = Text()
-        gain.append(f"{_gain_text(layer, result):>7} ", style=style if style != "green" else "")
-        for ch in bar:
-            gain.append(ch, style=style if ch in "●◀▶" else "dim")
-        cells.append(gain)
-        flags = Text()
-        for k, flag in enumerate(layer.flags):
-            if k:
-                flags.append(" ")
-            flags.append(flag, style=FLAG_STYLES[flag])
-        cells.append(flags)
-        table.add_row(*cells)
+    every = _probe_columns(result)
+    fitted = fit(every, width)
+    parts: list = []
+    hidden: list = []
+    if fitted is None:
+        parts.append(Text(title(result), style="table.title"))
+        parts.append(Text(""))
+        parts += _layer_blocks(result, every, width)
+        parts.append(Text(""))
+    else:
+        shown, hidden = fitted
+        parts.append(table(title(result), shown))
 
     sm = result.summary
-    parts = [table, Text(verdict_line(result), style=VERDICT_STYLES[sm.verdict])]
+    parts.append(Text(verdict_line(result), style=VERDICT_STYLES[sm.verdict]))
     for reason in sm.reasons:
         parts.append(Text(f"  · {reason}"))
+    for note in sm.notes:
+        parts.append(Text(f"  note: {note}", style="yellow"))
     if sm.theory:
         parts.append(Text(f"  {theory_line(result)}", style="dim"))
     if sm.jacobian:
         parts.append(Text(f"  {jacobian_line(result)}", style="dim"))
-    marks = {MARKS[x.kind] for x in result.layers if x.kind in MARKS}
-    for mark, words in MARK_LEGEND.items():
-        if mark in marks:
-            parts.append(Text(f"  {words}", style="dim"))
-    unjudged = sorted({x.kind for x in result.layers} - set(GAIN_JUDGED_KINDS) - set(MARKS))
-    if unjudged:
-        kinds = ", ".join(unjudged)
-        note = f"  dim gains ({kinds}): not judged; the next weighted layer shows their effect"
-        parts.append(Text(note, style="dim"))
+    parts += [Text(f"  {line}", style="dim") for line in legend_lines(result, hidden, fitted is None)]
     present = [f for f in FLAGS if f in sm.flags]
     if present:
         legend = Text("  flags: ", style="dim")
@@ -411,18 +509,46 @@ def probe_table(result: ProbeResult, width: int | None = None):
                 legend.append("  ")
             legend.append(flag, style=FLAG_STYLES[flag])
         parts.append(legend)
-    if hidden:
-        names = ", ".join(c.header for c in hidden)
-        parts.append(
-            Text(f"  hidden to fit the terminal: {names} (widen it, or use --format json)", style="dim")
-        )
-    if result.settings.trials > 1:
-        parts.append(
-            Text(
-                f"  means over {result.settings.trials} trials; JSON has each spread as <key>_sd", style="dim"
-            )
-        )
     return Group(*parts)
+
+
+def legend_lines(result: ProbeResult, hidden: list, as_list: bool = False) -> list[str]:
+    """The words under a probe's table: what its marks mean, what is not judged, what is hidden."""
+    lines = []
+    kinds = {x.kind for x in result.layers}
+    if kinds & {"batchnorm", "layernorm"}:
+        lines.append("↺ normalization: it erases the scale before it, so forward gains restart at its output "
+                     "and the rows whose scale it erases are not judged forward (dim); backward gains need "
+                     "no restart (its backward pass divides by the same std)")  # fmt: skip
+    if "residual" in kinds:
+        lines.append("Σ residual sum: shortcut + scale × branch (the rows above it, indented)")
+    unjudged = sorted(kinds - set(GAIN_JUDGED_KINDS) - {"batchnorm", "layernorm"})
+    if unjudged:
+        lines.append(
+            f"dim gains ({', '.join(unjudged)}): not judged; the next weighted layer shows their effect"
+        )
+    first = result.layers[0]
+    t = result.settings.thresholds
+    if _outside(first.backward_gain, t.max_backward_gain):
+        lines.append(
+            f"{first.name}'s backward gain ({fmt(first.backward_gain)}) is the gradient of the input data, "
+            "which trains nothing, so it is not judged (He et al. 2015, sec. 2.2)"
+        )
+    if any(flag_sources(x, result) for x in result.layers):
+        lines.append(
+            "(fwd)/(bwd): the forward/backward gain left [1/T, T]; no-signal: z = 0 everywhere; "
+            "no-grad: no gradient reaches the layer's weights"
+        )
+    if not as_list and not any(str(c.header) == "gain (log)" for c in hidden):
+        lines.append("gain (log): ● forward, ○ backward, ◉ both, from 1e-3 to 1e3; ┼ is 1")
+    if hidden:
+        names = ", ".join(str(c.header) for c in hidden)
+        lines.append(f"hidden to fit the terminal: {names} (widen it, or use --format json)")
+    if as_list:
+        lines.append("one block per layer: the terminal is too narrow for the table (or use --format json)")
+    if result.settings.trials > 1:
+        lines.append(f"means over {result.settings.trials} trials; JSON has each spread as <key>_sd")
+    return lines
 
 
 # --- markdown -------------------------------------------------------------------------------------
@@ -430,15 +556,21 @@ def probe_table(result: ProbeResult, width: int | None = None):
 
 def to_markdown(result: ProbeResult) -> str:
     columns = columns_for(result)
-    headers = [c.header for c in columns] + ["fwd gain", "flags"]
+    headers = [c.header for c in columns] + ["fwd gain", "bwd gain", "flags"]
     left = {c.header for c in columns if c.justify == "left"} | {"flags"}
     rows = [
-        [c.text(layer) for c in columns] + [_gain_text(layer, result), ", ".join(layer.flags)]
+        [c.text(layer) for c in columns]
+        + [
+            _gain_cell(layer, result, False).plain,
+            _gain_cell(layer, result, True).plain,
+            flags_text(layer, result).plain.replace(" ", ", "),
+        ]
         for layer in result.layers
     ]
     lines = [f"**initdiag probe** · {title(result)}", "", *markdown_table(headers, left, rows)]
     lines += ["", f"**{verdict_line(result)}**"]
     lines += [f"- {reason}" for reason in result.summary.reasons]
+    lines += [f"- note: {note}" for note in result.summary.notes]
     if result.summary.theory:
         lines += ["", theory_line(result)]
     if result.summary.jacobian:
@@ -499,22 +631,33 @@ def _check_details(report) -> list[tuple[str, str]]:
 
 
 def check_table(report):
-    """The rich renderable of a check: one row per spec, the tally, then every reason in full."""
-    from rich.console import Group
+    """The rich renderable of a check: one row per spec (a block per spec in a narrow terminal), the
+    tally, then every reason in full."""
+    return Adaptive(lambda width, colour: _check_parts(report, width))
+
+
+def _check_parts(report, width: int | None) -> list:
     from rich.text import Text
 
-    table = _table("initdiag check")
-    for header in CHECK_HEADERS:
-        table.add_column(header, no_wrap=header != "reason", overflow="fold")
-    for outcome in report.outcomes:
-        cells = [Text(cell) for cell in _check_row(outcome)]
-        cells[2].stylize(CHECK_STYLES[outcome.status])
-        if not outcome.malformed:
-            cells[3].stylize(VERDICT_STYLES[outcome.result.summary.verdict])
-        table.add_row(*cells)
-    parts = [table, Text(_check_summary(report), style="bold green" if report.exit_code == 0 else "bold red")]
+    from .tables import Cells, fitted
+
+    rows = [_check_row(outcome) for outcome in report.outcomes]
+    columns = []
+    for j, header in enumerate(CHECK_HEADERS):
+        cells = []
+        for outcome, row in zip(report.outcomes, rows, strict=True):
+            cell = Text(row[j])
+            if header == "result":
+                cell.stylize(CHECK_STYLES[outcome.status])
+            elif header == "verdict" and not outcome.malformed:
+                cell.stylize(VERDICT_STYLES[outcome.result.summary.verdict])
+            cells.append(cell)
+        wrap = header in ("spec", "name", "worst layer", "reason")
+        columns.append(Cells(header, cells, "left", wrap=wrap))
+    parts, _ = fitted("initdiag check", columns, width)
+    parts.append(Text(_check_summary(report), style="bold green" if report.exit_code == 0 else "bold red"))
     parts += [Text(line, style=style) for style, line in _check_details(report)]
-    return Group(*parts)
+    return parts
 
 
 def check_markdown(report) -> str:
@@ -606,33 +749,8 @@ def github_annotations(report) -> list[str]:
 
 # --- initdiag compare ------------------------------------------------------------------------------
 
-SPARKS = "▁▂▃▄▅▆▇█"
-
-
-def _rel_std(var: float | None, ref: float | None) -> float:
-    """std / reference std; nan when either is missing or the reference is zero."""
-    if var is None or ref is None or not ref > 0:
-        return math.nan
-    return math.sqrt(var / ref) if var >= 0 else math.nan
-
-
-def _compare_cells(result: ProbeResult, layer: LayerStats) -> tuple[str, str]:
-    first = result.layers[0]
-    a = _rel_std(layer.act_var, first.act_var)
-    g = _rel_std(layer.grad_input_var, first.grad_input_var)
-    return fmt(a), fmt(g)
-
-
-def _signal_style(layer: LayerStats, result: ProbeResult, backward: bool, text: str) -> str:
-    if text in ("nan", "inf", "-inf") and "nonfinite" in layer.flags:
-        return FLAG_STYLES["nonfinite"]
-    if layer.kind not in GAIN_JUDGED_KINDS:
-        return "dim"
-    if backward and _grad_signals(layer, result):
-        return FLAG_STYLES["exploding" if layer.backward_gain > 1 else "vanishing"]
-    if not backward and _fwd_signals(layer, result):
-        return FLAG_STYLES["exploding" if layer.forward_gain > 1 else "vanishing"]
-    return ""
+SPARKS = "▁▂▃▄▅▆▇"  # one decade each, log10(gain) from -3 to 3: 1 is ▄
+SPARK_RANGE = (-3, 3)
 
 
 def _compare_title(comparison) -> str:
@@ -667,91 +785,116 @@ def _summary_rows(comparison) -> list[list[str]]:
 SUMMARY_HEADERS = ["#", "candidate", "fwd gain", "bwd gain", "worst flag", "verdict", "reason"]
 
 
-def _spark(value: float, lo: float, hi: float, flat: int = 0) -> str:
-    """One bar of a sparkline: log10(value) on [lo, hi] as one of eight heights (*flat* when the
-    scale is empty); × for a value that is not a positive number."""
+def _spark(value: float, lo: float, hi: float, flat: int = 0, sparks: str = SPARKS) -> str:
+    """One bar of a sparkline: log10(value) on [lo, hi] as one of the *sparks* heights (*flat* when
+    the scale is empty), clamped at its ends; × for a value that is not a positive number."""
     if not (value > 0 and math.isfinite(value)):
         return "×"
     if hi == lo:
-        return SPARKS[flat]
-    return SPARKS[round((min(max(math.log10(value), lo), hi) - lo) / (hi - lo) * (len(SPARKS) - 1))]
+        return sparks[flat]
+    return sparks[round((min(max(math.log10(value), lo), hi) - lo) / (hi - lo) * (len(sparks) - 1))]
 
 
-def sparkline(gains: list[float], lo: float, hi: float, limit: float) -> list[tuple[str, str]]:
-    """(character, style) per gain: its log10 on the shared scale [lo, hi] as one of eight bars,
-    coloured by the band it is in; × for a gain that is not a positive number."""
+def sparkline(gains: list[float], limit: float) -> list[tuple[str, str]]:
+    """(character, style) per gain on the fixed scale `SPARK_RANGE` (one decade per height, 1 is
+    ▄), coloured by the band it is in; × for a gain that is not a positive number."""
+    lo, hi = SPARK_RANGE
     return [(c, FLAG_STYLES["nonfinite"] if c == "×" else _gain_style(g, limit))
             for g, c in ((g, _spark(g, lo, hi)) for g in gains)]  # fmt: skip
 
 
-def _profiles(comparison) -> tuple[list[list[float]], float, float]:
-    """Forward gains of the judged layers of each candidate, and the shared log10 range."""
-    gains = [[x.forward_gain for x in r.layers if x.kind in GAIN_JUDGED_KINDS] for r in comparison.results]
-    logs = [math.log10(g) for row in gains for g in row if g > 0 and math.isfinite(g)]
-    lo, hi = min([*logs, 0.0]), max([*logs, 0.0])
-    return gains, math.floor(lo), math.ceil(hi)
+def _profiles(comparison) -> list[list[float]]:
+    """Forward gains of the layers each candidate judges forward."""
+    return [[x.forward_gain for x in r.layers if x.gain_judged[0]] for r in comparison.results]
+
+
+def _compare_groups(comparison):
+    """Per candidate, its two columns: each layer's forward and backward gain (the probe's)."""
+    from rich.text import Text
+
+    from .tables import Cells
+
+    groups = []
+    for cand, result in zip(comparison.candidates, comparison.results, strict=True):
+        fwd = [_gain_cell(x, result, False) for x in result.layers]
+        bwd = [_gain_cell(x, result, True) for x in result.layers]
+        groups.append([Cells(Text(f"{cand.label}\nfwd"), fwd), Cells(Text("\nbwd"), bwd)])
+    return groups
 
 
 def compare_table(comparison, width: int | None = None):
-    """One table (a row per layer, a column group per candidate: output std and gradient std relative
-    to the first layer), the candidates best first, and a depth profile of each."""
+    """A row per layer and two columns per candidate, its forward and backward gain (the same
+    numbers as ``probe``'s, split into several tables when the terminal is narrow); the candidates
+    best first with their verdicts and reasons; and a depth profile of each on a fixed scale."""
     from rich.console import Group
     from rich.text import Text
 
+    from .tables import Cells, chunks, fit, table
+
     results = comparison.results
     limit = comparison.settings.thresholds.max_forward_gain
-    table = _table(None)  # the heading is its own line: a narrow table would wrap it
-    table.add_column("layer", justify="left", no_wrap=True)
-    for cand in comparison.candidates:
-        table.add_column(Text(f"{cand.label}\na"), justify="right", no_wrap=True)
-        table.add_column("\n∂x", justify="right", no_wrap=True)
-    for i, layer in enumerate(results[0].layers):
-        cells = [Text(_name(layer))]
-        for result in results:
-            row = result.layers[i]
-            a, g = _compare_cells(result, row)
-            cells += [Text(a, style=_signal_style(row, result, False, a)),
-                      Text(g, style=_signal_style(row, result, True, g))]  # fmt: skip
-        table.add_row(*cells)
-    summary = _table("best first")
-    for header in SUMMARY_HEADERS:
-        summary.add_column(header, justify="right" if header in ("#", "fwd gain", "bwd gain") else "left",
-                           no_wrap=header != "reason", overflow="fold")  # fmt: skip
-    for row in _summary_rows(comparison):
-        cells = [Text(c) for c in row]
-        cells[5].stylize(VERDICT_STYLES[row[5]])
-        if row[4]:
-            cells[4].stylize(FLAG_STYLES[row[4]])
-        summary.add_row(*cells)
-    gains, lo, hi = _profiles(comparison)
+    names = Cells("layer", [Text(_name(x)) for x in results[0].layers], "left")
+    parts: list = [Text(_compare_title(comparison))]
+    for columns in chunks([names], _compare_groups(comparison), width):
+        parts.append(table(None, columns))
+    parts.append(Text("  fwd, bwd: each layer's cumulative forward and backward gain in E[x^2] (the probe's "
+                      "gains; dim where not judged)", style="dim"))  # fmt: skip
+    rows = _summary_rows(comparison)
+    summary = []
+    for j, header in enumerate(SUMMARY_HEADERS):
+        cells = []
+        for row in rows:
+            cell = Text(row[j])
+            if header == "verdict":
+                cell.stylize(VERDICT_STYLES[row[j]])
+            elif header == "worst flag" and row[j]:
+                cell.stylize(FLAG_STYLES[row[j]])
+            cells.append(cell)
+        justify = "right" if header in ("#", "fwd gain", "bwd gain") else "left"
+        wrap = header in ("reason", "candidate")
+        summary.append(Cells(header, cells, justify, priority=1 if header == "worst flag" else 0, wrap=wrap))
+    fitted = fit(summary, width)
+    parts.append(Text(""))
+    if fitted is not None:
+        parts.append(table("best first", fitted[0]))
+    else:  # one block per candidate
+        parts.append(Text("best first", style="table.title"))
+        for row in rows:
+            line = Text(f"{row[0]}. {row[1]}  ")
+            line.append(row[5], style=VERDICT_STYLES[row[5]])
+            line.append(f"  fwd {row[2]}  bwd {row[3]}")
+            parts.append(line)
+            if row[6]:
+                parts.append(Text(f"   {row[6]}"))
+    lo, hi = SPARK_RANGE
     label_width = max(len(c.label) for c in comparison.candidates)
-    profile = [Text(f"depth profile: forward gain per weighted layer, log10 from {lo} (▁) to {hi} (█)",
-                    style="bold")]  # fmt: skip
-    for cand, row in zip(comparison.candidates, gains, strict=True):
+    parts += [Text(""), Text(f"depth profile: forward gain per judged layer, log10 from {lo} (▁) to {hi} "
+                             f"({SPARKS[-1]}); ▄ is 1, × not a number", style="bold")]  # fmt: skip
+    for cand, row in zip(comparison.candidates, _profiles(comparison), strict=True):
         line = Text(f"  {cand.label:<{label_width}}  ")
-        for ch, style in sparkline(row, lo, hi, limit):
+        for ch, style in sparkline(row, limit):
             line.append(ch, style=style)
         if row:
             line.append(f"  {fmt(row[0])} → {fmt(row[-1])}", style="dim")
-        profile.append(line)
-    note = Text(
-        "  a: std of each layer's output, ∂x: std of dL/dx, both relative to the first layer", style="dim"
-    )
-    return Group(Text(_compare_title(comparison)), table, note, Text(""), summary, Text(""), *profile)
+        parts.append(line)
+    return Group(*parts)
 
 
 def compare_markdown(comparison) -> str:
     headers = ["layer"]
     for cand in comparison.candidates:
-        headers += [f"{cand.label} a", f"{cand.label} ∂x"]
+        headers += [f"{cand.label} fwd", f"{cand.label} bwd"]
     rows = []
     for i, layer in enumerate(comparison.results[0].layers):
         row = [layer.name]
         for result in comparison.results:
-            row += list(_compare_cells(result, result.layers[i]))
+            row += [
+                _gain_cell(result.layers[i], result, False).plain,
+                _gain_cell(result.layers[i], result, True).plain,
+            ]
         rows.append(row)
     lines = [f"**initdiag {_compare_title(comparison)}**", "", *markdown_table(headers, {"layer"}, rows), "",
-             "a: std of each layer's output, ∂x: std of dL/dx, both relative to the first layer", "",
+             "fwd, bwd: each layer's cumulative forward and backward gain in E[x^2] (the probe's gains)", "",
              *markdown_table(SUMMARY_HEADERS, {"candidate", "worst flag", "verdict", "reason"},
                              _summary_rows(comparison))]  # fmt: skip
     return "\n".join(lines) + "\n"
@@ -775,40 +918,46 @@ def compare_text(comparison, fmt_name: str) -> str:
 
 # --- initdiag sweep ---------------------------------------------------------------------------------
 
+# (label, style) of the heat map's bands, in units of log T; backgrounds from the 16 standard colours,
+# so that a terminal (or a CI log) that has only those still shows every band in its own colour
+HEAT_BANDS = (
+    ("< 1/T^2", "white on blue"),
+    ("< 1/T", "black on cyan"),
+    ("near 1/T", "black on bright_cyan"),
+    ("inside", "black on green"),
+    ("near T", "black on yellow"),
+    ("> T", "black on bright_red"),
+    ("> T^2", "white on red"),
+    ("not finite", "white on magenta"),
+)
+
+
+def heat_band(gain: float, limit: float) -> int:
+    """The index in `HEAT_BANDS` of a gain: beyond T^2 either way, beyond T, in the warn band (past
+    T^0.75, where the verdict turns to warn), inside, or not a number."""
+    if not (gain >= 0 and math.isfinite(gain)):
+        return 7
+    if gain == 0:
+        return 0
+    x = math.log(gain) / math.log(limit)  # in units of log T
+    for index, bound in ((0, -2), (1, -1), (2, -WARN_FRACTION)):
+        if x < bound:
+            return index
+    for index, bound in ((6, 2), (5, 1), (4, WARN_FRACTION)):
+        if x > bound:
+            return index
+    return 3
+
 
 def heat_style(gain: float, limit: float) -> str:
-    """A heat-map cell's colours: blues for vanishing (darker beyond 1/T^2 and 1/T^4), green inside
-    [1/T, T] (yellow past the warn band), reds for exploding; magenta for a gain that is not a number."""
-    if not (gain >= 0 and math.isfinite(gain)):
-        return "bold white on magenta"
-    if gain == 0:
-        return "white on navy_blue"
-    x = math.log(gain) / math.log(limit)  # in units of log T
-    if x < -4:
-        return "white on navy_blue"
-    if x < -2:
-        return "white on blue3"
-    if x < -1:
-        return "black on steel_blue1"
-    if x > 4:
-        return "white on dark_red"
-    if x > 2:
-        return "white on red3"
-    if x > 1:
-        return "black on orange1"
-    if abs(x) > WARN_FRACTION:
-        return "black on yellow3"
-    return "black on green3"
+    return HEAT_BANDS[heat_band(gain, limit)][1]
 
 
 def _heat_legend(limit: float) -> list[tuple[str, str]]:
-    t = limit
-    edges = [
-        (f"< 1/{fmt(t**4)}", t**-5), (f"< 1/{fmt(t**2)}", t**-3), (f"< 1/{fmt(t)}", t**-1.5),
-        ("healthy", 1.0), ("near a limit", t**0.9), (f"> {fmt(t)}", t**1.5), (f"> {fmt(t**2)}", t**3),
-        (f"> {fmt(t**4)}", t**5), ("not finite", math.nan),
-    ]  # fmt: skip
-    return [(f" {label} ", heat_style(g, limit)) for label, g in edges]
+    t, w = fmt(limit), fmt(limit**WARN_FRACTION)
+    labels = (f"< 1/{fmt(limit**2)}", f"< 1/{t}", f"< 1/{w}", "inside", f"> {w}", f"> {t}",
+              f"> {fmt(limit**2)}", "not finite")  # fmt: skip
+    return [(f" {label} ", style) for label, (_, style) in zip(labels, HEAT_BANDS, strict=True)]
 
 
 def _axis_label(values: dict) -> str:
@@ -828,29 +977,55 @@ def sweep_title(sweep) -> str:
 
 def sweep_table(sweep):
     """The heat map: a row per row value, a column per column value, each cell the end-to-end gain
-    on a log colour scale, then the legend."""
-    from rich.console import Group
+    and the verdict's mark, coloured by band on a terminal; split into several tables when the
+    terminal is narrow; the legend says what is printed (colours only where there are colours)."""
+    return Adaptive(lambda width, colour: _sweep_parts(sweep, width, colour))
+
+
+def _sweep_parts(sweep, width: int | None, colour: bool):
     from rich.text import Text
 
+    from .tables import Cells, chunks, table
+
     limit = sweep.settings.thresholds.max_forward_gain
-    table = _table(None)
-    corner = " · ".join(sweep.row_keys) or sweep.column_key
-    table.add_column(
-        f"{corner} \\ {sweep.column_key}" if sweep.row_keys else "", justify="left", no_wrap=True
-    )
-    for column in sweep.columns:
-        table.add_column(Text(_axis_label(column)), justify="right", no_wrap=True)
-    for row, cells in zip(sweep.rows, sweep.cells, strict=True):
-        texts = [Text(_axis_label(row) or sweep.metric)]
-        for cell in cells:
+    corner = " · ".join(sweep.row_keys)
+    labels = Cells(f"{corner} \\ {sweep.column_key}" if corner else "",
+                   [Text(_axis_label(row) or sweep.metric) for row in sweep.rows], "left")  # fmt: skip
+    groups = []
+    for j, column in enumerate(sweep.columns):
+        cells = []
+        for row in sweep.cells:
+            cell = row[j]
             g = cell.gain(sweep.metric)
-            texts.append(Text(f" {fmt(g)} ", style=heat_style(g, limit)))
-        table.add_row(*texts)
-    legend = Text(f"  {sweep.metric} gain: ", style="dim")
-    for label, style in _heat_legend(limit):
-        legend.append(label, style=style)
-        legend.append(" ")
-    return Group(Text(sweep_title(sweep)), table, legend)
+            cells.append(Text(f" {fmt(g)} {VERDICT_MARKS[cell.verdict]} ", style=heat_style(g, limit)))
+        groups.append([Cells(Text(_axis_label(column)), cells)])
+    parts: list = [Text(sweep_title(sweep))]
+    for columns in chunks([labels], groups, width):
+        parts.append(table(None, columns))
+    marks = Text(
+        f"  each cell: the end-to-end {sweep.metric} gain in E[x^2] and the verdict of its probe "
+        "(✔ ok, ! warn, ✘ fail: a cell fails on any flag, not only its gain)",
+        style="dim",
+    )
+    parts.append(marks)
+    if colour:
+        legend = Text(f"  colour: the {sweep.metric} gain, T = {fmt(limit)}: ", style="dim")
+        for label, style in _heat_legend(limit):
+            legend.append(label, style=style)
+            legend.append(" ")
+        parts.append(legend)
+    return parts
+
+
+class Adaptive:
+    """A renderable built for the console it is printed on: ``build(width, colour)`` gives its
+    parts, for the console's width and whether it shows colour (a pipe or a log does not)."""
+
+    def __init__(self, build):
+        self.build = build
+
+    def __rich_console__(self, console, options):
+        yield from self.build(options.max_width, console.color_system is not None)
 
 
 def sweep_markdown(sweep) -> str:
@@ -1002,23 +1177,44 @@ def decision_boundary(report, result_index: int, width: int = 44, height: int = 
 def train_table(report, boundaries: bool = False):
     """One row per initializer (losses, accuracies, a loss curve on a log scale, the verdict in
     words); with *boundaries*, each model's decision boundary under it."""
+    return Adaptive(lambda width, colour: _train_parts(report, boundaries, width))
+
+
+TRAIN_HEADERS = ["init", "initial loss", "final loss", "train acc", "test acc", "loss curve (log)", "verdict"]
+
+
+def _train_parts(report, boundaries: bool, width: int | None) -> list:
     from rich.console import Group
     from rich.text import Text
 
-    table = _table(None)
-    headers = ["init", "initial loss", "final loss", "train acc", "test acc", "loss curve (log)", "verdict"]
-    left = ("init", "loss curve (log)", "verdict")
-    for header in headers:
-        table.add_column(header, justify="left" if header in left else "right", no_wrap=header != "verdict")
-    curves = _curves(report)
-    for row, result, curve in zip(_train_rows(report), report.results, curves, strict=True):
-        style = _verdict_style(result.verdict)
-        cells = [Text(c) for c in row[:5]] + [_curve_text(curve, style.replace("bold ", "")),
-                                              Text(row[5], style=style)]  # fmt: skip
-        table.add_row(*cells)
+    from .tables import Cells, fitted
+
+    rows = _train_rows(report)
+    styles = [_verdict_style(result.verdict) for result in report.results]
+    curves = [_curve_text(curve, style.replace("bold ", "")) for curve, style in zip(_curves(report), styles,
+              strict=True)]  # fmt: skip
+    priorities = {"initial loss": 2, "train acc": 1, "loss curve (log)": 3}
+    columns = []
+    for j, header in enumerate(TRAIN_HEADERS):
+        if header == "loss curve (log)":
+            cells = curves
+        else:
+            k = j if j < 5 else 5
+            cells = [
+                Text(row[k], style=style if header == "verdict" else "")
+                for row, style in zip(rows, styles, strict=True)
+            ]
+        justify = "left" if header in ("init", "loss curve (log)", "verdict") else "right"
+        columns.append(Cells(header, cells, justify, priorities.get(header, 0), wrap=header == "verdict"))
+    table_parts, hidden = fitted(None, columns, width)
     legend = (f"  loss curve: the mean loss at {CURVE_CELLS} points from step 0 to {report.settings.iters}, "
               "on a log scale from its own lowest (▁) to highest (█) value")  # fmt: skip
-    parts = [Text(train_title(report)), table, Text(legend, style="dim")]
+    parts = [Text(train_title(report)), *table_parts, Text(legend, style="dim")]
+    if hidden:
+        names = ", ".join(str(c.header) for c in hidden)
+        parts.append(
+            Text(f"  hidden to fit the terminal: {names} (widen it, or use --format json)", style="dim")
+        )
     if report.settings.trials > 1:
         parts.append(
             Text(f"  means ± sd over {report.settings.trials} trials (data and init seeds)", style="dim")
@@ -1035,7 +1231,7 @@ def train_table(report, boundaries: bool = False):
         ]  # fmt: skip
         parts += [Text("  decision boundaries (trial 0): points o x + by class, the plane ' ' · : by the "
                        "class predicted there", style="dim"), Columns(plots, padding=(0, 1))]  # fmt: skip
-    return Group(*parts)
+    return parts
 
 
 def train_markdown(report) -> str:
@@ -1094,28 +1290,35 @@ def gain_comparison_rows() -> list[list[str]]:
 
 
 def inits_table():
-    """The reference card: every initializer in a row, then the gain tables."""
-    from rich.console import Group
+    """The reference card: every initializer in a row, then the gain tables (a block per row in a
+    terminal too narrow for them)."""
+    return Adaptive(lambda width, colour: _inits_parts(width))
+
+
+def _inits_parts(width: int | None) -> list:
     from rich.text import Text
 
     from .reference import CARD_HEADERS, card_rows
+    from .tables import Cells, fitted
 
-    table = _table(None)
-    for header in CARD_HEADERS:
-        table.add_column(header, justify="left", no_wrap=header in ("name", "aliases"), overflow="fold")
-    for row in card_rows():
-        table.add_row(Text(row[0], style="bold"), *(Text(cell) for cell in row[1:]))
-    from rich.markup import escape
-
-    gains = _table(None)
-    for header in GAIN_COMPARISON_HEADERS:  # (escaped: "[z^2]" is not rich markup)
-        gains.add_column(escape(header), justify="right" if "gain" in header else "left", overflow="fold")
-    for row in gain_comparison_rows():
-        gains.add_row(*(Text(cell) for cell in row))
+    rows = card_rows()
+    card = [Cells(header, [Text(row[j], style="bold" if j == 0 else "") for row in rows], "left",
+                  wrap=header not in ("name",)) for j, header in enumerate(CARD_HEADERS)]  # fmt: skip
+    gain_rows = gain_comparison_rows()
+    gains = [Cells(header, [Text(row[j]) for row in gain_rows], "right" if "gain" in header else "left",
+                   wrap=header in ("why", GAIN_COMPARISON_HEADERS[1], GAIN_COMPARISON_HEADERS[2]))
+             for j, header in enumerate(GAIN_COMPARISON_HEADERS)]  # fmt: skip
     heading = "gains: gain=G replaces a preset's, gain=auto uses PyTorch's where it has one"
     heading_names = "initializers (initdiag explain NAME for one in full; PyTorch, Keras and JAX names too)"
-    return Group(Text(heading_names, style="bold"), table, Text(""),
-                 Text(heading, style="bold"), gains)  # fmt: skip
+    card_parts, _ = fitted(None, card, width)
+    gain_parts, _ = fitted(None, gains, width)
+    return [
+        Text(heading_names, style="bold"),
+        *card_parts,
+        Text(""),
+        Text(heading, style="bold"),
+        *gain_parts,
+    ]
 
 
 # CSV cells hold text: names joined by "; ", traps (sentences with ";" of their own) by " | "

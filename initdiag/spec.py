@@ -287,6 +287,42 @@ def _resolve_sequence(
     return tuple(resolved)
 
 
+MAX_ROWS = 10_000
+"""The most rows a stack may have: every layer, counting those inside residual blocks and each
+block's own sum row (what `graph.rows` gives). `StackSpec.resolve`, the ``--layers`` shorthand and
+a spec file's ``repeat`` refuse a larger stack at once, before building it: a probe of one would run
+for minutes and its table could not be read."""
+
+MAX_NESTING = 32
+"""How deep residual blocks may nest inside one another (a block in a block is 2 deep)."""
+
+
+def too_many_rows(rows: int) -> InitdiagError:
+    """The refusal of a stack of *rows* rows (more than `MAX_ROWS`)."""
+    return InitdiagError(f"the stack has {rows:,} layers; initdiag takes at most {MAX_ROWS:,}")
+
+
+def _check_size(layers) -> None:
+    """Refuse a stack of more than `MAX_ROWS` rows or residual blocks nested deeper than
+    `MAX_NESTING`: one pass over the layers, without recursion, before anything is resolved."""
+    rows = 0
+    todo = [(layers, ("layers",), 1)]
+    while todo:
+        sequence, path, depth = todo.pop()
+        rows += len(sequence)
+        for k, layer in enumerate(sequence):
+            if layer.layers:
+                if depth > MAX_NESTING:
+                    raise SpecLayerError(
+                        f"residual blocks nest more than {MAX_NESTING} deep; "
+                        f"initdiag takes at most {MAX_NESTING}",
+                        (*path, k),
+                    )
+                todo.append((layer.layers, (*path, k, "layers"), depth + 1))
+    if rows > MAX_ROWS:
+        raise too_many_rows(rows)
+
+
 @dataclass
 class StackSpec:
     """A whole stack. ``out_act`` is the last layer's activation unless that layer sets its own;
@@ -303,9 +339,12 @@ class StackSpec:
 
     def resolve(self) -> StackSpec:
         """Every layer named and given its act/init/bias_init, each in canonical form; the keys of
-        every layer and the shapes through the stack checked (`graph.rows`)."""
+        every layer and the shapes through the stack checked (`graph.rows`). A stack of more than
+        `MAX_ROWS` rows, or with residual blocks nested deeper than `MAX_NESTING`, is refused first.
+        Linear in the number of layers."""
         if not self.layers:
             raise InitdiagError("a stack needs at least one layer")
+        _check_size(self.layers)
         shape = tuple(self.input_shape)
         if len(shape) not in (1, 3) or not all(_is_int(w) for w in shape):
             raise SpecLayerError(
@@ -326,8 +365,11 @@ class StackSpec:
             prefix="",
             path=("layers",),
         )
-        names = [layer.name for layer in _walk(layers)]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
+        seen: set[str] = set()
+        repeated: set[str] = set()
+        for layer in _walk(layers):
+            (repeated if layer.name in seen else seen).add(layer.name)
+        duplicates = sorted(repeated)
         if duplicates:
             raise InitdiagError(f"layer names must be unique; repeated: {', '.join(duplicates)}")
         resolved = replace(
@@ -388,43 +430,65 @@ def where(path: tuple) -> str:
 
 
 def parse_widths(text: str) -> list[int]:
-    """``"784,256x3,10"`` -> [784, 256, 256, 256, 10]; one clear error per malformed entry."""
-    parts = str(text).split(",")
-    widths: list[int] = []
-    for position, raw in enumerate(parts, start=1):
+    """``"784,256x3,10"`` -> [784, 256, 256, 256, 10]; one clear error per malformed entry. More than
+    `MAX_ROWS` layers are refused before the list is built (``256x1000000000000`` at once)."""
+    text = str(text)
+    shown = one_line(text)
+    entries: list[tuple[int, int]] = []
+    for position, raw in enumerate(text.split(","), start=1):
         item = raw.strip()
         if not item:
             raise InitdiagError(
-                f"--layers '{text}': empty width at position {position}; "
+                f"--layers '{shown}': empty width at position {position}; "
                 "write comma-separated positive integers, e.g. 784,256,10"
             )
         if item.lower().count("x") > 1:
             raise InitdiagError(
-                f"--layers '{text}': '{item}' looks like an image shape; the shorthand builds dense stacks, "
-                'so describe a conv stack in a spec file (input_shape = [3, 32, 32], kind = "conv2d")'
+                f"--layers '{shown}': '{one_line(item)}' looks like an image shape; the shorthand builds "
+                "dense stacks, so describe a conv stack in a spec file "
+                '(input_shape = [3, 32, 32], kind = "conv2d")'
             )
         base, sep, count = item.lower().partition("x")
-        width = _positive_int(base, text, item, "width")
-        repeat = _positive_int(count, text, item, "repeat count") if sep else 1
-        widths.extend([width] * repeat)
-    if len(widths) < 2:
+        width = _positive_int(base, shown, item, "width")
+        repeat = _positive_int(count, shown, item, "repeat count") if sep else 1
+        entries.append((width, repeat))
+    layers = sum(repeat for _, repeat in entries) - 1  # the first width is the input
+    if layers < 1:
         raise InitdiagError(
-            f"--layers '{text}': needs an input width and at least one layer, e.g. 784,256,10"
+            f"--layers '{shown}': needs an input width and at least one layer, e.g. 784,256,10"
         )
-    return widths
+    if layers > MAX_ROWS:
+        raise InitdiagError(f"--layers '{shown}': {too_many_rows(layers)}")
+    return [width for width, repeat in entries for _ in range(repeat)]
+
+
+def one_line(text: str, limit: int = 60) -> str:
+    """*text* for an error message: on one line (control characters escaped) and at most about
+    *limit* characters."""
+    raw = str(text)
+    shown = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in raw[: limit + 1])
+    return shown if len(raw) <= limit and len(shown) <= limit else shown[: limit - 1] + "…"
 
 
 def _positive_int(token: str, text: str, item: str, what: str) -> int:
+    """*token* as a positive integer (ASCII digits, as Python writes them), or one clear error;
+    *text* is the shorthand as messages show it."""
     token = token.strip()
     try:
+        if not token.isascii():
+            raise ValueError(token)
         value = int(token)
     except ValueError:
+        if token.isascii() and token.lstrip("+").isdigit():  # more digits than int() reads
+            raise InitdiagError(f"--layers '{text}': {what} '{one_line(token, 20)}' is too large") from None
         raise InitdiagError(
-            f"--layers '{text}': '{item}' is not a {what}; write positive integers, "
+            f"--layers '{text}': '{one_line(item)}' is not a {what}; write positive integers, "
             "a width may repeat as 256x8"
         ) from None
     if value < 1:
-        raise InitdiagError(f"--layers '{text}': {what} must be a positive integer, got {value}")
+        raise InitdiagError(
+            f"--layers '{text}': {what} must be a positive integer, got {one_line(str(value), 20)}"
+        )
     return value
 
 
@@ -549,6 +613,11 @@ PROBE_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(ProbeSetting
 _SHORTHAND_OPTIONS = ("norm", "residual", "residual_scale", "dropout")
 
 
+def _without(layers: tuple[LayerSpec, ...], values: dict[str, None]) -> tuple[LayerSpec, ...]:
+    """The layers (and their branches) with the given keys unset, so the stack's defaults apply."""
+    return tuple(replace(layer, **values, layers=_without(layer.layers, values)) for layer in layers)
+
+
 def job(
     *,
     layers: str | None = None,
@@ -563,16 +632,25 @@ def job(
 
     *config* is a spec file's path; *spec* an already loaded `SpecFile` (as ``check`` has).
     Precedence: built-in defaults (*probe_defaults* over `PROBE_DEFAULTS`) < the file < options.
-    *stack_options* (act, out_act, init, bias_init) replace the stack's defaults; a layer that sets
-    its own value in the file keeps it; norm, residual, residual_scale and dropout shape the
-    shorthand only. Options that are None were not given.
+    *stack_options* (act, out_act, init, bias_init) replace the stack's defaults; ``init`` and
+    ``bias_init`` also replace the values a file's layers set themselves, unless
+    ``keep_layer_inits`` is given and true (a layer's ``act`` is its architecture and is kept);
+    norm, residual, residual_scale and dropout shape the shorthand only. Options that are None were
+    not given.
     """
     from_file = config is not None or spec is not None
+    if layers is not None:
+        layers = as_shorthand(layers)
     if layers and from_file:
         raise InitdiagError("give --layers or --config, not both")
     if not layers and not from_file:
         raise InitdiagError("a stack is needed: --layers 784,256,10 or --config SPEC.toml")
     stack_options = {k: v for k, v in (stack_options or {}).items() if v is not None and v is not False}
+    keep_layer_inits = bool(stack_options.pop("keep_layer_inits", False))
+    if keep_layer_inits and not from_file:
+        raise InitdiagError(
+            "--keep-layer-inits keeps the inits a spec file's layers set; give it with --config"
+        )
     shorthand_only = [k for k in _SHORTHAND_OPTIONS if k in stack_options]
     if from_file and shorthand_only:
         option = "--" + shorthand_only[0].replace("_", "-")
@@ -587,6 +665,9 @@ def job(
 
             spec = load_spec(config)
         stack, check = replace(spec.stack, **stack_options), spec.check
+        if not keep_layer_inits:
+            given = {k: None for k in ("init", "bias_init") if k in stack_options}
+            stack = replace(stack, layers=_without(stack.layers, given)) if given else stack
         settings = spec.settings(defaults, probe_options)
     else:
         stack, check = parse_layers(layers, **stack_options), CheckSettings()
@@ -597,3 +678,22 @@ def job(
             check, thresholds=replace(check.thresholds, max_forward_gain=max_gain, max_backward_gain=max_gain)
         )
     return stack.resolve(), replace(settings, thresholds=check.thresholds), check
+
+
+def as_shorthand(layers: Any) -> str:
+    """The ``--layers`` text of *layers*: the text itself, or any sequence of widths, input first
+    (``[784, 256, 10]``, a tuple, a numpy array) joined as ``784,256,10``."""
+    if isinstance(layers, str):
+        return layers
+    import numbers
+
+    try:
+        widths = list(layers)
+    except TypeError:
+        widths = None
+    if widths is None or not all(isinstance(w, numbers.Integral) and not isinstance(w, bool) for w in widths):
+        raise InitdiagError(
+            f"--layers must be text like '784,256,10' or a sequence of integer widths like [784, 256, 10], "
+            f"got {layers!r}"
+        )
+    return ",".join(str(int(w)) for w in widths)

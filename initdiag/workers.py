@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from . import errors
 from .errors import InitdiagError
 
 BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -54,7 +55,7 @@ def run_all(
     saved = {key: os.environ.get(key) for key in BLAS_THREADS}
     os.environ.update(dict.fromkeys(BLAS_THREADS, "1"))
     try:
-        start = (jobs, os.environ.get(MEMORY_LIMIT))
+        start = (jobs, os.environ.get(MEMORY_LIMIT), errors.spelled_for_command_line())
         with _main_hidden(), ProcessPoolExecutor(jobs, _context(), _start_worker, start) as pool:
             futures = {pool.submit(fn, *task): i for i, task in enumerate(tasks)}
             for done, future in enumerate(as_completed(futures), start=1):
@@ -86,11 +87,14 @@ def keep_freed_memory() -> None:
     mallopt(m_trim_threshold, 256 << 20)
 
 
-def _start_worker(size: int, memory_limit: str | None) -> None:
-    """A worker's set-up: the size of its pool, and the caller's memory limit as it is now (a
-    worker forks from a server that kept the environment of its own start)."""
+def _start_worker(size: int, memory_limit: str | None, command_line: bool) -> None:
+    """A worker's set-up: the size of its pool, the caller's memory limit as it is now (a worker
+    forks from a server that kept the environment of its own start), and how error messages name
+    options (as the caller's)."""
     global _pool_size
     _pool_size = size
+    if command_line:
+        errors.command_line_spelling().__enter__()  # for the worker's life
     keep_freed_memory()
     if memory_limit is None:
         os.environ.pop(MEMORY_LIMIT, None)

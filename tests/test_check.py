@@ -83,7 +83,8 @@ def test_a_failing_spec_exits_1_with_the_reason_in_words(specs):
     forward = next(r for r in outcome.reasons if "forward gain" in r)
     backward = next(r for r in outcome.reasons if "backward gain" in r)
     assert "< 1/10 (vanishing)" in forward and "< 1/10 (vanishing)" in backward
-    assert backward.startswith("layer dense1: backward gain")  # gradients vanish towards the input
+    # gradients vanish towards the input (dense1's is the data's gradient, not judged)
+    assert backward.startswith("layer dense2: backward gain")
     layers = [r.split(":")[0].removeprefix("layer ") for r in outcome.reasons]
     assert outcome.worst_layer == layers[0]
     # each reason carries the line of the entry its layer comes from
@@ -179,7 +180,7 @@ def test_junit_xml(specs, tmp_path):
     assert cases["good.toml"].find("failure") is None and cases["good.toml"].find("error") is None
     failure = cases["deep.yaml"].find("failure")
     worst = failure.get("message").split(":")[0].removeprefix("layer ")
-    assert "forward gain" in failure.text and "layer dense1: backward gain" in failure.text
+    assert "forward gain" in failure.text and "layer dense2: backward gain" in failure.text
     assert cases["deep.yaml"].get("line") == str(deep_line(worst))
     assert cases["broken.toml"].find("error").get("type") == "malformed spec"
     assert "✔" in cases["good.toml"].find("system-out").text
@@ -297,7 +298,7 @@ def test_workers_share_the_memory_a_spec_may_plan_on(specs, monkeypatch):
     shared = run_check([str(specs)], jobs=2)
     assert [o.status for o in shared.outcomes] == ["error", "error"]
     assert (
-        "is available to each of 2 worker processes (--jobs 1 gives one all of it)"
+        "is available to each of 2 worker processes (jobs 1 gives one all of it)"
         in shared.outcomes[0].problems[0]
     )
 
@@ -310,7 +311,21 @@ def test_the_sample_configs():
         "deep_xavier.yaml": "fail",
         "torch_default_mlp.json": "fail",
         "vgg_cifar.toml": "pass",
+        "resnet20_cifar.toml": "pass",
+        "residual_preact.toml": "pass",
+        "residual_postact.toml": "fail",
+        "tanh_xavier.toml": "pass",  # warns: q decays like 1/depth at the critical point
+        "selu_lecun.toml": "pass",  # warns: chi_1 = 1.07
+        "lsuv_relu.toml": "pass",
+        "zeros_with_bias.toml": "fail",
     }
+    verdicts = {Path(o.file).name: o.result.summary.verdict for o in report.outcomes}
+    assert verdicts["tanh_xavier.toml"] == verdicts["selu_lecun.toml"] == "warn"
+    zeros = next(o for o in report.outcomes if o.file.endswith("zeros_with_bias.toml"))
+    assert zeros.reasons[0].startswith("no gradient reaches layer dense1 (dL/dW = 0 everywhere)")
+    # every sample says in a comment what it shows
+    for path in SAMPLES.iterdir():
+        assert path.read_text().lstrip().startswith(("#", "{")), path.name
 
 
 def test_pre_commit_hook_definition():

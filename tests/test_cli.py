@@ -33,7 +33,7 @@ def test_main_command_prints_the_table_and_verdict():
     out = result.stdout
     for header in ("layer", "shape", "W std", "z mean", "z std", "a mean", "a std", "∂x std", "∂W std"):
         assert header in out
-    for header in ("dead%", "sat%", "distinct", "fwd gain (log)", "flags"):
+    for header in ("dead%", "sat%", "distinct", "fwd gain", "bwd gain", "gain (log)", "flags"):
         assert header in out
     assert "dense1  784→256  relu" in out
     assert "dense3   256→10  linear" in out
@@ -62,7 +62,8 @@ def test_table_pinned_for_a_small_float64_stack():
     assert lines[0] == "6 → 4 → 2 · tanh · xavier_uniform · batch 16 · seed 0 · float64"
     assert lines[2].split() == [
         "layer", "shape", "act", "W", "std", "z", "mean", "z", "std", "a", "mean", "a", "std",
-        "∂x", "std", "∂W", "std", "dead%", "sat%", "distinct", "fwd", "gain", "(log)", "flags",
+        "∂x", "std", "∂W", "std", "dead%", "sat%", "distinct", "fwd", "gain", "bwd", "gain", "gain", "(log)",
+        "flags",
     ]  # fmt: skip
     rows = [line.split() for line in lines[4:6]]
     assert [row[0] for row in rows] == ["dense1", "dense2"]
@@ -72,7 +73,8 @@ def test_table_pinned_for_a_small_float64_stack():
 
     assert rows[0][3] == fmt(data.layers[0].weight_std)
     assert rows[1][5] == fmt(data.layers[1].preact_var ** 0.5)
-    assert rows[0][-2] == "●" or "●" in rows[0][-1] or "●" in " ".join(rows[0])
+    assert rows[0][-3:-1] == [fmt(data.layers[0].forward_gain), fmt(data.layers[0].backward_gain)]
+    assert "●" in rows[0][-1] and "○" in rows[0][-1]
 
 
 @pytest.mark.parametrize(
@@ -164,8 +166,9 @@ def test_unknown_command_suggests():
 @pytest.mark.parametrize(
     "args, flags, code",
     [
-        (["--init", "zeros", "--fail-on", "symmetric"], {"dead", "symmetric"}, 1),
-        (["--init", "zeros", "--fail-on", "vanishing,exploding"], {"dead", "symmetric"}, 0),
+        # zero weights and biases: z = 0 everywhere, so no signal and no gradient passes (vanishing)
+        (["--init", "zeros", "--fail-on", "symmetric"], {"vanishing", "dead", "symmetric"}, 1),
+        (["--init", "zeros", "--fail-on", "exploding,saturated"], {"vanishing", "dead", "symmetric"}, 0),
         (["--init", "he", "--fail-on", "any"], set(), 0),
         (["--act", "sigmoid", "--init", "normal:10", "--fail-on", "any"], {"saturated", "exploding"}, 1),
     ],
@@ -204,7 +207,7 @@ def test_csv_and_markdown():
     assert float(rows[0]["preact_var"]) == pytest.approx(2.0, rel=0.1)
     assert rows[0]["flags"] == ""
     result = run("probe", "--layers", "20,10,5", "--init", "zeros", "--format", "csv")
-    assert next(iter(csv.DictReader(io.StringIO(result.stdout))))["flags"] == "dead;symmetric"
+    assert next(iter(csv.DictReader(io.StringIO(result.stdout))))["flags"] == "vanishing;dead;symmetric"
     md = run(*MAIN, "--format", "markdown").stdout
     assert md.startswith("**initdiag probe** · 784 → 256 → 256 → 10")
     assert "| layer | shape | act | W std |" in md
@@ -261,3 +264,28 @@ def test_every_command_has_help_with_an_example_and_a_readme_entry():
         assert result.exit_code == 0, name
         assert "Example: initdiag " + name in " ".join(result.stdout.split()), name
         assert f"`initdiag {name}" in readme, name
+
+
+def test_help_text_loses_no_square_brackets_to_rich_markup():
+    """rich reads [plot] in "pip install 'initdiag[plot]'" as a markup tag and drops it: every
+    option's help must reach the screen whole (words compared with whitespace and the box removed)."""
+    import re
+
+    import typer.main
+
+    from initdiag.cli import COMMANDS
+
+    def words(text: str) -> str:
+        return re.sub(r"[\s│╭╮╰╯─]+", "", text)
+
+    for name, (function, _) in COMMANDS.items():
+        shown = words(runner.invoke(app, [name, "-h"], env={"COLUMNS": "400"}).stdout)
+        command = typer.main.get_command_from_info(
+            typer.models.CommandInfo(callback=function),
+            pretty_exceptions_short=False,
+            rich_markup_mode="rich",
+        )
+        for param in command.params:
+            help_text = getattr(param, "help", None) or ""
+            plain = help_text.replace("\\[", "[")
+            assert words(plain) in shown, (name, param.name, plain)

@@ -14,7 +14,7 @@ from initdiag.callspec import split_list
 from initdiag.cli import app
 from initdiag.compare import badness, candidate_grid, compare, sweep
 from initdiag.errors import InitdiagError
-from initdiag.render import SPARKS, heat_style, sparkline
+from initdiag.render import SPARKS, fmt, heat_style, sparkline
 
 runner = CliRunner()
 
@@ -52,8 +52,8 @@ def test_compare_numbers_are_the_single_probes():
 
 
 def test_ranking_is_verdict_then_distance_of_the_gains_from_one():
-    assert badness(1.0, 1.0, "ok") < badness(3.0, 1.0, "ok") < badness(1.0, 1.0, "warn")
-    assert badness(1e-3, 1.0, "fail") < badness(1e-9, 1.0, "fail") < badness(math.nan, 1.0, "fail")
+    assert badness([1.0, 1.0], "ok") < badness([3.0, 1.0], "ok") < badness([1.0, 1.0], "warn")
+    assert badness([1e-3, 1.0], "fail") < badness([1e-9, 1.0], "fail") < badness([math.nan, 1.0], "fail")
     comparison = compare(layers="128,128x8,10", inits=["normal:0.01", "xavier", "he"],
                          probe_options={"batch": 64})  # fmt: skip
     assert [comparison.candidates[i].label for i in comparison.order()] == ["he", "xavier", "normal:0.01"]
@@ -91,35 +91,36 @@ def test_sweep_axes_activation_by_initializer_and_trials():
 
 
 def test_heat_map_colours_follow_the_log_scale():
+    """Bands in units of log T: beyond T^2, beyond T, the warn band past T^0.75, inside."""
     t = 10.0
-    assert heat_style(1.0, t) == heat_style(2.0, t) == "black on green3"
-    assert heat_style(7.0, t) == "black on yellow3"  # past 10^0.75: the warn band
-    assert heat_style(50.0, t) == "black on orange1"
-    assert heat_style(5e3, t) == "white on red3"
-    assert heat_style(1e5, t) == "white on dark_red"
-    assert heat_style(0.05, t) == "black on steel_blue1"
-    assert heat_style(1e-3, t) == "white on blue3"
-    assert heat_style(1e-5, t) == heat_style(0.0, t) == "white on navy_blue"
-    assert heat_style(math.nan, t) == heat_style(math.inf, t) == "bold white on magenta"
+    assert heat_style(1.0, t) == heat_style(2.0, t) == "black on green"
+    assert heat_style(7.0, t) == "black on yellow"  # past 10^0.75: the warn band
+    assert heat_style(0.15, t) == "black on bright_cyan"
+    assert heat_style(50.0, t) == "black on bright_red"
+    assert heat_style(5e3, t) == heat_style(1e30, t) == "white on red"
+    assert heat_style(0.05, t) == "black on cyan"
+    assert heat_style(1e-3, t) == heat_style(0.0, t) == "white on blue"
+    assert heat_style(math.nan, t) == heat_style(math.inf, t) == "white on magenta"
 
 
-def test_sparkline_levels():
-    chars = [c for c, _ in sparkline([1e-4, 1e-2, 1.0, math.nan], -4, 0, 10)]
-    assert chars == [SPARKS[0], SPARKS[round(7 / 2)], SPARKS[-1], "×"]
+def test_sparkline_levels_are_fixed_decades():
+    """One decade per height from 1e-3 to 1e3 whatever the candidates: 1 is the middle height."""
+    chars = [c for c, _ in sparkline([1e-5, 1e-3, 0.1, 1.0, 10.0, 1e3, 1e9, math.nan], 10)]
+    assert chars == [SPARKS[0], SPARKS[0], SPARKS[2], SPARKS[3], SPARKS[4], SPARKS[6], SPARKS[6], "×"]
 
 
 COMPARE_OUTPUT = """\
 compare · 32 → 32 → 32 → 32 → 4 · batch 64 · seed 0 · float32
 
-           he         normal:0.5
- layer      a     ∂x           a     ∂x
+            he         normal:0.5
+ layer     fwd    bwd         fwd   bwd
  ──────────────────────────────────────
- dense1     1      1           1      1
- dense2  1.09      1        2.18  0.501
- dense3  1.04  0.866        4.15  0.217
- dense4   2.1  0.942        16.8  0.118
+ dense1      1   1.13           1  72.1
+ dense2  0.876   1.13        3.51  18.1
+ dense3   1.13  0.845        18.1  3.38
+ dense4   1.49      1        95.6     1
 
-  a: std of each layer's output, ∂x: std of dL/dx, both relative to the first layer
+  fwd, bwd: each layer's cumulative forward and backward gain in E[x^2] (the probe's gains; dim where not judged)
 
 best first
 
@@ -130,20 +131,21 @@ best first
                                                          too
 
 
-depth profile: forward gain per weighted layer, log10 from -1 (▁) to 2 (█)
-  he          ▃▃▃▄  1 → 1.49
-  normal:0.5  ▃▅▆█  1 → 95.6
+depth profile: forward gain per judged layer, log10 from -3 (▁) to 3 (▇); ▄ is 1, × not a number
+  he          ▄▄▄▄  1 → 1.49
+  normal:0.5  ▄▅▅▆  1 → 95.6
 """
 
 SWEEP_OUTPUT = """\
 sweep · forward gain · width 16 · act relu · batch 16 · seed 0 · float32
 
- init \\ depth          2           8
- ───────────────────────────────────
- he                 1.33       0.261
- normal:0.01     0.00106    5.48e-23
+ init \\ depth            2             8
+ ───────────────────────────────────────
+ he                 1.33 ✔       0.261 !
+ normal:0.01     0.00106 ✘    5.48e-23 ✘
 
-  forward gain:  < 1/1e+4   < 1/100   < 1/10   healthy   near a limit   > 10   > 100   > 1e+4   not finite
+  each cell: the end-to-end forward gain in E[x^2] and the verdict of its probe (✔ ok, ! warn, ✘ fail: a cell fails on
+any flag, not only its gain)
 """
 
 
@@ -155,13 +157,19 @@ def test_compare_command_output():
     lines = result.stdout.splitlines()
     assert lines[0] == "compare · 32 → 32 → 32 → 32 → 4 · batch 64 · seed 0 · float32"
     assert lines[2].split() == ["he", "normal:0.5"]
-    assert lines[3].split() == ["layer", "a", "∂x", "a", "∂x"]
+    assert lines[3].split() == ["layer", "fwd", "bwd", "fwd", "bwd"]
     assert [line.split()[0] for line in lines[5:9]] == ["dense1", "dense2", "dense3", "dense4"]
-    assert lines[5].split() == ["dense1", "1", "1", "1", "1"]
+    # the probe's own gains, in E[x^2]: forward from dense1, backward from dense4
+    he, big = (initdiag.probe("32,32x3,4", init=i, batch=64) for i in ("he", "normal:0.5"))
+    assert lines[8].split() == [
+        "dense4",
+        *(fmt(g) for r in (he, big) for g in (r.layers[3].forward_gain, 1.0)),
+    ]
+    assert lines[5].split()[1::2] == ["1", "1"]
     assert "best first" in result.stdout
     ranks = [line.split()[:2] for line in lines if line.strip()[:2] in ("1 ", "2 ")]
     assert ranks == [["1", "he"], ["2", "normal:0.5"]]
-    assert "depth profile: forward gain per weighted layer" in result.stdout
+    assert "depth profile: forward gain per judged layer" in result.stdout
     assert (
         result.stdout
         == run("compare", "--layers", "32,32x3,4", "--init", "he,normal:0.5", "--batch", "64").stdout
@@ -176,7 +184,7 @@ def test_compare_formats():
     assert csv_text.splitlines()[0].startswith("candidate,candidate_init,candidate_act,name,kind")
     assert len(csv_text.splitlines()) == 1 + 2 * 2
     md = run(*args, "--format", "markdown").stdout
-    assert md.startswith("**initdiag compare · 16 → 16 → 4") and "| layer | relu a | relu ∂x |" in md
+    assert md.startswith("**initdiag compare · 16 → 16 → 4") and "| layer | relu fwd | relu bwd |" in md
 
 
 def test_sweep_command_output_and_formats():
@@ -201,7 +209,8 @@ def test_sweep_command_output_and_formats():
     assert lines[0] == "sweep · forward gain · width 16 · act relu · batch 16 · seed 0 · float32"
     assert lines[2].split() == ["init", "\\", "depth", "2", "8"]
     assert lines[4].split()[0] == "he" and lines[5].split()[0] == "normal:0.01"
-    assert "forward gain:" in lines[-1] and "not finite" in lines[-1]
+    assert lines[4].split()[1:] == ["1.33", "✔", "0.261", "!"]
+    assert "✔ ok, ! warn, ✘ fail" in result.stdout
     data = json.loads(run(*args, "--format", "json").stdout)
     assert [c["depth"] for c in data["cells"]] == [2, 8, 2, 8]
     assert data["rows"] == ["init"] and data["columns"] == "depth"

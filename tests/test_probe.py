@@ -273,7 +273,7 @@ def test_input_file(tmp_path):
     with pytest.raises(InitdiagError, match=r"is not a numpy file \(\.npy or \.npz"):
         initdiag.probe("20,50,5", input=str(tmp_path / "text.npy"))
     (tmp_path / "spec.toml").write_text("x = 1\n")
-    with pytest.raises(InitdiagError, match=r"--input '.*spec\.toml': use normal, uniform"):
+    with pytest.raises(InitdiagError, match=r"input '.*spec\.toml': use normal, uniform"):
         initdiag.probe("20,50,5", input=str(tmp_path / "spec.toml"))
 
 

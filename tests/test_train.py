@@ -302,7 +302,7 @@ def test_save_plot_without_matplotlib_says_how_to_get_it(monkeypatch):
 
 
 def test_train_settings_are_checked():
-    with pytest.raises(InitdiagError, match="--clip must be a positive number"):
+    with pytest.raises(InitdiagError, match=r"^clip must be a positive number"):
         train(["he"], TrainSettings(clip=0.0))
     with pytest.raises(InitdiagError, match="train needs at least one initializer"):
         train([], TrainSettings())

@@ -225,3 +225,27 @@ def test_no_verdict_is_ok_when_a_gain_is_undefined():
             for x in r.layers:
                 for gain, judged in zip((x.forward_gain, x.backward_gain), x.gain_judged, strict=True):
                     assert not judged or (gain > 0 and math.isfinite(gain)), (init, x.name)
+
+
+# --- the Python API ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("widths", [[784, 256, 10], (784, 256), np.array([64, 32, 10])])
+def test_probe_takes_any_sequence_of_widths(widths):
+    r = initdiag.probe(widths)
+    assert [x.fan_in for x in r.layers] == [int(w) for w in widths[:-1]]
+
+
+def test_library_errors_name_keyword_arguments_and_the_command_line_names_options():
+    with pytest.raises(InitdiagError) as info:
+        initdiag.probe([784, 256, 10], batch=0)
+    assert str(info.value) == "batch must be a positive integer, got 0"
+    with pytest.raises(InitdiagError) as info:
+        initdiag.probe("784,256", residual_scale=0.5)
+    assert str(info.value) == "residual_scale needs residual"
+    with pytest.raises(InitdiagError, match=r"^layers must be text like '784,256,10' or a sequence"):
+        initdiag.probe([784, "a"])
+    result = run("probe", "--layers", "784,256,10", "--batch", "0")
+    assert result.stderr == "initdiag: error: --batch must be a positive integer, got 0\n"
+    result = run("probe", "--layers", "784,256", "--residual-scale", "0.5")
+    assert result.stderr == "initdiag: error: --residual-scale needs --residual\n"

@@ -292,8 +292,10 @@ def test_options_override_the_file(tmp_path):
     stack, settings_, check = job(
         config=path, stack_options={"init": "he_normal"}, probe_options={"batch": 16}
     )
-    # the defaults change, a layer's own choice stays
-    assert [layer.init for layer in stack.layers] == ["he_normal", "he_normal", "orthogonal", "he_normal"]
+    # --init replaces every layer's init, the file's own too; keep_layer_inits keeps a layer's own
+    assert [layer.init for layer in stack.layers] == ["he_normal"] * 4
+    kept, _, _ = job(config=path, stack_options={"init": "he_normal", "keep_layer_inits": True})
+    assert [layer.init for layer in kept.layers] == ["he_normal", "he_normal", "orthogonal", "he_normal"]
     assert settings_.batch == 16 and settings_.seed == 3 and settings_.trials == 1
     _, settings_, check = job(config=path, max_gain=4)
     assert check.thresholds.max_forward_gain == 4 == settings_.thresholds.max_backward_gain

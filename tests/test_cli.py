@@ -256,15 +256,23 @@ def test_version_help_and_module_entry_point():
 
 
 def test_every_command_has_help_with_an_example_and_a_readme_entry():
+    """Every command has -h with an example, a row in the README's command table, and a page in
+    docs/commands/ (inits and explain share one) that the site's navigation lists."""
     from initdiag.cli import COMMANDS
 
     readme = (ROOT / "README.md").read_text()
+    nav = (ROOT / "mkdocs.yml").read_text()
+    pages = {"explain": "inits"}
     assert set(COMMANDS) == {"probe", "compare", "sweep", "check", "train", "inits", "explain", "schema"}
     for name in COMMANDS:
         result = runner.invoke(app, [name, "-h"], env={"COLUMNS": "200"})
         assert result.exit_code == 0, name
         assert "Example: initdiag " + name in " ".join(result.stdout.split()), name
         assert f"`initdiag {name}" in readme, name
+        page = f"commands/{pages.get(name, name)}.md"
+        title = (ROOT / "docs" / page).read_text().splitlines()[0]
+        assert title.startswith("# ") and f"`initdiag {name}`" in title, name
+        assert page in nav, name
 
 
 def test_help_text_loses_no_square_brackets_to_rich_markup():

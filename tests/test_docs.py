@@ -1,9 +1,15 @@
-"""The README's examples are real: every ``$ ...`` line of a console block is run and its output
-compared (a line ``...`` stands for any number of omitted lines); the Python block is a doctest."""
+"""The documentation's examples are real: every ``$ ...`` line of a console block in README.md and
+docs/**/*.md is run and its output compared (a line ``...`` stands for any number of omitted lines);
+the Python blocks are doctests; and the MkDocs site builds with ``mkdocs build --strict`` (no broken
+link, no page left out of the nav).
+
+``python tests/test_docs.py --update`` rewrites every console block with the real output of its
+commands (``--update FILE...`` only those files)."""
 
 from __future__ import annotations
 
 import doctest
+import importlib.util
 import os
 import re
 import subprocess
@@ -12,7 +18,13 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+
+
+def doc_files() -> list[Path]:
+    return [README, *sorted(DOCS.rglob("*.md"))]
 
 
 CONSOLE = re.compile(r"```console\n(.*?)```", flags=re.S)
@@ -32,25 +44,33 @@ def parse_block(body: str) -> list[tuple[str, list[str]]]:
     return steps
 
 
-def console_blocks() -> list[list[tuple[str, list[str]]]]:
-    return [parse_block(body) for body in CONSOLE.findall(README.read_text())]
+def console_blocks() -> list[tuple[str, list[tuple[str, list[str]]]]]:
+    """(file relative to the repository, block) for every console block of the docs."""
+    return [
+        (str(path.relative_to(ROOT)), parse_block(body))
+        for path in doc_files()
+        for body in CONSOLE.findall(path.read_text())
+    ]
 
 
 def workdir(path: Path) -> Path:
     """A scratch directory for one console block, where sample_configs/ is at hand."""
-    (path / "sample_configs").symlink_to(README.parent / "sample_configs")
+    (path / "sample_configs").symlink_to(ROOT / "sample_configs")
     return path
 
 
 def run_command(command: str, cwd) -> list[str]:
-    """A README command's stdout and stderr lines, without the terminal width, memory limit or CI
+    """A documented command's stdout and stderr lines, without the terminal width, memory limit or CI
     environment of the machine running the tests."""
     drop = ("COLUMNS", "INITDIAG_MAX_MEMORY", "GITHUB_ACTIONS")
     env = {k: v for k, v in os.environ.items() if k not in drop}
     done = subprocess.run(
         shell_command(command), shell=True, cwd=cwd, env=env, capture_output=True, text=True
     )
-    return [line.rstrip() for line in (done.stdout + done.stderr).splitlines()]
+    lines = [line.rstrip() for line in (done.stdout + done.stderr).splitlines()]
+    while lines and not lines[-1]:  # as parse_block drops them from the documented output
+        lines.pop()
+    return lines
 
 
 def matches(expected: list[str], actual: list[str]) -> bool:
@@ -87,25 +107,62 @@ def shell_command(command: str) -> str:
 BLOCKS = console_blocks()
 
 
-def test_the_readme_has_console_examples():
-    assert len(BLOCKS) >= 8
+def test_the_docs_have_console_examples():
+    files = {name for name, _ in BLOCKS}
+    assert "README.md" in files
+    assert {f"docs/commands/{c}.md" for c in ("probe", "compare", "sweep", "check", "train")} <= files
+    assert len(BLOCKS) >= 40
 
 
-@pytest.mark.parametrize("block", BLOCKS, ids=[b[0][0][:60] for b in BLOCKS])
-def test_console_example(block, tmp_path):
+@pytest.mark.parametrize(("name", "block"), BLOCKS, ids=[f"{n}: {b[0][0][:60]}" for n, b in BLOCKS])
+def test_console_example(name, block, tmp_path):
     cwd = workdir(tmp_path)
     for command, expected in block:
         actual = run_command(command, cwd)
         assert matches(expected, actual), (
-            f"$ {command}\n--- README:\n" + "\n".join(expected) + ("\n--- actual:\n" + "\n".join(actual))
+            f"{name}\n$ {command}\n--- documented:\n"
+            + "\n".join(expected)
+            + ("\n--- actual:\n" + "\n".join(actual))
         )
 
 
-def test_python_examples():
+DOCTEST_FILES = [p for p in doc_files() if "\n>>> " in p.read_text()]
+
+
+@pytest.mark.parametrize("path", DOCTEST_FILES, ids=[str(p.relative_to(ROOT)) for p in DOCTEST_FILES])
+def test_python_examples(path, tmp_path, monkeypatch):
+    monkeypatch.chdir(workdir(tmp_path))
     failures, tried = doctest.testfile(
-        str(README), module_relative=False, optionflags=doctest.NORMALIZE_WHITESPACE
+        str(path), module_relative=False, optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
     )
-    assert tried >= 8 and failures == 0
+    assert tried >= 3 and failures == 0
+
+
+def test_the_python_api_page_has_examples():
+    assert DOCS / "api.md" in DOCTEST_FILES
+
+
+def test_the_site_builds_strictly(tmp_path):
+    """mkdocs build --strict: every page in the nav, no broken link or anchor, the generated parts
+    (spec-file reference, initializer cards, API docstrings) built from the code."""
+    if importlib.util.find_spec("mkdocs") is None:
+        pytest.skip("mkdocs is not installed: pip install '.[docs]' to build the site")
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    site = tmp_path / "site"
+    assert (site / "spec-files" / "index.html").read_text().count('id="schema-layer"') == 1
+    initializers = (site / "initializers" / "index.html").read_text()
+    assert 'id="init-he_normal"' in initializers and "calculate_gain" in initializers
+    api = (site / "api" / "index.html").read_text()
+    for name in ("probe", "ProbeResult", "LayerStats", "Summary", "StackSpec", "LayerSpec", "get_initializer",
+                 "get_activation", "calculate_gain", "compare", "sweep", "run_check", "train"):  # fmt: skip
+        assert re.search(rf'id="initdiag\.[\w.]*\b{name}"', api), f"the API page documents {name}"
 
 
 def _refresh(expected: list[str], actual: list[str]) -> list[str]:
@@ -127,11 +184,9 @@ def _refresh(expected: list[str], actual: list[str]) -> list[str]:
     return out + (actual[len(actual) - len(tail) :] if tail else [])
 
 
-def update_readme() -> None:
-    """Rewrite every console block of README.md with the real output of its commands."""
+def update(paths: list[Path]) -> None:
+    """Rewrite every console block of *paths* with the real output of its commands."""
     import tempfile
-
-    text = README.read_text()
 
     def rewrite(match: re.Match) -> str:
         lines: list[str] = []
@@ -141,11 +196,16 @@ def update_readme() -> None:
                 lines += [f"$ {command}", *_refresh(expected, run_command(command, cwd))]
         return "```console\n" + "\n".join(lines) + "\n```"
 
-    README.write_text(CONSOLE.sub(rewrite, text))
+    for path in paths:
+        text = path.read_text()
+        new = CONSOLE.sub(rewrite, text)
+        if new != text:
+            path.write_text(new)
+            print(f"updated {path.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--update"]:
-        update_readme()
+    if sys.argv[1:2] == ["--update"]:
+        update([Path(p).resolve() for p in sys.argv[2:]] or doc_files())
     else:
-        print("usage: python tests/test_readme.py --update   (rewrites README.md's console examples)")
+        print("usage: python tests/test_docs.py --update [FILE...]   (rewrites the docs' console examples)")

@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 import initdiag
-from initdiag.spec import LayerSpec, ProbeSettings, StackSpec
+from initdiag.network.spec import LayerSpec, ProbeSettings, StackSpec
 
 
 def stack(depth: int, channels: int, size: int) -> StackSpec:

@@ -10,10 +10,10 @@ import pytest
 from finite_differences import central_difference
 
 import initdiag
+from initdiag.analysis.probe import _build, _plan, _sample_layer, channels_last
+from initdiag.core.layers import run_backward, run_forward
 from initdiag.errors import InitdiagError
-from initdiag.layers import run_backward, run_forward
-from initdiag.probing import _build, _plan, _sample_layer, channels_last
-from initdiag.spec import LayerSpec, ProbeSettings, StackSpec, parse_layers
+from initdiag.network.spec import LayerSpec, ProbeSettings, StackSpec, parse_layers
 
 
 def conv(channels, **keys):

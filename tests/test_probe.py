@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 import initdiag
+from initdiag.analysis.result import FLAGS, format_number
 from initdiag.errors import InitdiagError
-from initdiag.render import to_json
-from initdiag.result import FLAGS, format_number
-from initdiag.spec import LayerSpec, StackSpec, parse_layers
+from initdiag.network.spec import LayerSpec, StackSpec, parse_layers
+from initdiag.render.probe import to_json
 
 
 def ratios(values):
@@ -328,7 +328,7 @@ def test_memory_limit_from_the_environment(monkeypatch):
 
 
 def test_memory_estimate_is_an_upper_bound_of_the_weights():
-    from initdiag.probing import estimate_memory
+    from initdiag.analysis.probe import estimate_memory
 
     est = estimate_memory(parse_layers("784,256,256,10").resolve(), batch=256, dtype="float32")
     params = 784 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10

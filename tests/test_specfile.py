@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import initdiag
+from initdiag.analysis.probe import run_probe
 from initdiag.cli import app
 from initdiag.errors import InitdiagError
-from initdiag.probing import run_probe
-from initdiag.render import to_json
-from initdiag.spec import job
-from initdiag.specfile import SCHEMA, SourceMap, SpecError, build, dump, load_spec, to_data
+from initdiag.network.spec import job
+from initdiag.network.specfile import SCHEMA, SourceMap, SpecError, build, dump, load_spec, to_data
+from initdiag.render.probe import to_json
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = sorted((ROOT / "sample_configs").glob("*.*"))
@@ -196,7 +196,7 @@ def test_schema_is_valid_and_the_samples_conform():
     assert SAMPLES, "sample_configs/ holds spec files"
     for path in SAMPLES:
         spec = load_spec(path)
-        from initdiag.specfile import parse_text, spec_format
+        from initdiag.network.specfile import parse_text, spec_format
 
         data, _ = parse_text(path.read_text(), spec_format(path))
         jsonschema.validate(data, SCHEMA)  # an independent validator agrees with ours
@@ -225,7 +225,7 @@ def test_schema_is_valid_and_the_samples_conform():
     ],
 )
 def test_our_validator_and_jsonschema_reject_the_same_documents(data):
-    from initdiag.specfile import validate
+    from initdiag.network.specfile import validate
 
     assert validate(data)
     with pytest.raises(jsonschema.ValidationError):

@@ -12,10 +12,7 @@ import pytest
 from finite_differences import central_difference
 from typer.testing import CliRunner
 
-from initdiag.activations import get_activation
-from initdiag.cli import app
-from initdiag.errors import InitdiagError
-from initdiag.train import (
+from initdiag.analysis.train import (
     Network,
     TrainSettings,
     _fit,
@@ -28,6 +25,9 @@ from initdiag.train import (
     make_spiral,
     train,
 )
+from initdiag.cli import app
+from initdiag.core.activations import get_activation
+from initdiag.errors import InitdiagError
 
 runner = CliRunner()
 

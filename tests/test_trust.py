@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 import initdiag
 from initdiag.cli import app
 from initdiag.errors import InitdiagError
-from initdiag.spec import LayerSpec, ProbeSettings, StackSpec
+from initdiag.network.spec import LayerSpec, ProbeSettings, StackSpec
 
 runner = CliRunner()
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InitdiagError
+from ..errors import InitdiagError
 
 
 def _load(path: str, what: str):

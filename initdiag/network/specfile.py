@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import InitdiagError, did_you_mean
+from ..errors import InitdiagError, did_you_mean
 from .spec import (
     DEFAULTS,
     FLAGS,
@@ -644,8 +644,8 @@ class SpecFile:
 def build(data: Any, source: SourceMap, path: str = "<spec>") -> SpecFile:
     """Check *data* against the schema and the names it uses, and build a `SpecFile`; every
     problem found is reported at once in one `SpecError`."""
-    from .activations import get_activation
-    from .initializers import get_bias_initializer, get_initializer
+    from ..core.activations import get_activation
+    from ..core.initializers import get_bias_initializer, get_initializer
 
     if not isinstance(data, dict):
         raise SpecError(path, [(1, "a spec must be a table of keys (input_shape, layers, ...)")])

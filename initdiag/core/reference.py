@@ -18,7 +18,7 @@ import math
 import re
 from typing import NamedTuple
 
-from .errors import InitdiagError
+from ..errors import InitdiagError
 from .names import ALIASES, TRUNCATED_NORMAL_STD, Resolution, resolve  # noqa: F401  (re-exported)
 
 

@@ -13,11 +13,16 @@ from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from . import errors
-from .errors import InitdiagError
+from .. import errors
+from ..errors import InitdiagError
 
 BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-PRELOAD = ["initdiag.check", "initdiag.compare", "initdiag.probing", "initdiag.train"]
+PRELOAD = [
+    "initdiag.analysis.check",
+    "initdiag.analysis.compare",
+    "initdiag.analysis.probe",
+    "initdiag.analysis.train",
+]
 MEMORY_LIMIT = "INITDIAG_MAX_MEMORY"
 _pool_size = 1  # the processes of the pool this one works in (1: not a worker)
 

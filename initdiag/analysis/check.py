@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import InitdiagError
+from ..errors import InitdiagError
+from ..network.spec import job
+from ..network.specfile import FORMATS, SpecError, load_spec
 from .result import ProbeResult, format_number
-from .spec import job
-from .specfile import FORMATS, SpecError, load_spec
 
 CHECK_TRIALS = 3
 
@@ -81,7 +81,7 @@ class CheckReport:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        from ._version import __version__
+        from .._version import __version__
         from .result import SCHEMA_VERSION
 
         return {
@@ -190,7 +190,7 @@ def check_spec(
     baseline_factor: float = 2.0,
 ) -> SpecOutcome:
     """Probe one spec file and decide whether it passes."""
-    from .probing import run_probe
+    from .probe import run_probe
 
     start = time.perf_counter()
     try:

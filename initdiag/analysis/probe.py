@@ -19,22 +19,17 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .activations import Activation, get_activation
-from .errors import InitdiagError
-from .files import load_npy
-from .graph import Block, Graph, rows
-from .initializers import (
+from ..core.activations import Activation, get_activation
+from ..core.initializers import (
     FromFile,
     Initializer,
     LayerContext,
-    Normal,
-    Uniform,
     compute_fans,
     get_bias_initializer,
     get_initializer,
     units_of,
 )
-from .layers import (
+from ..core.layers import (
     ActivationLayer,
     BatchNorm,
     Conv2d,
@@ -49,21 +44,12 @@ from .layers import (
     run_backward,
     run_forward,
 )
-from .losses import LOSSES, loss_and_grad, make_target
-from .ops import dropout_mask, im2col_chunk
-from .result import (
-    FLAGS,
-    GAIN_JUDGED_KINDS,
-    MEASURED_KEYS,
-    STAT_KEYS,
-    WARN_FRACTION,
-    LayerStats,
-    ProbeResult,
-    Reason,
-    Summary,
-    format_number,
-)
-from .spec import (
+from ..core.losses import LOSSES, loss_and_grad, make_target
+from ..core.ops import dropout_mask
+from ..core.stats import dead_fraction, distinct_columns, moments, saturated_fraction
+from ..errors import InitdiagError
+from ..network.graph import Block, Graph, rows
+from ..network.spec import (
     KINDS,
     NORM_KINDS,
     POOL_KINDS,
@@ -73,7 +59,23 @@ from .spec import (
     as_shorthand,
     parse_layers,
 )
-from .stats import dead_fraction, distinct_columns, moments, saturated_fraction
+from .inputs import InputSource, channels_last, get_input, stream
+from .memory import available_memory, estimate_memory, format_bytes, shared_note
+from .result import (
+    GAIN_JUDGED_KINDS,
+    STAT_KEYS,
+    LayerStats,
+    ProbeResult,
+)
+from .verdict import (
+    cumulative_gains,
+    dead_judged,
+    erased_rows,
+    forward_references,
+    layer_flags,
+    ratio,
+    summarize,
+)
 
 DTYPES = ("float32", "float64")
 _INPUT_STREAM, _TARGET_STREAM, _LAYER_STREAM, _DROPOUT_STREAM = 0, 1, 2, 3
@@ -82,204 +84,14 @@ _JACOBIAN_STREAM = 5  # the randomized estimate's probes (4 is train's data)
 _RAW_EXTRA = ("preact_sq", "grad_input_sq", "input_sq", "grad_output_sq", "grad_weight_sq")
 # the per-row second moments that decide a layer gets no signal or no gradient (means over trials)
 _ZERO_KEYS = ("preact_sq", "grad_input_sq", "grad_weight_sq")
-# dead_fraction is judged only when each unit sees at least this many values (batch x positions): a
-# unit that fires half the time looks dead on n values with probability 2^-n (1/1024 here)
-MIN_DEAD_SAMPLES = 10
 # below this many weights in all, a thread pool costs more than it saves
 _PARALLEL_MIN_WEIGHTS = 1 << 20
-
-
-def stream(seed: int, trial: int, *key: int) -> np.random.Generator:
-    """The Generator for one purpose of one trial (see the module doc)."""
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(trial, *key)))
 
 
 # --- the input batch ------------------------------------------------------------------------------
 
 
-@dataclass
-class InputSource:
-    """``normal`` (N(0, 1)), ``uniform`` (U(-sqrt 3, sqrt 3), also unit variance), any
-    ``normal:...`` / ``uniform:...`` the initializer grammar accepts, or a ``.npy`` file of shape
-    (batch, *input_shape)."""
-
-    text: str
-    sampler: Initializer | None = None
-    array: np.ndarray | None = None
-
-    def batch(self, rng: np.random.Generator, batch: int, shape: tuple[int, ...], dtype) -> np.ndarray:
-        """(batch, *shape) in PyTorch's order: images are (batch, C, H, W)."""
-        if self.array is not None:
-            return self.array.astype(dtype, copy=False)
-        full = (batch, *shape)
-        ctx = LayerContext("input", full, compute_fans(full), get_activation("linear"), np.dtype(dtype))
-        return self.sampler.sample(rng, ctx)
-
-
-def get_input(text: str, shape: tuple[int, ...] | int) -> InputSource:
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    text = str(text).strip()
-    if text.lower().endswith(".npy"):
-        return InputSource(text, array=_load_npy(text, shape))
-    name = text.split(":", 1)[0].strip().lower()
-    if name not in ("normal", "uniform"):
-        raise InitdiagError(
-            f"--input '{text}': use normal, uniform, normal:STD, uniform:low=L,high=H or a FILE.npy"
-        )
-    if ":" not in text:
-        sampler = Normal("normal", 1.0) if name == "normal" else Uniform(-math.sqrt(3), math.sqrt(3))
-        return InputSource(name, sampler)
-    sampler = get_initializer(text)
-    if sampler.variance(None) == 0:
-        raise InitdiagError(
-            f"--input '{text}' has variance 0: every sample would be the same, so the probe would "
-            "measure nothing; give a positive std (normal:1) or width (uniform:low=-1,high=1)"
-        )
-    return InputSource(str(sampler), sampler)
-
-
-def _load_npy(path: str, shape: tuple[int, ...]) -> np.ndarray:
-    want = ", ".join(map(str, shape))
-    array = load_npy(path)
-    if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiub":
-        raise InitdiagError(f"'{path}' must hold one numeric array of shape (batch, {want})")
-    if array.shape[1:] != shape or array.shape[0] < 1:
-        what = "channels" if len(shape) == 3 and array.ndim == 4 and array.shape[1] != shape[0] else "shape"
-        raise InitdiagError(
-            f"'{path}' has shape {array.shape} but the stack takes (batch, {want}), batch >= 1"
-            + (f": {array.shape[1]} channels where the stack has {shape[0]}" if what == "channels" else "")
-        )
-    bad = array.size - int(np.count_nonzero(np.isfinite(array))) if array.dtype.kind == "f" else 0
-    if bad:
-        raise InitdiagError(
-            f"--input '{path}' holds {bad} non-finite value{'s' if bad > 1 else ''} (nan or inf); "
-            "the input must be finite numbers"
-        )
-    if array.size and not np.any(array != array.reshape(-1)[0]):
-        raise InitdiagError(
-            f"--input '{path}': every entry is {array.reshape(-1)[0]:g}, so every sample is the same and "
-            "the probe would measure nothing; give varied inputs"
-        )
-    return array
-
-
-def channels_last(x: np.ndarray) -> np.ndarray:
-    """(N, C, H, W) -> (N, H, W, C), the layout the layers compute in; flat batches unchanged."""
-    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if x.ndim == 4 else x
-
-
 # --- memory ---------------------------------------------------------------------------------------
-
-
-class MemoryEstimate(NamedTuple):
-    weights: int  # W and dW (and the float64 QR work space of orthogonal init)
-    activations: int  # the cached x, z, a of every layer, plus transients
-    total: int
-
-
-def estimate_memory(spec: StackSpec, batch: int, dtype: str, orthogonal: bool = False) -> MemoryEstimate:
-    """Peak bytes one trial of a resolved stack needs, before anything is allocated."""
-    item = np.dtype(dtype).itemsize
-    graph = rows(spec)
-    params, largest = 0, 0
-    cached = math.prod(spec.input_shape)
-    transient = im2col = 0
-    for row in graph.rows:
-        out = math.prod(row.out_shape)
-        if row.weight_shape is not None:
-            size = math.prod(row.weight_shape)
-            params += size + (row.units if row.kind != "residual" else 0)
-            largest = max(largest, size)
-        if row.kind in NORM_KINDS:
-            params += 2 * (row.units if row.kind == "batchnorm" else out)
-        # z and a (one array when the layer has no activation), plus xhat / the dropout mask
-        cached += out * (2 if KINDS[row.kind].takes_act else 1) + (
-            out if row.kind in (*NORM_KINDS, "dropout") else 0
-        )
-        step = 4 * out  # dL/da, phi'(z), dL/dz, dL/dx
-        if row.kind == "conv2d" or (
-            row.kind == "residual" and row.weight_shape and len(row.weight_shape) == 4
-        ):
-            _, c, kh, kw = row.weight_shape
-            step += 2 * math.prod(row.in_shape)  # the padded input and its gradient
-            # one batch chunk's im2col matrix (or its gradient), bounded by ops.IM2COL_MAX_BYTES
-            positions, depth = math.prod(row.out_shape[1:]), c * kh * kw
-            chunk = im2col_chunk(batch, *row.out_shape[1:], depth, item)
-            im2col = max(im2col, chunk * positions * depth * item)
-        transient = max(transient, step)
-    weights = 2 * params * item + (3 * largest * 8 if orthogonal else 0)
-    # float64 chunks of the statistics and of each sampling thread's draw
-    # + 10%: numpy's temporaries and the allocator's slack (measured: a 10-layer conv stack peaks 5%
-    # above the rest of this sum)
-    activations = int(1.1 * (batch * (cached + transient) * item + im2col))
-    activations += 8 * (1 << 20) * (1 + (os.cpu_count() or 1))
-    return MemoryEstimate(weights, activations, weights + activations)
-
-
-def available_memory() -> int | None:
-    """Bytes we may use: ``INITDIAG_MAX_MEMORY`` (e.g. ``2GiB``) if set, else MemAvailable; in a
-    worker process, its pool's share of that (the workers run at once)."""
-    from .workers import pool_size
-
-    total = _machine_memory()
-    return None if total is None else total // pool_size()
-
-
-def _machine_memory() -> int | None:
-    limit = os.environ.get("INITDIAG_MAX_MEMORY")
-    if limit:
-        return parse_bytes(limit)
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def _shared() -> str:
-    from .workers import pool_size
-
-    n = pool_size()
-    return f" to each of {n} worker processes (--jobs 1 gives one all of it)" if n > 1 else ""
-
-
-def parse_bytes(text: str) -> int:
-    units = {
-        "": 1,
-        "b": 1,
-        "kb": 10**3,
-        "mb": 10**6,
-        "gb": 10**9,
-        "tb": 10**12,
-        "kib": 2**10,
-        "mib": 2**20,
-        "gib": 2**30,
-        "tib": 2**40,
-    }
-    s = text.strip().lower()
-    number = s.rstrip("abcdefghijklmnopqrstuvwxyz ")
-    unit = s[len(number) :].strip()
-    try:
-        value = float(number)
-    except ValueError:
-        value = -1.0
-    if unit not in units or value <= 0:
-        raise InitdiagError(f"INITDIAG_MAX_MEMORY='{text}' is not a size like 512MB or 2GiB")
-    return int(value * units[unit])
-
-
-def format_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if abs(n) < 1024 or unit == "PiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError
 
 
 # --- the run --------------------------------------------------------------------------------------
@@ -466,7 +278,7 @@ class _Recorder:
             dwm = moments(layer.dweight)
             wm = self.weight_moments.get(i) or moments(layer.weight)
             raw["grad_weight_var"][i], raw["grad_weight_sq"][i] = dwm.var, dwm.second
-            raw["grad_weight_ratio"][i] = _ratio(math.sqrt(dwm.second), math.sqrt(wm.second))
+            raw["grad_weight_ratio"][i] = ratio(math.sqrt(dwm.second), math.sqrt(wm.second))
         if not layer.act.piecewise_linear:
             raw["saturated_fraction"][i] = saturated_fraction(layer.dact, layer.act.max_derivative)
         layer.free()  # what is no longer needed
@@ -501,7 +313,7 @@ def _run_trial(
     if recorder.forward_finite:
         run_backward(nodes, grad, recorder)
     raw = recorder.raw
-    raw["forward_gain"], raw["backward_gain"] = _gains(plan.graph, raw)
+    raw["forward_gain"], raw["backward_gain"] = cumulative_gains(plan.graph, raw)
     return raw, loss
 
 
@@ -514,86 +326,7 @@ def _jacobian(nodes: list, seed: int) -> dict:
     return spectrum([n.W for n in nodes], slopes, stream(seed, 0, _JACOBIAN_STREAM))
 
 
-def erased_rows(graph: Graph) -> set[int]:
-    """The rows whose scale a normalization layer erases: every path from them to the output passes
-    a norm (a norm follows them in their own sequence, or they end a residual branch whose sum row
-    is itself erased). Their forward gain is not judged: no scale of theirs reaches the output."""
-    erased: set[int] = set()
-
-    def visit(tree: tuple, outer_erased: bool) -> None:
-        normed = outer_erased
-        for item in reversed(tree):
-            if isinstance(item, Block):
-                if normed:
-                    erased.add(item.sum_row)
-                visit(item.branch, normed)  # the branch ends in the sum
-                continue
-            if normed:
-                erased.add(item)
-            if graph.rows[item].kind in NORM_KINDS:
-                normed = True
-
-    visit(graph.tree, False)
-    return erased
-
-
-def forward_references(graph: Graph) -> list[int]:
-    """For each row, the row its forward gain is measured against: the last normalization row at or
-    before it in execution order (a norm erases the scale of everything before it, so that scale
-    must not decide a verdict after it), else the first row."""
-    refs, current = [], 0
-    for row in graph.rows:
-        if row.kind in NORM_KINDS:
-            current = row.index
-        refs.append(current)
-    return refs
-
-
-def _gains(graph: Graph, raw: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Cumulative gains of every row.
-
-    Forward: E[z_l^2] over E[z_r^2], r the row's reference (`forward_references`: the first row, or
-    the last normalization row before it). Backward: E[(dL/dx_l)^2] over the last row's. The
-    backward gain needs no restart: a normalization layer's backward pass divides the gradient by the
-    same std its forward pass divided out, so a rescaled layer before a norm leaves every other
-    row's backward gain unchanged. Factors no initializer can change are divided out: a pooling
-    layer's own change of the second moment (a 2x2 max pool passes each gradient to one input of
-    four), and, backward, the square of the residual scales a branch row's gradient is multiplied by.
-    """
-    rows_ = graph.rows
-    n = len(rows_)
-    own_fwd = np.ones(n)
-    own_bwd = np.ones(n)
-    for i, row in enumerate(rows_):
-        if row.kind in POOL_KINDS:
-            own_fwd[i] = _ratio(raw["preact_sq"][i], raw["input_sq"][i]) if i else 1.0
-            own_bwd[i] = _ratio(raw["grad_input_sq"][i], raw["grad_output_sq"][i]) if i < n - 1 else 1.0
-    fwd_fixed = np.cumprod(own_fwd)
-    bwd_fixed = np.cumprod(own_bwd[::-1])[::-1]  # pools at or after the row
-    scale_sq = np.array([row.branch_scale**2 for row in rows_])
-    refs = forward_references(graph)
-    forward = [
-        _ratio(raw["preact_sq"][i], raw["preact_sq"][r] * _ratio(fwd_fixed[i], fwd_fixed[r]))
-        for i, r in enumerate(refs)
-    ]
-    backward = [
-        _ratio(raw["grad_input_sq"][i], raw["grad_input_sq"][-1] * bwd_fixed[i] * scale_sq[i])
-        for i in range(n)
-    ]
-    return np.array(forward), np.array(backward)
-
-
-def _ratio(num: float, den: float) -> float:
-    """num/den, or nan when the reference is zero (undefined, which is not an overflow)."""
-    return math.nan if den == 0 else num / den
-
-
 # --- verdict --------------------------------------------------------------------------------------
-
-
-def _dead_judged(row, batch: int) -> bool:
-    """Whether each unit of the row sees enough values (`MIN_DEAD_SAMPLES`) for dead to mean dead."""
-    return batch * math.prod(row.out_shape[1:]) >= MIN_DEAD_SAMPLES
 
 
 def _gradient_stop(plan: _Plan, zeros: dict, i: int) -> str | None:
@@ -604,194 +337,6 @@ def _gradient_stop(plan: _Plan, zeros: dict, i: int) -> str | None:
         return None
     stops = np.flatnonzero(zeros["grad_input_sq"][i:])
     return plan.graph.rows[i + int(stops[-1])].name if stops.size else plan.graph.rows[i].name
-
-
-def _layer_flags(stats: LayerStats, t: Thresholds) -> list[str]:
-    flags = set()
-    if not all(
-        math.isfinite(getattr(stats, key)) for key in MEASURED_KEYS if getattr(stats, key) is not None
-    ):
-        flags.add("nonfinite")
-    gains = ((stats.forward_gain, t.max_forward_gain), (stats.backward_gain, t.max_backward_gain))
-    for (gain, limit), judged in zip(gains, stats.gain_judged, strict=True):
-        if not judged:
-            continue
-        if gain < 1.0 / limit:
-            flags.add("vanishing")
-        elif gain > limit:
-            flags.add("exploding")
-    if stats.silent or stats.gradient_stop is not None:
-        flags.add("vanishing")
-    if stats.dead_judged and stats.dead_fraction > t.max_dead_fraction:
-        flags.add("dead")
-    if stats.saturated_fraction > t.max_saturated_fraction:
-        flags.add("saturated")
-    if stats.distinct_units is not None and stats.distinct_units < stats.units:
-        flags.add("symmetric")
-    return [f for f in FLAGS if f in flags]
-
-
-class _Finding(NamedTuple):
-    """One kind of problem at one layer; `_reasons` keeps the worst layer of each kind."""
-
-    kind: str  # groups findings: one sentence per kind
-    flag: str  # the flag it is (or, for warn, is close to)
-    severity: int  # order of the sentences: 0 first
-    badness: float  # within a kind, the worst layer is the one reported
-    layer: str
-    sentence: str
-
-
-def _findings(layers: list[LayerStats], t: Thresholds, warn: bool) -> list[_Finding]:
-    """Every problem (or, with *warn*, every drift toward one) at every layer."""
-    found: list[_Finding] = []
-    overflow = next((x for x in layers if not math.isfinite(x.preact_var + x.act_var)), None)
-    for s in layers:
-        if not warn and "nonfinite" in s.flags:
-            if overflow is not None:
-                sentence = (
-                    f"layer {overflow.name}: the forward pass overflows (inf/nan), so the loss and "
-                    "every gradient are not numbers"
-                )
-                found.append(_Finding("nonfinite", "nonfinite", 0, 1.0, overflow.name, sentence))
-            else:
-                found.append(
-                    _Finding(
-                        "nonfinite",
-                        "nonfinite",
-                        0,
-                        1.0,
-                        s.name,
-                        f"layer {s.name}: the backward pass overflows (inf/nan)",
-                    )
-                )
-        if not warn and s.silent:
-            sentence = f"layer {s.name}: z is 0 for every input, so no signal passes it"
-            found.append(_Finding("no signal", "vanishing", 1, math.inf, s.name, sentence))
-        if not warn and s.gradient_stop is not None:
-            stop = s.gradient_stop
-            where = "there" if stop == s.name else f"at layer {stop}"
-            sentence = (
-                f"no gradient reaches layer {s.name} (dL/dW = 0 everywhere): the gradient stops {where}, "
-                "whose dL/dx is 0"
-            )
-            found.append(_Finding("no gradient", "vanishing", 1, math.inf, s.name, sentence))
-        directions = (("forward", t.max_forward_gain), ("backward", t.max_backward_gain))
-        for (direction, limit), judged in zip(directions, s.gain_judged, strict=True):
-            g = getattr(s, f"{direction}_gain")
-            explained = s.silent if direction == "forward" else s.gradient_stop is not None
-            if not judged or explained or math.isnan(g) or g < 0:
-                continue
-            log_ratio = math.inf if g == 0 or math.isinf(g) else abs(math.log(g)) / math.log(limit)
-            toward = "exploding" if g > 1 else "vanishing"
-            bound = f"{limit:g}" if g > 1 else f"1/{limit:g}"
-            gain = f"layer {s.name}: {direction} gain {format_number(g)}"
-            if not warn and log_ratio > 1:
-                sentence = f"{gain} {'>' if g > 1 else '<'} {bound} ({toward})"
-                found.append(_Finding(f"{direction} {toward}", toward, 1, log_ratio, s.name, sentence))
-            elif warn and WARN_FRACTION < log_ratio <= 1:
-                sentence = f"{gain} is close to {toward} (limit {bound})"
-                found.append(_Finding(f"{direction} {toward}", toward, 1, log_ratio, s.name, sentence))
-        for key, flag, what, limit, severity in (
-            ("dead_fraction", "dead", "of units dead", t.max_dead_fraction, 2),
-            ("saturated_fraction", "saturated", "of activations saturated", t.max_saturated_fraction, 4),
-        ):
-            share = getattr(s, key)
-            if flag == "dead" and not s.dead_judged:
-                continue
-            if (not warn and share > limit) or (warn and limit / 2 < share <= limit):
-                sentence = f"layer {s.name}: {share:.0%} {what}" + ("" if warn else f" (> {limit:.0%})")
-                found.append(_Finding(key, flag, severity, share, s.name, sentence))
-        if not warn and "symmetric" in s.flags:
-            units = f"{s.distinct_units:.4g} distinct unit{'s' if s.distinct_units != 1 else ''}"
-            found.append(
-                _Finding(
-                    "symmetric",
-                    "symmetric",
-                    3,
-                    1 - s.distinct_units / s.units,
-                    s.name,
-                    f"layer {s.name}: {units} of {s.units} (symmetric)",
-                )
-            )
-    return found
-
-
-def _reasons(layers: list[LayerStats], t: Thresholds) -> tuple[list[Reason], bool]:
-    """Why the verdict is what it is: one sentence per kind of problem, naming its worst layer and
-    how many more layers share it; the most severe first. Without problems, the same for drifts
-    toward one (the warn band). Returns (reasons, whether only drifting)."""
-    for warn in (False, True):
-        by_kind: dict[str, list[_Finding]] = {}
-        for finding in _findings(layers, t, warn):
-            by_kind.setdefault(finding.kind, []).append(finding)
-        if by_kind:
-            worst = []
-            for findings in by_kind.values():
-                top = max(findings, key=lambda f: f.badness)
-                layers_hit = {f.layer for f in findings}
-                more = len(layers_hit) - 1
-                if more and top.kind != "nonfinite":
-                    top = top._replace(
-                        sentence=f"{top.sentence}; {more} more layer{'s' if more > 1 else ''} too"
-                    )
-                worst.append(top)
-            worst.sort(key=lambda f: (f.severity, -f.badness))
-            return [Reason(f.flag, f.layer, f.sentence) for f in worst], warn
-    return [], False
-
-
-def _summarize(
-    layers: list[LayerStats], losses: list[float], settings: ProbeSettings, spec: StackSpec
-) -> Summary:
-    t, trials = settings.thresholds, settings.trials
-    flags = [f for f in FLAGS if any(f in s.flags for s in layers)]
-    findings, drifting = _reasons(layers, t)
-    verdict = "fail" if flags else ("warn" if drifting else "ok")
-    sd = {}
-    if trials > 1:
-        sd = {
-            "forward_gain": layers[-1].sd.get("forward_gain", math.nan),
-            "backward_gain": layers[0].sd.get("backward_gain", math.nan),
-            "loss": float(np.std(losses, ddof=1)),
-        }
-    reference = layers[-1].forward_reference
-    return Summary(
-        forward_gain=layers[-1].forward_gain,
-        backward_gain=layers[0].backward_gain,
-        loss=float(np.mean(losses)),
-        verdict=verdict,
-        flags=flags,
-        findings=findings,
-        worst_layer=findings[0].layer if findings else None,
-        sd=sd,
-        forward_gain_from=reference if reference != layers[0].name else None,
-        notes=_notes(layers, settings, spec),
-    )
-
-
-def _notes(layers: list[LayerStats], settings: ProbeSettings, spec: StackSpec) -> list[str]:
-    """What limits (or qualifies) the reading of this probe, in words."""
-    notes = []
-    own: dict[str, list[str]] = {}
-    for x in layers:
-        if x.kind in ("dense", "conv2d") and x.init is not None and x.init != spec.init:
-            own.setdefault(x.init, []).append(x.name)
-    for init, names in own.items():
-        shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
-        who = f"layers {shown} use their" if len(names) > 1 else f"layer {shown} uses its"
-        notes.append(f"{who} own init, {init}, not the stack's {spec.init}")
-    unjudged = [
-        x for x in layers if not x.dead_judged and (x.act or "").split(":")[0] in ("relu", "leaky_relu")
-    ]
-    if unjudged:
-        values = min(settings.batch * math.prod(x.output_shape[1:]) for x in unjudged)
-        notes.append(
-            f"dead units are not judged: each unit sees only {values} value{'s' if values > 1 else ''} "
-            f"(batch x positions), and a live unit looks dead on n values with probability 2^-n; use "
-            f"a batch of at least {MIN_DEAD_SAMPLES}"
-        )
-    return notes
 
 
 # --- public entry point ---------------------------------------------------------------------------
@@ -909,7 +454,7 @@ def run_probe(spec: StackSpec, settings: ProbeSettings, source: InputSource | No
         raise InitdiagError(
             f"this stack needs about {format_bytes(need.total)} (weights and gradients "
             f"{format_bytes(need.weights)}, activations {format_bytes(need.activations)} at batch "
-            f"{settings.batch}) but {format_bytes(have)} is available{_shared()}; use fewer or narrower "
+            f"{settings.batch}) but {format_bytes(have)} is available{shared_note()}; use fewer or narrower "
             "layers or a smaller --batch"
         )
 
@@ -968,11 +513,11 @@ def run_probe(spec: StackSpec, settings: ProbeSettings, source: InputSource | No
             forward_reference=plan.graph.rows[references[i]].name,
             silent=judged and bool(zeros["preact_sq"][i]),
             gradient_stop=_gradient_stop(plan, zeros, i),
-            dead_judged=_dead_judged(row, settings.batch),
+            dead_judged=dead_judged(row, settings.batch),
         )
-        stats.flags = _layer_flags(stats, settings.thresholds)
+        stats.flags = layer_flags(stats, settings.thresholds)
         layers.append(stats)
-    summary = _summarize(layers, losses, settings, spec)
+    summary = summarize(layers, losses, settings, spec)
     if settings.jacobian:
         summary.jacobian = raws[0].get("jacobian") or {
             "reason": "the Jacobian is computed for dense stacks whose forward pass stays finite"

@@ -22,9 +22,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._version import __version__
-from .activations import Activation, get_activation
-from .errors import InitdiagError
+from .._version import __version__
+from ..core.activations import Activation, get_activation
+from ..errors import InitdiagError
 from .result import SCHEMA_VERSION
 
 DATASETS = ("circles", "moons", "spiral")
@@ -359,7 +359,7 @@ def _targets(y: np.ndarray, classes: int) -> np.ndarray:
 
 
 def _widths(settings: TrainSettings) -> list[int]:
-    from .spec import parse_widths
+    from ..network.spec import parse_widths
 
     widths = parse_widths(settings.layers)
     classes = CLASSES[settings.dataset]
@@ -378,8 +378,9 @@ def _widths(settings: TrainSettings) -> list[int]:
 
 def _sample(inits: list, widths: list[int], act: Activation, trial_seeds: list[int], seed: int):
     """Stacked weights and biases, run r = (init i, trial t) at r = i * trials + t; lsuv runs marked."""
-    from .initializers import LayerContext, compute_fans, get_bias_initializer  # noqa: F401
-    from .probing import _default_bias, stream
+    from ..core.initializers import LayerContext, compute_fans, get_bias_initializer  # noqa: F401
+    from .inputs import stream
+    from .probe import _default_bias
 
     trials = len(trial_seeds)
     linear = get_activation("linear")
@@ -420,7 +421,7 @@ def _lsuv(net: Network, X: np.ndarray, runs: np.ndarray, tol: float, max_iter: i
 def train(inits: list[str], settings: TrainSettings) -> TrainReport:
     """Train the network of *settings* from each initializer in *inits*, ``settings.trials`` times
     each (the same data and random numbers for every initializer within a trial), all at once."""
-    from .initializers import get_initializer
+    from ..core.initializers import get_initializer
 
     settings.check()
     if not inits:
@@ -519,7 +520,7 @@ def estimate_memory(settings: TrainSettings, widths: list[int], runs: int, ortho
 
 
 def _check_memory(settings: TrainSettings, widths: list[int], runs: int, orthogonal: bool) -> None:
-    from .probing import available_memory, format_bytes
+    from .probe import available_memory, format_bytes
 
     weights, activations = estimate_memory(settings, widths, runs, orthogonal)
     have = available_memory()

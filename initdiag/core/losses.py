@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import InitdiagError
+from ..errors import InitdiagError
 
 LOSSES = ("unit", "mse", "xent")
 

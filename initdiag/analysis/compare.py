@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
-from ._version import __version__
-from .errors import InitdiagError
+from .._version import __version__
+from ..errors import InitdiagError
+from ..network.spec import CheckSettings, ProbeSettings, StackSpec, job
 from .result import SCHEMA_VERSION, ProbeResult
-from .spec import CheckSettings, ProbeSettings, StackSpec, job
 
 VERDICT_RANK = {"ok": 0, "warn": 1, "fail": 2}
 
@@ -105,7 +105,7 @@ def compare(
 ) -> Comparison:
     """Probe one stack (shorthand or spec file) once per candidate: every initializer in *inits*
     with every activation in *acts* (an empty list keeps the stack's own)."""
-    from .probing import run_probe
+    from .probe import run_probe
 
     inits, acts = list(inits or []), list(acts or [])
     if not inits and not acts:
@@ -113,7 +113,7 @@ def compare(
     candidates = candidate_grid(inits, acts)
     spec = None
     if config is not None:  # read the file once; each candidate layers its options over it
-        from .specfile import load_spec
+        from ..network.specfile import load_spec
 
         spec = load_spec(config)
     results = []
@@ -192,7 +192,7 @@ class Sweep:
 
 def _run_cell(stack: StackSpec, settings: ProbeSettings) -> tuple:
     """One cell's probe, reduced to what a sweep keeps (runs in a worker process)."""
-    from .probing import run_probe
+    from .probe import run_probe
 
     sm = run_probe(stack, settings).summary
     return sm.forward_gain, sm.backward_gain, sm.loss, sm.verdict, list(sm.flags), dict(sm.sd)

@@ -17,8 +17,8 @@ import re
 from collections.abc import Iterable
 from typing import NamedTuple
 
+from ..errors import InitdiagError, unknown_name
 from .callspec import fmt_number
-from .errors import InitdiagError, unknown_name
 
 # std of N(0, 1) truncated to (-2, 2): the correction Keras's and JAX's variance-scaling
 # initializers apply to a truncated normal so its variance is the one asked for

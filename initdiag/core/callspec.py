@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .errors import InitdiagError
+from ..errors import InitdiagError
 
 
 @dataclass

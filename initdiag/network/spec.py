@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, NamedTuple
 
-from .errors import InitdiagError
+from ..errors import InitdiagError
 
 # what a layer can be flagged with (see Thresholds)
 FLAGS = ("vanishing", "exploding", "dead", "saturated", "symmetric", "nonfinite")
@@ -126,7 +126,7 @@ def _is_number(value: Any) -> bool:
 def _check_layer(layer: LayerSpec, label: str, path: tuple) -> None:
     """The layer's keys and values, each problem one message naming the layer."""
     if layer.kind not in KINDS:
-        from .errors import did_you_mean
+        from ..errors import did_you_mean
 
         hint = did_you_mean(str(layer.kind), KINDS) or f"; allowed: {', '.join(KINDS)}"
         raise SpecLayerError(f"{label}: unknown kind '{layer.kind}'{hint}", path)
@@ -175,8 +175,8 @@ class _Canon:
     """Canonical names of activations and initializers, each parsed once."""
 
     def __init__(self):
-        from .activations import get_activation
-        from .initializers import get_bias_initializer, get_initializer
+        from ..core.activations import get_activation
+        from ..core.initializers import get_bias_initializer, get_initializer
 
         self._parsers = {"act": get_activation, "init": get_initializer, "bias_init": get_bias_initializer}
         self._seen: dict[tuple[str, str], str] = {}

@@ -51,7 +51,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .activations import Activation
+from ..core.activations import Activation
 
 _REACH = 12.0  # |z| beyond which the normal density (< 6e-32) adds nothing at double precision
 _DENSITY_STEP = 2.0  # panels for the density itself: 12 points integrate exp(-z^2/2) exactly on them

@@ -20,8 +20,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..errors import InitdiagError, unknown_name
 from .callspec import Call, fmt_number, parse_call, to_float
-from .errors import InitdiagError, unknown_name
 
 # Klambauer et al. 2017, as torch.nn.SELU
 SELU_ALPHA = 1.6732632423543772848170429916717

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import InitdiagError
+from ..errors import InitdiagError
 
 
 def save_train_plot(report, path: str) -> None:
@@ -14,8 +14,8 @@ def save_train_plot(report, path: str) -> None:
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
 
-    from .activations import get_activation
-    from .train import CLASSES, Network, predict
+    from ..analysis.train import CLASSES, Network, predict
+    from ..core.activations import get_activation
 
     results = report.results
     fig, axes = plt.subplots(1, len(results) + 1, figsize=(3.2 * (len(results) + 1), 3.2))

@@ -29,9 +29,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..errors import InitdiagError, unknown_name
 from .activations import Activation, calculate_gain
 from .callspec import Call, fmt_number, parse_call, to_choice, to_float, to_int
-from .errors import InitdiagError, unknown_name
 from .files import load_npz
 from .names import ALIASES, NO_CUT, TRUNCATED_NORMAL_STD, Resolution, resolve
 

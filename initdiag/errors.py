@@ -62,3 +62,11 @@ def unknown_name(what: str, name: str, choices: Iterable[str]) -> InitdiagError:
     if not hint:
         hint = "; allowed: " + ", ".join(choices)
     return InitdiagError(f"unknown {what} '{name}'{hint}")
+
+
+def one_line(text: str, limit: int = 60) -> str:
+    """*text* for an error message: on one line (control characters escaped) and at most about
+    *limit* characters."""
+    raw = str(text)
+    shown = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in raw[: limit + 1])
+    return shown if len(raw) <= limit and len(shown) <= limit else shown[: limit - 1] + "…"

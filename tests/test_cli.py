@@ -289,3 +289,14 @@ def test_help_text_loses_no_square_brackets_to_rich_markup():
             help_text = getattr(param, "help", None) or ""
             plain = help_text.replace("\\[", "[")
             assert words(plain) in shown, (name, param.name, plain)
+
+
+def test_a_long_list_of_candidates_is_refused_at_once():
+    """A name given twice in a list of 20,000 is found in one pass, and the line quotes a part of the list."""
+    import time
+
+    start = time.perf_counter()
+    result = run("compare", "--layers", "8,4", "--init", ",".join(["he"] * 20_000))
+    assert time.perf_counter() - start < 1.0  # each item was counted in the whole list: 5 s
+    assert result.exit_code == 2
+    assert result.stderr == f"initdiag: error: --init '{'he,' * 19}he…': he given twice\n"

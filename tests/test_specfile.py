@@ -4,6 +4,7 @@ errors, round trips through --emit-spec, and agreement with an independent JSON 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import jsonschema
@@ -17,7 +18,7 @@ import initdiag
 from initdiag.analysis.probe import run_probe
 from initdiag.cli import app
 from initdiag.errors import InitdiagError
-from initdiag.network.spec import job
+from initdiag.network.spec import MAX_NESTING, MAX_ROWS, LayerSpec, StackSpec, job
 from initdiag.network.specfile import SCHEMA, SourceMap, SpecError, build, dump, load_spec, to_data
 from initdiag.render.probe import to_json
 
@@ -291,8 +292,10 @@ def test_options_override_the_file(tmp_path):
     stack, settings_, check = job(
         config=path, stack_options={"init": "he_normal"}, probe_options={"batch": 16}
     )
-    # the defaults change, a layer's own choice stays
-    assert [layer.init for layer in stack.layers] == ["he_normal", "he_normal", "orthogonal", "he_normal"]
+    # --init replaces every layer's init, the file's own too; keep_layer_inits keeps a layer's own
+    assert [layer.init for layer in stack.layers] == ["he_normal"] * 4
+    kept, _, _ = job(config=path, stack_options={"init": "he_normal", "keep_layer_inits": True})
+    assert [layer.init for layer in kept.layers] == ["he_normal", "he_normal", "orthogonal", "he_normal"]
     assert settings_.batch == 16 and settings_.seed == 3 and settings_.trials == 1
     _, settings_, check = job(config=path, max_gain=4)
     assert check.thresholds.max_forward_gain == 4 == settings_.thresholds.max_backward_gain
@@ -417,3 +420,190 @@ def test_vgg_sample_round_trips():
     }
     again = build(data, SourceMap({(): 1}), "again.toml").stack.resolve()
     assert again.layers == stack.layers
+
+
+# --- refused at once: too large, keys given twice, paths that are not spec files ---------------------
+
+
+def refused(args: list[str], env: dict | None = None, within: float = 1.0) -> str:
+    """The one line the command line refuses *args* with (exit 2), checked to come *within* seconds."""
+    start = time.perf_counter()
+    result = runner.invoke(app, args, env=env)
+    elapsed = time.perf_counter() - start
+    assert result.exit_code == 2, result.output
+    assert elapsed < within, f"refused after {elapsed:.2f} s"
+    assert result.stderr.count("\n") == 1
+    return result.stderr.removeprefix("initdiag: error: ").removesuffix("\n")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--layers", "784,256x100000,10"],
+         "--layers '784,256x100000,10': the stack has 100,001 layers; initdiag takes at most 10,000"),
+        (["--layers", "256x1000000000000"],
+         "--layers '256x1000000000000': the stack has 999,999,999,999 layers; initdiag takes at most 10,000"),
+        (["--layers", "784,256x10000,10"],
+         "--layers '784,256x10000,10': the stack has 10,001 layers; initdiag takes at most 10,000"),
+        # the shorthand's widths fit; its normalization layers and residual sums make it too deep
+        (["--layers", "64,64x4000,10", "--residual", "--norm", "batch"],
+         "the stack has 16,001 layers; initdiag takes at most 10,000"),
+        (["--layers", "8,4x" + "9" * 5000],
+         "--layers '8,4x" + "9" * 55 + "…': repeat count '" + "9" * 19 + "…' is too large"),
+        (["--layers", "8,\u0663"], "--layers '8,\u0663': '\u0663' is not a width; write positive integers, "
+                                   "a width may repeat as 256x8"),
+    ],
+)  # fmt: skip
+def test_a_stack_too_large_is_refused_before_it_is_built(args, message):
+    assert refused(["probe", *args]) == message
+
+
+def test_resolving_the_largest_stack_is_linear():
+    start = time.perf_counter()
+    stack, _, _ = job(layers="8,8x9999,8")
+    assert len(list(stack.walk())) == MAX_ROWS == 10_000
+    assert time.perf_counter() - start < 1.0  # names were checked pairwise: 1 s here, 100 s at 100,000
+    # the memory estimate refuses the widest such stack (0.4 s here, planning each of its layers first;
+    # a margin for a busy machine)
+    message = refused(
+        ["probe", "--layers", "784,1024x9999,10"], env={"INITDIAG_MAX_MEMORY": "512MiB"}, within=2.0
+    )
+    assert message.startswith("this stack needs about 99.7 GiB")
+
+
+def test_residual_blocks_nest_at_most_32_deep():
+    def nested(depth: int) -> StackSpec:
+        layer = LayerSpec(units=8)
+        for _ in range(depth):
+            layer = LayerSpec(kind="residual", layers=(layer,))
+        return StackSpec(input_shape=(8,), layers=(layer,))
+
+    assert len(list(nested(MAX_NESTING).resolve().walk())) == MAX_NESTING + 1
+    with pytest.raises(InitdiagError) as info:
+        nested(MAX_NESTING + 1).resolve()
+    assert str(info.value) == "residual blocks nest more than 32 deep; initdiag takes at most 32"
+
+
+def _nested_json(depth: int) -> str:
+    text = '{"units": 8}'
+    for _ in range(depth):
+        text = f'{{"kind": "residual", "layers": [\n{text}]}}'
+    return f'{{"input_shape": [8], "layers": [\n{text}]}}\n'
+
+
+BILLION_LAUGHS = "input_shape: [8]\nlayers: [{units: 4}]\na: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{b}: &{b} [{', '.join([f'*{a}'] * 10)}]\n" for a, b in zip("abcdefgh", "bcdefghi", strict=True)
+)
+
+
+@pytest.mark.parametrize(
+    "name, text, expected",
+    [
+        # a key given twice: both lines (TOML's parser refuses this itself)
+        ("spec.yaml", "name: dup\ninput_shape: [8]\nlayers:\n  - units: 4\nprobe:\n  batch: 8\n  seed: 1\n"
+                      "defaults: {act: tanh}\nlayers:\n  - units: 2\n",
+         ["spec.yaml:9: duplicate key 'layers' (first at line 3)"]),
+        ("a.yaml", "input_shape: [8]\nlayers:\n  - units: 4\n    act: relu\n    units: 5\n"
+                   "  - kind: residual\n    layers:\n      - {units: 4, act: relu, act: tanh}\n",
+         ["a.yaml:5: layers[0]: duplicate key 'units' (first at line 3)",
+          "a.yaml:8: layers[1].layers[0]: duplicate key 'act' (first at line 8)"]),
+        ("b.json", '{\n  "input_shape": [8],\n  "layers": [{"units": 4}],\n  "probe": {"batch": 8},\n'
+                   '  "layers": [{"units": 2}]\n}\n',
+         ["b.json:5: duplicate key 'layers' (first at line 3)"]),
+        ("c.json", '{\n  "input_shape": [8],\n  "layers": [\n    {"units": 4,\n     "\\u0075nits": 5}\n  ]\n}\n',
+         ["c.json:5: layers[0]: duplicate key 'units' (first at line 4)"]),
+        ("d.toml", 'input_shape = [8]\n[[layers]]\nunits = 4\nunits = 5\n',
+         ["d.toml:4: invalid TOML: Cannot overwrite a value"]),
+        # a repeat too many to build, refused before anything is expanded
+        ("r.toml", 'input_shape = [8]\n\n[[layers]]\nunits = 8\nrepeat = 1000000000000\n',
+         ["r.toml:3: the stack has 1,000,000,000,000 layers; initdiag takes at most 10,000"]),
+        ("s.yaml", "input_shape: [8]\nlayers:\n  - kind: residual\n    repeat: 1000\n    layers:\n"
+                   "      - {units: 8, repeat: 100}\n",
+         ["s.yaml:2: the stack has 101,000 layers; initdiag takes at most 10,000"]),
+        # what the fuzzer (tests/test_fuzz.py) found: each was an internal error or a hang
+        ("n.json", '{"input_shape": [NaN], "layers": [{"units": 4}]}',
+         ["n.json:1: invalid JSON: NaN is not a JSON value; write a number"]),
+        ("i.json", '{"input_shape": [8],\n "layers": [{"units": ' + "9" * 5000 + "}]}",
+         ["i.json:2: an integer of 5,000 digits is too large"]),
+        ("i.yaml", "input_shape: [8]\nlayers:\n  - units: " + "9" * 5000 + "\n",
+         ["i.yaml:3: an integer of 5,000 digits is too large"]),
+        ("i.toml", "input_shape = [8]\nlayers = [{units = " + "9" * 5000 + "}]\n",
+         ["i.toml:2: an integer of 5,000 digits is too large"]),
+        ("deep.json", '{"input_shape": [8],\n "layers": ' + "[" * 5000 + "]" * 5000 + "}",
+         ["deep.json:2: nested more than 100 levels deep"]),
+        ("deep.yaml", "input_shape: [8]\nlayers: " + "[" * 5000 + "]" * 5000 + "\n",
+         ["deep.yaml:2: nested more than 100 levels deep"]),
+        ("deep.toml", "input_shape = [8]\nlayers = " + "[" * 5000 + "]" * 5000 + "\n",
+         ["deep.toml: nested more than 100 levels deep"]),
+        ("res.json", _nested_json(40), ["res.json:34: residual blocks nest more than 32 deep; initdiag takes at most 32"]),
+        ("laughs.yaml", BILLION_LAUGHS,
+         ["laughs.yaml:8: the document has more than 1,000,000 values once its aliases are expanded"]),
+        ("loop.yaml", "input_shape: [8]\nlayers: &a\n  - units: 3\n  - kind: residual\n    layers: *a\n",
+         ["loop.yaml:2: the value anchored here contains an alias of itself"]),
+        ("date.yaml", "input_shape: [8]\nlayers: [{units: 3}]\ndescription: 2024-13-45\n",
+         ["date.yaml:3: invalid YAML: month must be in 1..12"]),
+        ("key.yaml", "input_shape: [8]\nlayers: [{units: 3}]\n? [a, b]\n: 1\n",
+         ["key.yaml:3: invalid YAML: found unhashable key"]),
+        ("nl.json", '{"input_shape": [8], "layers": [{"units": 3}], "a\\nb": 1}',
+         ["nl.json:1: unknown key 'a\\nb'; allowed: name, description, input_shape, defaults, layers, probe, check"]),
+    ],
+)  # fmt: skip
+def test_documents_refused_at_once_at_their_line(tmp_path, name, text, expected):
+    path = write(tmp_path, name, text)
+    start = time.perf_counter()
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert time.perf_counter() - start < 1.0
+    assert [line.replace(str(tmp_path) + "/", "") for line in info.value.lines] == expected
+    assert refused(["probe", "--config", path]).replace(str(tmp_path) + "/", "").startswith(expected[0])
+
+
+def test_yaml_merge_keys_may_be_overridden(tmp_path):
+    path = write(tmp_path, "m.yaml", "base: &base {units: 4, act: tanh}\ninput_shape: [8]\nlayers:\n"
+                 "  - {<<: *base, act: relu}\n")  # fmt: skip
+    with pytest.raises(SpecError, match=r"m\.yaml:1: unknown key 'base'"):  # only the extra key is wrong
+        load_spec(path)
+
+
+def test_a_path_that_is_not_a_spec_file_gets_one_line(tmp_path, monkeypatch):
+    import initdiag.network.specfile
+
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    (folder / "a.toml").write_text("input_shape = [8]\nlayers = [{units = 4}]\n")
+    assert refused(["probe", "-c", str(folder)]) == (
+        f"'{folder}' is a directory, not a spec file; name one .toml, .yaml, .yml or .json file, or check "
+        f"every spec in it with: initdiag check {folder}"
+    )
+    assert refused(["compare", "-c", str(folder), "--init", "he,xavier"]).startswith(
+        f"'{folder}' is a directory"
+    )
+    assert runner.invoke(app, ["check", str(folder), "--trials", "1"]).exit_code == 0  # as it suggests
+    assert (
+        refused(["probe", "-c", str(tmp_path / "none.toml")]) == f"file not found: '{tmp_path / 'none.toml'}'"
+    )
+    assert refused(["probe", "-c", "spec.txt"]) == (
+        "'spec.txt': a spec file must end in .toml, .yaml, .yml or .json, got '.txt'"
+    )
+    assert refused(["probe", "-c", "Makefile"]) == (
+        "'Makefile': a spec file must end in .toml, .yaml, .yml or .json (it has no suffix)"
+    )
+    bad = tmp_path / "latin1.toml"
+    bad.write_bytes(b'input_shape = [8]\nname = "caf\xe9"\n')
+    assert (
+        refused(["probe", "-c", str(bad)]) == f"{bad}:2: not UTF-8 text (byte 0xe9); save the file as UTF-8"
+    )
+    big = tmp_path / "big.json"
+    big.write_text(" " * (4 << 20) + "{}")
+    assert refused(["probe", "-c", str(big)]) == (
+        f"{big}: larger than 4 MiB, too large for a spec file (runs of equal layers can be one entry with repeat)"
+    )
+
+    def unreadable(path, mode="r", *args, **kwargs):
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(initdiag.network.specfile, "open", unreadable, raising=False)  # tests may run as root
+    assert (
+        refused(["probe", "-c", str(folder / "a.toml")])
+        == f"{folder / 'a.toml'}: cannot be read: Permission denied"
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from ..errors import InitdiagError
+from ..errors import InitdiagError, one_line
 
 
 @dataclass
@@ -113,18 +113,23 @@ def split_list(text: str, option: str) -> list[str]:
     """``"he,xavier,uniform:low=-1,high=1"`` -> ``["he", "xavier", "uniform:low=-1,high=1"]``: a
     comma-separated list of ``NAME[:ARGS]``, where a ``key=value`` piece (no colon) continues the
     arguments of the item before it. Empty items and repeats are one clear error."""
+
     items: list[str] = []
     for piece in str(text).split(","):
         piece = piece.strip()
         if not piece:
             raise InitdiagError(
-                f"{option} '{text}': an empty item; write comma-separated names, e.g. he,xavier"
+                f"{option} '{one_line(text)}': an empty item; write comma-separated names, e.g. he,xavier"
             )
         if "=" in piece and ":" not in piece and items and ":" in items[-1]:
             items[-1] += "," + piece
         else:
             items.append(piece)
-    repeated = sorted({item for item in items if items.count(item) > 1})
+    seen: set[str] = set()
+    repeated: set[str] = set()
+    for item in items:
+        (repeated if item in seen else seen).add(item)
     if repeated:
-        raise InitdiagError(f"{option} '{text}': {', '.join(repeated)} given twice")
+        twice = one_line(", ".join(sorted(repeated)))
+        raise InitdiagError(f"{option} '{one_line(text)}': {twice} given twice")
     return items

@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, NamedTuple
 
-from ..errors import InitdiagError
+from ..errors import InitdiagError, one_line
 
 # what a layer can be flagged with (see Thresholds)
 FLAGS = ("vanishing", "exploding", "dead", "saturated", "symmetric", "nonfinite")
@@ -460,14 +460,6 @@ def parse_widths(text: str) -> list[int]:
     if layers > MAX_ROWS:
         raise InitdiagError(f"--layers '{shown}': {too_many_rows(layers)}")
     return [width for width, repeat in entries for _ in range(repeat)]
-
-
-def one_line(text: str, limit: int = 60) -> str:
-    """*text* for an error message: on one line (control characters escaped) and at most about
-    *limit* characters."""
-    raw = str(text)
-    shown = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in raw[: limit + 1])
-    return shown if len(raw) <= limit and len(shown) <= limit else shown[: limit - 1] + "…"
 
 
 def _positive_int(token: str, text: str, item: str, what: str) -> int:

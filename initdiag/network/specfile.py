@@ -13,18 +13,22 @@ probe settings it gives explicitly, and the `CheckSettings` of its ``check`` sec
 from __future__ import annotations
 
 import bisect
+import functools
 import json
+import math
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InitdiagError, did_you_mean
+from ..errors import InitdiagError, did_you_mean, one_line
 from .spec import (
     DEFAULTS,
     FLAGS,
     KINDS,
     LAYER_KINDS,
+    MAX_ROWS,
     PADDINGS,
     CheckSettings,
     LayerSpec,
@@ -35,12 +39,20 @@ from .spec import (
     auto_name,
     default_act,
     output_index,
+    too_many_rows,
     where,
 )
 
 # the layer keys copied as they are (kind, name, act/init and the nested layers are handled apart)
 _VALUE_KEYS = ("units", "channels", "stride", "padding", "size", "rate", "eps", "scale")
 FORMATS = {".toml": "toml", ".yaml": "yaml", ".yml": "yaml", ".json": "json"}
+# Bounds on a document, so that any file is read, or refused, at once, and never deeper than Python's
+# recursion limit: how deep its lists and tables nest (a residual block inside a block is 2 levels
+# deeper; spec.MAX_NESTING allows 32 blocks), how many values YAML aliases may expand to (a "billion
+# laughs" document is a few lines), and its size.
+MAX_DEPTH = 100
+MAX_VALUES = 1_000_000
+MAX_BYTES = 4 << 20  # a spec of 10,000 layers written out one by one is about 1 MiB
 
 _STRING_NAME = {"type": "string"}
 SCHEMA: dict[str, Any] = {
@@ -256,14 +268,30 @@ class SpecError(InitdiagError):
 
     @property
     def lines(self) -> list[str]:
+        """``file:line: message`` for each problem, each on one line."""
         return [
-            f"{self.path}:{line}: {message}" if line else f"{self.path}: {message}"
+            f"{self.path}:{line}: {_escape(message)}" if line else f"{self.path}: {_escape(message)}"
             for line, message in self.problems
         ]
 
     @property
     def first_line(self) -> int | None:
         return self.problems[0][0]
+
+
+def _escape(message: str) -> str:
+    """*message* on one line: control characters (a newline in a key, say) written as escapes."""
+    if message.isprintable():
+        return message
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in message)
+
+
+class _Refused(Exception):
+    """A document refused while it is read: its line and the message."""
+
+    def __init__(self, line: int | None, message: str):
+        super().__init__(message)
+        self.line = line
 
 
 # --- source maps: key path -> line ------------------------------------------------------------------
@@ -290,12 +318,15 @@ def _offset_to_line(text: str):
     return lambda offset: bisect.bisect_right(starts, offset)
 
 
-def _json_source_map(text: str) -> SourceMap:
-    """Lines of every value of a (valid) JSON document, by a small recursive scan."""
+def _json_source_map(text: str) -> tuple[SourceMap, list[tuple[int, str]]]:
+    """Lines of every value of a (valid) JSON document, by a small recursive scan (`_json_depth`
+    bounds its depth first); and its problems, each (line, message): a key given twice in one
+    object, and Python's NaN and Infinity, which ``json.loads`` takes but JSON does not have."""
     from json.decoder import scanstring
 
     line_of = _offset_to_line(text)
     found: dict[tuple, int] = {}
+    problems: list[tuple[int, str]] = []
     number = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
     space = re.compile(r"\s*")
 
@@ -310,9 +341,15 @@ def _json_source_map(text: str) -> SourceMap:
             i = skip(i + 1)
             if text[i] == "}":
                 return i + 1
+            first: dict[str, int] = {}  # key -> its line
             while True:
                 key, i = scanstring(text, skip(i) + 1)
-                found[(*path, key)] = line_of(i)
+                line = line_of(i)
+                if key in first:
+                    problems.append((line, _duplicate(path, key, first[key])))
+                else:
+                    first[key] = line
+                found[(*path, key)] = line
                 i = skip(i) + 1  # the colon
                 start = skip(i)
                 i = value(i, (*path, key))
@@ -334,30 +371,113 @@ def _json_source_map(text: str) -> SourceMap:
                 i += 1
         if ch == '"':
             return scanstring(text, i + 1)[1]
-        for literal in ("true", "false", "null"):
+        for literal in ("true", "false", "null", "NaN", "Infinity", "-Infinity"):
             if text.startswith(literal, i):
+                if literal not in ("true", "false", "null"):
+                    problems.append(
+                        (line_of(i), f"invalid JSON: {literal} is not a JSON value; write a number")
+                    )
                 return i + len(literal)
-        return number.match(text, i).end()
+        end = number.match(text, i).end()
+        if end - i > 100 and (message := _too_long(text[i:end])):
+            problems.append((line_of(i), message))
+        return end
 
     value(0, ())
     found[()] = 1
-    return SourceMap(found)
+    return SourceMap(found), problems
 
 
-def _yaml_source_map(node, path: tuple = (), found: dict | None = None) -> SourceMap:
+def _duplicate(path: tuple, key: Any, first_line: int) -> str:
+    """The message for a key given twice in the mapping at *path*."""
+    where_ = f"{where(path)}: " if path else ""
+    return f"{where_}duplicate key '{one_line(str(key))}' (first at line {first_line})"
+
+
+def _json_depth(text: str) -> int | None:
+    """The line where a JSON document nests deeper than `MAX_DEPTH`, else None (no recursion)."""
+    depth = 0
+    for match in re.finditer(r'"(?:[^"\\]++|\\.)*+"|[\[\]{}]', text):
+        bracket = match.group()
+        if bracket in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return text.count("\n", 0, match.start()) + 1
+        elif bracket in "]}":
+            depth -= 1
+    return None
+
+
+def _yaml_source_map(root) -> tuple[SourceMap, list[tuple[int, str]]]:
+    """Lines of every key and value of a composed YAML document (`_parse_yaml` has bounded its
+    depth and size); and each key given twice in one mapping, as (line, message). Keys merged in
+    with ``<<`` may be overridden, as YAML intends."""
     import yaml
 
-    found = {} if found is None else found
-    found.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key, child in node.value:
-            child_path = (*path, key.value)
-            found[child_path] = key.start_mark.line + 1
-            _yaml_source_map(child, child_path, found)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, child in enumerate(node.value):
-            _yaml_source_map(child, (*path, index), found)
-    return SourceMap(found)
+    found: dict[tuple, int] = {}
+    problems: list[tuple[int, str]] = []
+
+    def visit(node, path: tuple) -> None:
+        found.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            first: dict[tuple, int] = {}  # (tag, text) of a key -> its line
+            for key, child in node.value:
+                if not isinstance(key, yaml.ScalarNode):
+                    continue  # a list or table as a key: construction refuses it
+                line = key.start_mark.line + 1
+                if key.tag != "tag:yaml.org,2002:merge":
+                    if (key.tag, key.value) in first:
+                        problems.append((line, _duplicate(path, key.value, first[key.tag, key.value])))
+                    else:
+                        first[key.tag, key.value] = line
+                child_path = (*path, key.value)
+                found[child_path] = line
+                visit(child, child_path)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, child in enumerate(node.value):
+                visit(child, (*path, index))
+
+    visit(root, ())
+    return SourceMap(found), problems
+
+
+def _yaml_size(root) -> int:
+    """How many values the document has once its aliases are expanded, counted without expanding
+    them (each node once, without recursion); refuses an alias inside itself and more than
+    `MAX_VALUES` values."""
+    import yaml
+
+    size: dict[int, int] = {}
+    open_: set[int] = set()  # the nodes on the way down to the current one
+    todo = [(root, False)]
+    while todo:
+        node, done = todo.pop()
+        children = []
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = node.value
+        if done:
+            open_.discard(id(node))
+            size[id(node)] = 1 + sum(size[id(child)] for child in children)
+            if size[id(node)] > MAX_VALUES:
+                raise _Refused(
+                    node.start_mark.line + 1,
+                    f"the document has more than {MAX_VALUES:,} values once its aliases are expanded",
+                )
+            continue
+        if id(node) in size:
+            continue
+        open_.add(id(node))
+        todo.append((node, True))
+        for child in children:
+            if id(child) in open_:
+                raise _Refused(
+                    child.start_mark.line + 1, "the value anchored here contains an alias of itself"
+                )
+            if id(child) not in size:
+                todo.append((child, False))
+    return size[id(root)]
 
 
 _TOML_ARRAY_TABLE = re.compile(r"^\[\[\s*([A-Za-z0-9_.\-]+)\s*\]\]")
@@ -455,33 +575,124 @@ def _toml_source_map(text: str) -> SourceMap:
 
 
 def spec_format(path: str | Path) -> str:
+    """The format a spec file's suffix names; a directory, or any other suffix, is one clear error."""
+    if Path(path).is_dir():
+        raise InitdiagError(
+            f"'{path}' is a directory, not a spec file; name one .toml, .yaml, .yml or .json file, or check "
+            f"every spec in it with: initdiag check {path}"
+        )
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
-        raise InitdiagError(
-            f"'{path}': a spec file must end in .toml, .yaml, .yml or .json, got '{suffix or 'no suffix'}'"
-        )
+        got = f", got '{suffix}'" if suffix else " (it has no suffix)"
+        raise InitdiagError(f"'{path}': a spec file must end in .toml, .yaml, .yml or .json{got}")
     return FORMATS[suffix]
 
 
 def parse_text(text: str, fmt: str, path: str = "<spec>") -> tuple[Any, SourceMap]:
-    """(data, source map) of a spec document; a syntax error is a `SpecError` with its line."""
-    if fmt == "json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise SpecError(path, [(exc.lineno, f"invalid JSON: {exc.msg}")]) from None
-        return data, _json_source_map(text)
-    if fmt == "yaml":
-        import yaml
+    """(data, source map) of a spec document; a syntax error is a `SpecError` with its line, and so
+    are a key given twice in one table, nesting deeper than `MAX_DEPTH` and an integer too long
+    to read."""
+    try:
+        if fmt == "json":
+            return _parse_json(text, path)
+        if fmt == "yaml":
+            return _parse_yaml(text, path)
+        return _parse_toml(text, path)
+    except _Refused as exc:
+        raise SpecError(path, [(exc.line, str(exc))]) from None
 
-        try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise SpecError(path, [(mark.line + 1 if mark else None, f"invalid YAML: {problem}")]) from None
-        return data, (_yaml_source_map(node) if node is not None else SourceMap({(): 1}))
+
+def _parse_json(text: str, path: str) -> tuple[Any, SourceMap]:
+    line = _json_depth(text)
+    if line is not None:
+        raise _Refused(line, f"nested more than {MAX_DEPTH} levels deep")
+    try:
+        data = json.loads(text, parse_int=_json_int)
+    except json.JSONDecodeError as exc:
+        raise _Refused(exc.lineno, f"invalid JSON: {exc.msg}") from None
+    except RecursionError:  # not reached after _json_depth, but never a traceback
+        raise _Refused(None, f"nested more than {MAX_DEPTH} levels deep") from None
+    source, problems = _json_source_map(text)
+    if problems:
+        raise SpecError(path, sorted(problems))
+    return data, source
+
+
+def _json_int(text: str) -> int | float:
+    """An integer of the JSON document; one too long for ``int`` becomes inf here and a problem
+    at its line in `_json_source_map`."""
+    try:
+        return int(text)
+    except ValueError:
+        return math.inf
+
+
+def _too_long(literal: str) -> str | None:
+    """The message for an integer literal of more digits than Python reads (4300), else None."""
+    digits = sum(ch.isdigit() for ch in literal)
+    limit = sys.get_int_max_str_digits()
+    if limit and digits > limit:
+        return f"an integer of {digits:,} digits is too large"
+    return None
+
+
+def _parse_yaml(text: str, path: str) -> tuple[Any, SourceMap]:
+    import yaml
+
+    loader = None
+    try:
+        loader = _yaml_loader()(text)  # reading starts here: a control character is refused at once
+        root = loader.get_single_node()
+        if root is None:  # an empty document
+            return None, SourceMap({(): 1})
+        _yaml_size(root)
+        source, problems = _yaml_source_map(root)  # before construction, which merges "<<" keys
+        if problems:
+            raise SpecError(path, sorted(problems))
+        return loader.construct_document(root), source
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        line = mark.line + 1 if mark else None
+        if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow
+            line = text.count("\n", 0, exc.position) + 1
+        raise _Refused(line, f"invalid YAML: {problem}") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+@functools.cache
+def _yaml_loader():
+    """PyYAML's safe loader, refusing documents nested deeper than `MAX_DEPTH`, and values it
+    cannot construct (an integer too long to read, a date like 2024-13-45) with their line."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        depth = 0
+
+        def compose_node(self, parent, index):
+            if self.depth >= MAX_DEPTH and self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent):
+                line = self.peek_event().start_mark.line + 1
+                raise _Refused(line, f"nested more than {MAX_DEPTH} levels deep")
+            self.depth += 1
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+        def construct_object(self, node, deep=False):
+            try:
+                return super().construct_object(node, deep=deep)
+            except (ValueError, OverflowError) as exc:  # a scalar that matched a tag's pattern only
+                line = node.start_mark.line + 1
+                message = _too_long(node.value) if isinstance(node.value, str) else None
+                raise _Refused(line, message or f"invalid YAML: {one_line(str(exc))}") from None
+
+    return Loader
+
+
+def _parse_toml(text: str, path: str) -> tuple[Any, SourceMap]:
     import tomllib
 
     try:
@@ -493,8 +704,36 @@ def parse_text(text: str, fmt: str, path: str = "<spec>") -> tuple[Any, SourceMa
             int(match.group(1)) if match else (text.count("\n") + 1 if "end of document" in message else None)
         )
         message = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", message)
-        raise SpecError(path, [(line, f"invalid TOML: {message}")]) from None
-    return data, _toml_source_map(text)
+        raise _Refused(line, f"invalid TOML: {message}") from None
+    except ValueError as exc:  # an integer too long for int()
+        match = re.search(r"\d[\d_]{100,}", text)
+        message = _too_long(match.group()) if match else None
+        if message is None:
+            problem = "an integer too large" if "digits" in str(exc) else one_line(str(exc))
+            raise _Refused(None, f"invalid TOML: {problem}") from None
+        raise _Refused(text.count("\n", 0, match.start()) + 1, message) from None
+    except RecursionError:
+        raise _Refused(None, f"nested more than {MAX_DEPTH} levels deep") from None
+    source = _toml_source_map(text)
+    deep = _too_deep(data)
+    if deep is not None:
+        raise _Refused(source.line(deep), f"nested more than {MAX_DEPTH} levels deep")
+    return data, source
+
+
+def _too_deep(data: Any) -> tuple | None:
+    """The path of a list or table nested deeper than `MAX_DEPTH` in *data*, else None (no
+    recursion)."""
+    todo = [(data, ())]
+    while todo:
+        value, path = todo.pop()
+        if isinstance(value, dict | list) and len(path) >= MAX_DEPTH:
+            return path
+        if isinstance(value, dict):
+            todo += [(v, (*path, k)) for k, v in value.items()]
+        elif isinstance(value, list):
+            todo += [(v, (*path, i)) for i, v in enumerate(value)]
+    return None
 
 
 # --- validation against SCHEMA --------------------------------------------------------------------
@@ -534,7 +773,11 @@ def _type_ok(value: Any, kind: str) -> bool:
 
 
 def _show(value: Any) -> str:
-    return json.dumps(value) if isinstance(value, str | bool) or value is None else repr(value)
+    """A value as a message quotes it: JSON-like, on one line, cut short when long."""
+    if isinstance(value, list | dict) and len(value) > 20:
+        return f"a {'list' if isinstance(value, list) else 'table'} of {len(value):,} items"
+    text = json.dumps(value) if isinstance(value, str | bool) or value is None else repr(value)
+    return one_line(text, 80)
 
 
 def validate(
@@ -603,13 +846,9 @@ def validate(
             if key in properties:
                 problems += validate(value, properties[key], (*path, key), root)
             elif schema.get("additionalProperties") is False:
-                hint = did_you_mean(str(key), properties) or f"; allowed: {', '.join(properties)}"
-                problems.append(
-                    (
-                        (*path, key),
-                        f"{name}: unknown key '{key}'{hint}" if path else f"unknown key '{key}'{hint}",
-                    )
-                )
+                hint = did_you_mean(str(key)[:100], properties) or f"; allowed: {', '.join(properties)}"
+                unknown = f"unknown key '{one_line(str(key))}'{hint}"
+                problems.append(((*path, key), f"{name}: {unknown}" if path else unknown))
     return problems
 
 
@@ -649,6 +888,9 @@ def build(data: Any, source: SourceMap, path: str = "<spec>") -> SpecFile:
 
     if not isinstance(data, dict):
         raise SpecError(path, [(1, "a spec must be a table of keys (input_shape, layers, ...)")])
+    rows = _expanded_rows(data.get("layers"))
+    if rows > MAX_ROWS:  # refused before the layers are validated or built
+        raise SpecError(path, [(source.line(("layers",)), str(too_many_rows(rows)))])
     problems = [(source.line(p), message) for p, message in validate(data)]
     base = Path(path).parent
 
@@ -765,16 +1007,49 @@ def build(data: Any, source: SourceMap, path: str = "<spec>") -> SpecFile:
     return SpecFile(path, stack, probe, check, layer_lines, source)
 
 
+def _expanded_rows(entries: Any) -> int:
+    """The rows a list of layer entries makes once each ``repeat`` is expanded (a residual block is
+    its sum row and its branch's rows), counted without expanding; entries that are not valid
+    count once, for `validate` to report."""
+    rows = 0
+    todo = [(entries, 1)]
+    while todo:
+        sequence, times = todo.pop()
+        if not isinstance(sequence, list):
+            continue
+        for entry in sequence:
+            repeat = entry.get("repeat", 1) if isinstance(entry, dict) else 1
+            if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1:
+                repeat = 1
+            rows += times * repeat
+            if isinstance(entry, dict):
+                todo.append((entry.get("layers"), times * repeat))
+    return rows
+
+
 def load_spec(path: str | Path) -> SpecFile:
     """Read, check and build a spec file (.toml, .yaml/.yml or .json)."""
     path = str(path)
     fmt = spec_format(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            raw = f.read(MAX_BYTES + 1)
     except FileNotFoundError:
         raise InitdiagError(f"file not found: '{path}'") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(path, [(None, f"cannot read: {exc}")]) from None
+    except (OSError, ValueError) as exc:
+        raise SpecError(path, [(None, f"cannot be read: {getattr(exc, 'strerror', None) or exc}")]) from None
+    if len(raw) > MAX_BYTES:
+        raise SpecError(
+            path,
+            [(None, f"larger than {MAX_BYTES >> 20} MiB, too large for a spec file (runs of equal layers "
+                    "can be one entry with repeat)")],
+        )  # fmt: skip
+    try:
+        text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # as read_text reads
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        problem = f"not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as UTF-8"
+        raise SpecError(path, [(line, problem)]) from None
     data, source = parse_text(text, fmt, path)
     return build(data, source, path)
 

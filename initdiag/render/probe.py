@@ -416,7 +416,7 @@ def legend_lines(result: ProbeResult, hidden: list, as_list: bool = False) -> li
         )
     first = result.layers[0]
     t = result.settings.thresholds
-    if _outside(first.backward_gain, t.max_backward_gain):
+    if first.kind in GAIN_JUDGED_KINDS and _outside(first.backward_gain, t.max_backward_gain):
         lines.append(
             f"{first.name}'s backward gain ({fmt(first.backward_gain)}) is the gradient of the input data, "
             "which trains nothing, so it is not judged (He et al. 2015, sec. 2.2)"

@@ -63,7 +63,8 @@ def specs(tmp_path):
 
 
 def run(*args, env=None):
-    return runner.invoke(app, ["check", *map(str, args)], env=env)
+    # piped output is fitted to COLUMNS (pytest-xdist's workers set it to 80): wide, for long paths
+    return runner.invoke(app, ["check", *map(str, args)], env={"COLUMNS": "300", **(env or {})})
 
 
 def test_all_pass_exit_0(specs):

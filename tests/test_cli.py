@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(*args: str):
-    return runner.invoke(app, list(args))
+    # piped output is fitted to COLUMNS; pytest-xdist's workers set it to 80
+    return runner.invoke(app, list(args), env={"COLUMNS": "200"})
 
 
 def test_main_command_prints_the_table_and_verdict():

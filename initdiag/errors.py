@@ -47,6 +47,14 @@ class InitdiagError(ValueError):
         return message if _COMMAND_LINE.get() else python_spelling(message)
 
 
+class SpecLayerError(InitdiagError):
+    """A problem with one layer; ``path`` locates it in a spec file (``("layers", 3, "layers", 0)``)."""
+
+    def __init__(self, message: str, path: tuple = ()):
+        super().__init__(message)
+        self.path = path
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """``"; did you mean 'he'?"`` when a choice is close to *name*, else ``""``."""
     import difflib  # only on the error path

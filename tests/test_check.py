@@ -286,7 +286,7 @@ def test_workers_share_the_memory_a_spec_may_plan_on(specs, monkeypatch):
     """Specs checked at once each get their share of the memory: one that fits alone is refused
     on two workers, with the reason, and --jobs 1 gives it all."""
     from initdiag.analysis.probe import estimate_memory
-    from initdiag.network.spec import job
+    from initdiag.network.job import job
     from initdiag.network.specfile import load_spec
 
     stack, settings, _ = job(spec=load_spec(str(specs / "good.toml")), probe_defaults={"trials": 3})

@@ -13,7 +13,10 @@ import initdiag
 from initdiag.analysis.probe import _build, _plan, _sample_layer, channels_last
 from initdiag.core.layers import run_backward, run_forward
 from initdiag.errors import InitdiagError
-from initdiag.network.spec import LayerSpec, ProbeSettings, StackSpec, parse_layers
+from initdiag.network.kinds import LayerSpec
+from initdiag.network.settings import ProbeSettings
+from initdiag.network.shorthand import parse_layers
+from initdiag.network.stack import StackSpec
 
 
 def conv(channels, **keys):

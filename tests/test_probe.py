@@ -15,7 +15,9 @@ import pytest
 import initdiag
 from initdiag.analysis.result import FLAGS, format_number
 from initdiag.errors import InitdiagError
-from initdiag.network.spec import LayerSpec, StackSpec, parse_layers
+from initdiag.network.kinds import LayerSpec
+from initdiag.network.shorthand import parse_layers
+from initdiag.network.stack import StackSpec
 from initdiag.render.probe import to_json
 
 

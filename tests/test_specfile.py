@@ -18,8 +18,12 @@ import initdiag
 from initdiag.analysis.probe import run_probe
 from initdiag.cli import app
 from initdiag.errors import InitdiagError
-from initdiag.network.spec import MAX_NESTING, MAX_ROWS, LayerSpec, StackSpec, job
-from initdiag.network.specfile import SCHEMA, SourceMap, SpecError, build, dump, load_spec, to_data
+from initdiag.network.job import job
+from initdiag.network.kinds import LayerSpec
+from initdiag.network.parse import SourceMap, SpecError
+from initdiag.network.schema import SCHEMA
+from initdiag.network.specfile import build, dump, load_spec, to_data
+from initdiag.network.stack import MAX_NESTING, MAX_ROWS, StackSpec
 from initdiag.render.probe import to_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -197,7 +201,7 @@ def test_schema_is_valid_and_the_samples_conform():
     assert SAMPLES, "sample_configs/ holds spec files"
     for path in SAMPLES:
         spec = load_spec(path)
-        from initdiag.network.specfile import parse_text, spec_format
+        from initdiag.network.parse import parse_text, spec_format
 
         data, _ = parse_text(path.read_text(), spec_format(path))
         jsonschema.validate(data, SCHEMA)  # an independent validator agrees with ours
@@ -226,7 +230,7 @@ def test_schema_is_valid_and_the_samples_conform():
     ],
 )
 def test_our_validator_and_jsonschema_reject_the_same_documents(data):
-    from initdiag.network.specfile import validate
+    from initdiag.network.schema import validate
 
     assert validate(data)
     with pytest.raises(jsonschema.ValidationError):

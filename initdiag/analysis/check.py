@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InitdiagError
-from ..network.spec import job
-from ..network.specfile import FORMATS, SpecError, load_spec
+from ..network.job import job
+from ..network.parse import FORMATS, SpecError
+from ..network.specfile import load_spec
 from .result import ProbeResult, format_number
 
 CHECK_TRIALS = 3

@@ -15,7 +15,9 @@ from typing import Any, NamedTuple
 
 from .._version import __version__
 from ..errors import InitdiagError
-from ..network.spec import CheckSettings, ProbeSettings, StackSpec, job
+from ..network.job import job
+from ..network.settings import CheckSettings, ProbeSettings
+from ..network.stack import StackSpec
 from .result import SCHEMA_VERSION, ProbeResult
 
 VERDICT_RANK = {"ok": 0, "warn": 1, "fail": 2}

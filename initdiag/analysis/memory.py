@@ -11,11 +11,8 @@ import numpy as np
 from ..core.ops import im2col_chunk
 from ..errors import InitdiagError
 from ..network.graph import rows
-from ..network.spec import (
-    KINDS,
-    NORM_KINDS,
-    StackSpec,
-)
+from ..network.kinds import KINDS, NORM_KINDS
+from ..network.stack import StackSpec
 
 
 class MemoryEstimate(NamedTuple):

@@ -49,16 +49,10 @@ from ..core.ops import dropout_mask
 from ..core.stats import dead_fraction, distinct_columns, moments, saturated_fraction
 from ..errors import InitdiagError
 from ..network.graph import Block, Graph, rows
-from ..network.spec import (
-    KINDS,
-    NORM_KINDS,
-    POOL_KINDS,
-    ProbeSettings,
-    StackSpec,
-    Thresholds,
-    as_shorthand,
-    parse_layers,
-)
+from ..network.kinds import KINDS, NORM_KINDS, POOL_KINDS
+from ..network.settings import ProbeSettings, Thresholds
+from ..network.shorthand import as_shorthand, parse_layers
+from ..network.stack import StackSpec
 from .inputs import InputSource, channels_last, get_input, stream
 from .memory import available_memory, estimate_memory, format_bytes, shared_note
 from .result import (

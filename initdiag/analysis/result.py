@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from .._version import __version__
-from ..network.spec import FLAGS, ProbeSettings, StackSpec  # noqa: F401  (FLAGS re-exported)
+from ..network.settings import FLAGS, ProbeSettings  # noqa: F401  (FLAGS re-exported)
+from ..network.stack import StackSpec
 
 SCHEMA_VERSION = 1
 # verdict "warn": a gain past limit**WARN_FRACTION on the log scale, or a dead / saturated share past

@@ -359,7 +359,7 @@ def _targets(y: np.ndarray, classes: int) -> np.ndarray:
 
 
 def _widths(settings: TrainSettings) -> list[int]:
-    from ..network.spec import parse_widths
+    from ..network.shorthand import parse_widths
 
     widths = parse_widths(settings.layers)
     classes = CLASSES[settings.dataset]

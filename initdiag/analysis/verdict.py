@@ -9,13 +9,9 @@ from typing import NamedTuple
 import numpy as np
 
 from ..network.graph import Block, Graph
-from ..network.spec import (
-    NORM_KINDS,
-    POOL_KINDS,
-    ProbeSettings,
-    StackSpec,
-    Thresholds,
-)
+from ..network.kinds import NORM_KINDS, POOL_KINDS
+from ..network.settings import ProbeSettings, Thresholds
+from ..network.stack import StackSpec
 from .result import (
     FLAGS,
     MEASURED_KEYS,

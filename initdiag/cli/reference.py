@@ -43,6 +43,6 @@ def explain(
 @command(epilog="Example: initdiag schema > initdiag.schema.json")
 def schema() -> None:
     """Print the JSON Schema of spec files (for editors and validators)."""
-    from ..network.specfile import schema_text
+    from ..network.schema import schema_text
 
     sys.stdout.write(schema_text())

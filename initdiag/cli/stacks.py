@@ -92,7 +92,7 @@ def probe(
 ) -> None:
     """Probe one stack with one initializer: a per-layer table of activation and gradient statistics, then a one-line verdict."""  # noqa: E501
     from ..analysis.probe import run_probe
-    from ..network.spec import job
+    from ..network.job import job
     from ..render import probe as render
     from ..render.common import FORMATS
 

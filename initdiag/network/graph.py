@@ -10,9 +10,12 @@ projection (a dense map without bias, or a 1x1 convolution with the stride that 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from .spec import SpecLayerError, StackSpec
+from ..errors import SpecLayerError
+
+if TYPE_CHECKING:  # for annotations only: the stack resolves through `rows`
+    from .stack import StackSpec
 
 
 class Row(NamedTuple):

@@ -360,8 +360,13 @@ def test_json_has_exactly_the_contract_keys():
 def test_spec_is_the_shorthand_resolved():
     spec = parse_layers("784,256x3,10", act="tanh", init="xavier").resolve()
     assert spec.widths == (784, 256, 256, 256, 10)
-    assert [layer.act for layer in spec.layers] == ["tanh"] * 3 + ["linear"]
-    assert {layer.init for layer in spec.layers} == {"xavier_uniform"}
+    # resolved once into objects: the probe never reads their text again
+    from initdiag.core.activations import Activation
+    from initdiag.core.initializers import Initializer
+
+    assert all(isinstance(x.act, Activation) and isinstance(x.init, Initializer) for x in spec.layers)
+    assert [str(layer.act) for layer in spec.layers] == ["tanh"] * 3 + ["linear"]
+    assert {str(layer.init) for layer in spec.layers} == {"xavier_uniform"}
     assert spec.shorthand() == "784,256x3,10"
 
 

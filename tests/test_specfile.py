@@ -99,8 +99,11 @@ def test_three_formats_build_the_same_spec(tmp_path):
     assert stacks[0] == stacks[1] == stacks[2]
     stack = stacks[0]
     assert [layer.name for layer in stack.layers] == ["dense1", "dense2", "dense3", "head"]
-    assert [layer.init for layer in stack.layers] == ["xavier_uniform"] * 2 + ["orthogonal", "xavier_uniform"]
-    assert [layer.act for layer in stack.layers] == ["tanh"] * 3 + ["linear"]
+    assert [str(layer.init) for layer in stack.layers] == ["xavier_uniform"] * 2 + [
+        "orthogonal",
+        "xavier_uniform",
+    ]
+    assert [str(layer.act) for layer in stack.layers] == ["tanh"] * 3 + ["linear"]
     assert all(s.probe == {"batch": 64, "seed": 3} for s in specs)
     # the same stack from the shorthand, once the file's per-layer override is applied
     short, _, _ = job(layers="64,32,32,16,4", stack_options={"act": "tanh", "init": "xavier_uniform"})
@@ -297,9 +300,9 @@ def test_options_override_the_file(tmp_path):
         config=path, stack_options={"init": "he_normal"}, probe_options={"batch": 16}
     )
     # --init replaces every layer's init, the file's own too; keep_layer_inits keeps a layer's own
-    assert [layer.init for layer in stack.layers] == ["he_normal"] * 4
+    assert [str(layer.init) for layer in stack.layers] == ["he_normal"] * 4
     kept, _, _ = job(config=path, stack_options={"init": "he_normal", "keep_layer_inits": True})
-    assert [layer.init for layer in kept.layers] == ["he_normal", "he_normal", "orthogonal", "he_normal"]
+    assert [str(layer.init) for layer in kept.layers] == ["he_normal", "he_normal", "orthogonal", "he_normal"]
     assert settings_.batch == 16 and settings_.seed == 3 and settings_.trials == 1
     _, settings_, check = job(config=path, max_gain=4)
     assert check.thresholds.max_forward_gain == 4 == settings_.thresholds.max_backward_gain

@@ -85,7 +85,7 @@ class Comparison:
         for cand, result in zip(self.candidates, self.results, strict=True):
             data = result.to_dict()
             del data["schema_version"], data["initdiag_version"]
-            candidate = {"label": cand.label, "init": result.spec.init, "act": result.spec.act}
+            candidate = {"label": cand.label, "init": str(result.spec.init), "act": str(result.spec.act)}
             results.append({"candidate": candidate, **data})
         return {
             "schema_version": SCHEMA_VERSION,
@@ -246,7 +246,7 @@ def sweep(
             options = {**(stack_options or {}), "init": cell["init"], "act": cell["act"]}
             stack, settings, check = job(layers=f"{width},{width}x{cell['depth']}", stack_options=options,
                                          probe_options=probe_options, max_gain=max_gain)  # fmt: skip
-            cell["init"], cell["act"] = stack.init, stack.act
+            cell["init"], cell["act"] = str(stack.init), str(stack.act)
             jobs_list.append((cell, stack, settings))
     from .workers import run_all
 

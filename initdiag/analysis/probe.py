@@ -25,8 +25,6 @@ from ..core.initializers import (
     Initializer,
     LayerContext,
     compute_fans,
-    get_bias_initializer,
-    get_initializer,
     units_of,
 )
 from ..core.layers import (
@@ -104,24 +102,22 @@ class _Plan(NamedTuple):
 
 
 def _plan(spec: StackSpec, dtype: str) -> _Plan:
+    """The rows of a resolved stack with their objects: no text is parsed here (`StackSpec.resolve`
+    did it once)."""
     graph = rows(spec)
     linear = get_activation("linear")
     contexts, inits, bias_inits, acts = [], [], [], []
     for row in graph.rows:
         layer = row.layer
-        act = get_activation(layer.act) if row.kind != "residual" and layer.act else linear
+        act = layer.act if row.kind != "residual" and layer.act is not None else linear
         ctx = init = bias = None
         if row.weight_shape is not None:
             ctx = LayerContext(
                 row.name, row.weight_shape, compute_fans(row.weight_shape), act, np.dtype(dtype)
             )
-            init = get_initializer(layer.init)
+            init = layer.init
             if row.kind != "residual":  # a shortcut projection has no bias
-                bias = (
-                    get_bias_initializer(layer.bias_init)
-                    if layer.bias_init is not None
-                    else _default_bias(init)
-                )
+                bias = layer.bias_init if layer.bias_init is not None else _default_bias(init)
         contexts.append(ctx)
         inits.append(init)
         bias_inits.append(bias)
@@ -492,7 +488,7 @@ def run_probe(spec: StackSpec, settings: ProbeSettings, source: InputSource | No
             kind=row.kind,
             fan_in=ctx.fans.fan_in if ctx else None,
             fan_out=ctx.fans.fan_out if ctx else None,
-            act=row.layer.act if KINDS[row.kind].takes_act else None,
+            act=str(row.layer.act) if KINDS[row.kind].takes_act and row.layer.act is not None else None,
             init=str(init) if init is not None else None,
             bias_init=str(bias) if bias is not None else None,
             **values,

@@ -275,7 +275,7 @@ def notes_for(layers: list[LayerStats], settings: ProbeSettings, spec: StackSpec
     notes = []
     own: dict[str, list[str]] = {}
     for x in layers:
-        if x.kind in ("dense", "conv2d") and x.init is not None and x.init != spec.init:
+        if x.kind in ("dense", "conv2d") and x.init is not None and x.init != str(spec.init):
             own.setdefault(x.init, []).append(x.name)
     for init, names in own.items():
         shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")

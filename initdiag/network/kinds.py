@@ -71,9 +71,9 @@ class LayerSpec:
     units: int | None = None
     kind: str = "dense"
     name: str | None = None
-    act: str | None = None
-    init: str | None = None
-    bias_init: str | None = None
+    act: Any = None  # text (``relu``), or once resolved an `Activation`
+    init: Any = None  # text (``he``), or once resolved an `Initializer`
+    bias_init: Any = None
     channels: int | None = None
     kernel: int | tuple[int, int] | None = None
     stride: int | None = None
@@ -99,6 +99,8 @@ class LayerSpec:
             value = getattr(self, key)
             if key == "layers":
                 out["layers"] = [layer.to_dict() for layer in value]
+            elif key in ("act", "init", "bias_init") and value is not None:
+                out[key] = str(value)  # a resolved layer holds objects; their canonical text
             elif value is not None:
                 out[key] = list(value) if isinstance(value, tuple) else value
         return out

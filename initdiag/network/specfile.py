@@ -246,6 +246,7 @@ def to_data(stack: StackSpec, settings: ProbeSettings, check: CheckSettings | No
     """The spec-file document for a stack, its probe settings and check settings; runs of identical
     unnamed layers are folded with ``repeat``."""
     check = check or CheckSettings(thresholds=settings.thresholds)
+    stack = stack.as_text()  # a resolved stack holds objects; the document holds their text
     data: dict[str, Any] = {}
     if stack.name:
         data["name"] = stack.name

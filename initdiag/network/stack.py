@@ -27,26 +27,32 @@ from .kinds import DEFAULTS, KINDS, NORM_KINDS, LayerSpec, check_layer, is_int, 
 
 
 class _Canon:
-    """Canonical names of activations and initializers, each parsed once."""
+    """Activations and initializers parsed into objects, each text once (a stack of a thousand
+    layers with one init parses it once). An object given instead of text is kept as it is."""
 
     def __init__(self):
         from ..core.activations import get_activation
         from ..core.initializers import get_bias_initializer, get_initializer
 
         self._parsers = {"act": get_activation, "init": get_initializer, "bias_init": get_bias_initializer}
-        self._seen: dict[tuple[str, str], str] = {}
+        self._seen: dict[tuple[str, str], Any] = {}
 
-    def __call__(self, key: str, text: str | None, label: str = "", path: tuple = ()) -> str | None:
-        if text is None:
-            return None
+    def __call__(self, key: str, text: Any, label: str = "", path: tuple = ()) -> Any:
+        if text is None or not isinstance(text, str):
+            return text
         if (key, text) not in self._seen:
             try:
-                self._seen[key, text] = str(self._parsers[key](text))
+                self._seen[key, text] = self._parsers[key](text)
             except InitdiagError as exc:
                 if not label:
                     raise
                 raise SpecLayerError(f"{label}: {exc}", path) from None
         return self._seen[key, text]
+
+
+def text_of(value: Any) -> str | None:
+    """A resolved activation's or initializer's canonical text (``he_normal:mode=fan_out``)."""
+    return None if value is None else str(value)
 
 
 def output_index(entries) -> int | None:
@@ -187,15 +193,16 @@ class StackSpec:
 
     input_shape: tuple[int, ...]
     layers: tuple[LayerSpec, ...]
-    act: str = "relu"
-    out_act: str = "linear"
-    init: str = "he_normal"
-    bias_init: str | None = None
+    act: Any = "relu"  # text, or once resolved an `Activation` (so are the three below)
+    out_act: Any = "linear"
+    init: Any = "he_normal"
+    bias_init: Any = None
     name: str | None = None
 
     def resolve(self) -> StackSpec:
-        """Every layer named and given its act/init/bias_init, each in canonical form; the keys of
-        every layer and the shapes through the stack checked (`graph.rows`). A stack of more than
+        """Every layer named and given its act/init/bias_init, each parsed once into an object
+        (`Activation`, `Initializer`: nothing after this reads their text); the keys of every layer
+        and the shapes through the stack checked (`graph.rows`). A stack of more than
         `MAX_ROWS` rows, or with residual blocks nested deeper than `MAX_NESTING`, is refused first.
         Linear in the number of layers."""
         if not self.layers:
@@ -268,10 +275,28 @@ class StackSpec:
             "name": self.name,
             "input_shape": list(self.input_shape),
             "defaults": {
-                "act": self.act,
-                "out_act": self.out_act,
-                "init": self.init,
-                "bias_init": self.bias_init,
+                "act": text_of(self.act),
+                "out_act": text_of(self.out_act),
+                "init": text_of(self.init),
+                "bias_init": text_of(self.bias_init),
             },
             "layers": [layer.to_dict() for layer in self.layers],
         }
+
+    def as_text(self) -> StackSpec:
+        """The same stack with every activation and initializer back as its canonical text."""
+        return replace(self, act=text_of(self.act), out_act=text_of(self.out_act), init=text_of(self.init),
+                       bias_init=text_of(self.bias_init), layers=_layers_as_text(self.layers))  # fmt: skip
+
+
+def _layers_as_text(layers) -> tuple:
+    return tuple(
+        replace(
+            layer,
+            act=text_of(layer.act),
+            init=text_of(layer.init),
+            bias_init=text_of(layer.bias_init),
+            layers=_layers_as_text(layer.layers),
+        )
+        for layer in layers
+    )

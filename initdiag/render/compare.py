@@ -162,8 +162,8 @@ def compare_csv(comparison) -> str:
     rows = []
     for cand, result in zip(comparison.candidates, comparison.results, strict=True):
         for layer in result.layers:
-            rows.append({"candidate": cand.label, "candidate_init": result.spec.init,
-                         "candidate_act": result.spec.act, **layer.to_dict()})  # fmt: skip
+            rows.append({"candidate": cand.label, "candidate_init": str(result.spec.init),
+                         "candidate_act": str(result.spec.act), **layer.to_dict()})  # fmt: skip
     header = list(dict.fromkeys(key for row in rows for key in row))
     return csv_text(header, rows)
 

@@ -20,7 +20,7 @@ _LAZY = {
     "ProbeSettings": "network.settings",
     "Thresholds": "network.settings",
     "parse_layers": "network.shorthand",
-    "get_initializer": "core.initializers",
+    "get_initializer": "core.init_parser",
     "compute_fans": "core.initializers",
     "get_activation": "core.activations",
     "calculate_gain": "core.activations",

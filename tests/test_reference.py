@@ -11,15 +11,9 @@ import pytest
 
 from initdiag.core import reference
 from initdiag.core.activations import calculate_gain, get_activation
-from initdiag.core.initializers import (
-    ALIASES,
-    INITIALIZER_NAMES,
-    TRUNCATED_NORMAL_STD,
-    VARIANCE_SCALING_PRESETS,
-    LayerContext,
-    compute_fans,
-    get_initializer,
-)
+from initdiag.core.init_parser import INITIALIZER_NAMES, get_initializer
+from initdiag.core.initializers import VARIANCE_SCALING_PRESETS, LayerContext, compute_fans
+from initdiag.core.names import ALIASES, TRUNCATED_NORMAL_STD
 from initdiag.core.reference import (
     CARD_HEADERS,
     ENTRIES,
@@ -405,7 +399,7 @@ def test_inits_and_explain_commands():
     from typer.testing import CliRunner
 
     from initdiag.cli import app
-    from initdiag.core.initializers import INITIALIZER_NAMES
+    from initdiag.core.init_parser import INITIALIZER_NAMES
 
     runner = CliRunner()
     table = runner.invoke(app, ["inits"], env={"COLUMNS": "200"})

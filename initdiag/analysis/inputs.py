@@ -9,14 +9,8 @@ import numpy as np
 
 from ..core.activations import get_activation
 from ..core.files import load_npy
-from ..core.initializers import (
-    Initializer,
-    LayerContext,
-    Normal,
-    Uniform,
-    compute_fans,
-    get_initializer,
-)
+from ..core.init_parser import get_initializer
+from ..core.initializers import Initializer, LayerContext, Normal, Uniform, compute_fans
 from ..errors import InitdiagError
 
 

@@ -20,13 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..core.activations import Activation, get_activation
-from ..core.initializers import (
-    FromFile,
-    Initializer,
-    LayerContext,
-    compute_fans,
-    units_of,
-)
+from ..core.initializers import FromFile, Initializer, LayerContext, compute_fans, units_of
 from ..core.layers import (
     ActivationLayer,
     BatchNorm,

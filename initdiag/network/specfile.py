@@ -69,7 +69,7 @@ def build(data: Any, source: SourceMap, path: str = "<spec>") -> SpecFile:
     """Check *data* against the schema and the names it uses, and build a `SpecFile`; every
     problem found is reported at once in one `SpecError`."""
     from ..core.activations import get_activation
-    from ..core.initializers import get_bias_initializer, get_initializer
+    from ..core.init_parser import get_bias_initializer, get_initializer
 
     if not isinstance(data, dict):
         raise SpecError(path, [(1, "a spec must be a table of keys (input_shape, layers, ...)")])

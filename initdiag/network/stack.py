@@ -32,7 +32,7 @@ class _Canon:
 
     def __init__(self):
         from ..core.activations import get_activation
-        from ..core.initializers import get_bias_initializer, get_initializer
+        from ..core.init_parser import get_bias_initializer, get_initializer
 
         self._parsers = {"act": get_activation, "init": get_initializer, "bias_init": get_bias_initializer}
         self._seen: dict[tuple[str, str], Any] = {}

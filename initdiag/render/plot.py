@@ -14,7 +14,8 @@ def save_train_plot(report, path: str) -> None:
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
 
-    from ..analysis.train import CLASSES, Network, predict
+    from ..analysis.batched import Network, predict
+    from ..analysis.train import CLASSES
     from ..core.activations import get_activation
 
     results = report.results

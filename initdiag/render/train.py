@@ -96,7 +96,8 @@ def decision_boundary(report, result_index: int, width: int = 44, height: int = 
     import numpy as np
     from rich.text import Text
 
-    from ..analysis.train import CLASSES, Network, predict
+    from ..analysis.batched import Network, predict
+    from ..analysis.train import CLASSES
     from ..core.activations import get_activation
 
     result = report.results[result_index]

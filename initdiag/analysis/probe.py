@@ -38,15 +38,16 @@ from ..core.layers import (
 )
 from ..core.losses import LOSSES, loss_and_grad, make_target
 from ..core.ops import dropout_mask
-from ..core.stats import dead_fraction, distinct_columns, moments, saturated_fraction
+from ..core.stats import moments
 from ..errors import InitdiagError
 from ..network.graph import Block, Graph, rows
-from ..network.kinds import KINDS, NORM_KINDS, POOL_KINDS
+from ..network.kinds import KINDS, NORM_KINDS
 from ..network.settings import ProbeSettings, Thresholds
 from ..network.shorthand import as_shorthand, parse_layers
 from ..network.stack import StackSpec
 from .inputs import InputSource, channels_last, get_input, stream
 from .memory import available_memory, estimate_memory, format_bytes, shared_note
+from .recorder import _ZERO_KEYS, Recorder
 from .result import (
     GAIN_JUDGED_KINDS,
     STAT_KEYS,
@@ -59,17 +60,12 @@ from .verdict import (
     erased_rows,
     forward_references,
     layer_flags,
-    ratio,
     summarize,
 )
 
 DTYPES = ("float32", "float64")
 _INPUT_STREAM, _TARGET_STREAM, _LAYER_STREAM, _DROPOUT_STREAM = 0, 1, 2, 3
 _JACOBIAN_STREAM = 5  # the randomized estimate's probes (4 is train's data)
-# per-row numbers the gains need besides the reported ones
-_RAW_EXTRA = ("preact_sq", "grad_input_sq", "input_sq", "grad_output_sq", "grad_weight_sq")
-# the per-row second moments that decide a layer gets no signal or no gradient (means over trials)
-_ZERO_KEYS = ("preact_sq", "grad_input_sq", "grad_weight_sq")
 # below this many weights in all, a thread pool costs more than it saves
 _PARALLEL_MIN_WEIGHTS = 1 << 20
 
@@ -203,71 +199,6 @@ def _last(shape: tuple[int, ...]) -> tuple[int, ...]:
     return (*shape[1:], shape[0]) if len(shape) == 3 else shape
 
 
-class _Recorder:
-    """The hook `run_forward` / `run_backward` call: takes each row's statistics as the pass goes
-    (and frees its caches after the backward pass), and does LSUV's rescaling before a row runs."""
-
-    def __init__(self, plan: _Plan, weight_moments: dict):
-        self.plan = plan
-        self.index = {row.name: row.index for row in plan.graph.rows}
-        self.weight_moments = weight_moments
-        n = len(plan.graph.rows)
-        self.raw = {key: np.full(n, np.nan) for key in (*STAT_KEYS, *_RAW_EXTRA)}
-        self.forward_finite = True
-
-    def before_forward(self, layer, x):
-        """LSUV (Mishkin & Matas 2015): rescale the row's weights to unit pre-activation variance on
-        the input it actually gets."""
-        i = self.index[layer.name]
-        init = self.plan.inits[i]
-        if init is None or not init.data_driven:
-            return
-        for _ in range(init.max_iter):
-            var = moments(layer.transform(x)).var
-            if not math.isfinite(var) or var == 0 or abs(var - 1.0) < init.tol:
-                break
-            layer.weight *= layer.weight.dtype.type(1.0 / math.sqrt(var))
-        self.weight_moments[i] = moments(layer.weight)
-
-    def forward(self, layer):
-        i, raw = self.index[layer.name], self.raw
-        z, a = layer.z, layer.a
-        zm = moments(z)
-        am = zm if a is z else moments(a)
-        if i in self.weight_moments:
-            raw["weight_std"][i] = self.weight_moments[i].std
-        elif layer.weight is not None:  # gamma of a normalization layer
-            raw["weight_std"][i] = moments(layer.weight).std
-        raw["preact_mean"][i], raw["preact_var"][i], raw["preact_sq"][i] = zm
-        raw["act_mean"][i], raw["act_var"][i] = am.mean, am.var
-        if self.plan.graph.rows[i].kind in POOL_KINDS:
-            raw["input_sq"][i] = moments(layer.x).second
-        if layer.act.piecewise_linear:  # no saturation by definition: its flat side is "dead"
-            raw["saturated_fraction"][i] = 0.0
-        if math.isfinite(zm.second) and math.isfinite(am.second):
-            units = z.reshape(-1, z.shape[-1])  # channels-last: a unit is a feature or a channel
-            raw["dead_fraction"][i] = dead_fraction(units) if layer.act.relu_family else 0.0
-            if layer.kind in ("dense", "conv2d"):  # symmetry is the weights'; later layers inherit it
-                raw["distinct_units"][i] = distinct_columns(units)
-        else:  # overflowed: counting dead or equal units of inf/nan means nothing
-            self.forward_finite = False
-
-    def backward(self, layer, da, dx):
-        i, raw = self.index[layer.name], self.raw
-        dxm = moments(dx)
-        raw["grad_input_var"][i], raw["grad_input_sq"][i] = dxm.var, dxm.second
-        if self.plan.graph.rows[i].kind in POOL_KINDS:
-            raw["grad_output_sq"][i] = moments(da).second
-        if layer.dweight is not None:
-            dwm = moments(layer.dweight)
-            wm = self.weight_moments.get(i) or moments(layer.weight)
-            raw["grad_weight_var"][i], raw["grad_weight_sq"][i] = dwm.var, dwm.second
-            raw["grad_weight_ratio"][i] = ratio(math.sqrt(dwm.second), math.sqrt(wm.second))
-        if not layer.act.piecewise_linear:
-            raw["saturated_fraction"][i] = saturated_fraction(layer.dact, layer.act.max_derivative)
-        layer.free()  # what is no longer needed
-
-
 def _run_trial(
     plan: _Plan, settings: ProbeSettings, source: InputSource, trial: int, pool
 ) -> tuple[dict, float]:
@@ -280,7 +211,7 @@ def _run_trial(
         results = list(pool.map(lambda i: _sample_layer(plan, seed, trial, i), weighted))
     sampled = dict(zip(weighted, results, strict=True))
     nodes = _build(plan, sampled, settings, trial)
-    recorder = _Recorder(plan, {i: m for i, (_, _, m) in sampled.items()})
+    recorder = Recorder(plan, {i: m for i, (_, _, m) in sampled.items()})
     del sampled, results
 
     X = source.batch(stream(seed, trial, _INPUT_STREAM), settings.batch, plan.spec.input_shape, dtype)

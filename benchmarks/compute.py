@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 import initdiag
-from initdiag.spec import parse_widths
+from initdiag.network.shorthand import parse_widths
 
 
 def floor(widths: list[int], batch: int, threads: int) -> None:

@@ -21,7 +21,9 @@ import time
 import numpy as np
 
 import initdiag
-from initdiag.spec import LayerSpec, ProbeSettings, StackSpec
+from initdiag.network.kinds import LayerSpec
+from initdiag.network.settings import ProbeSettings
+from initdiag.network.stack import StackSpec
 
 
 def stack(depth: int, channels: int, size: int) -> StackSpec:

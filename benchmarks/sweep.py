@@ -15,7 +15,7 @@ import os
 import statistics
 import time
 
-from initdiag.compare import sweep
+from initdiag.analysis.compare import sweep
 
 CELLS = {"width": 256, "depths": [2, 4, 8, 16, 32, 64], "inits": ["he", "xavier", "lecun", "normal:0.01"],
          "acts": ["relu"]}  # fmt: skip

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from initdiag.train import CLASSIC_INITS, TrainSettings, train
+from initdiag.analysis.train import CLASSIC_INITS, TrainSettings, train
 
 ONE, MANY = "1 run (he, 1 trial)", "60 runs (6 inits x 10 trials)"
 

@@ -10,22 +10,22 @@ The names below are imported on first use, so ``import initdiag`` (and the CLI's
 from ._version import __version__
 
 _LAZY = {
-    "probe": "probing",
-    "run_probe": "probing",
-    "ProbeResult": "result",
-    "LayerStats": "result",
-    "Summary": "result",
-    "StackSpec": "spec",
-    "LayerSpec": "spec",
-    "ProbeSettings": "spec",
-    "Thresholds": "spec",
-    "parse_layers": "spec",
-    "get_initializer": "initializers",
-    "compute_fans": "initializers",
-    "get_activation": "activations",
-    "calculate_gain": "activations",
+    "probe": "analysis.probe",
+    "run_probe": "analysis.probe",
+    "ProbeResult": "analysis.result",
+    "LayerStats": "analysis.result",
+    "Summary": "analysis.result",
+    "StackSpec": "network.stack",
+    "LayerSpec": "network.kinds",
+    "ProbeSettings": "network.settings",
+    "Thresholds": "network.settings",
+    "parse_layers": "network.shorthand",
+    "get_initializer": "core.init_parser",
+    "compute_fans": "core.initializers",
+    "get_activation": "core.activations",
+    "calculate_gain": "core.activations",
     "InitdiagError": "errors",
-    "to_json": "render",
+    "to_json": "render.probe",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -47,6 +47,14 @@ class InitdiagError(ValueError):
         return message if _COMMAND_LINE.get() else python_spelling(message)
 
 
+class SpecLayerError(InitdiagError):
+    """A problem with one layer; ``path`` locates it in a spec file (``("layers", 3, "layers", 0)``)."""
+
+    def __init__(self, message: str, path: tuple = ()):
+        super().__init__(message)
+        self.path = path
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """``"; did you mean 'he'?"`` when a choice is close to *name*, else ``""``."""
     import difflib  # only on the error path
@@ -62,3 +70,11 @@ def unknown_name(what: str, name: str, choices: Iterable[str]) -> InitdiagError:
     if not hint:
         hint = "; allowed: " + ", ".join(choices)
     return InitdiagError(f"unknown {what} '{name}'{hint}")
+
+
+def one_line(text: str, limit: int = 60) -> str:
+    """*text* for an error message: on one line (control characters escaped) and at most about
+    *limit* characters."""
+    raw = str(text)
+    shown = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in raw[: limit + 1])
+    return shown if len(raw) <= limit and len(shown) <= limit else shown[: limit - 1] + "…"

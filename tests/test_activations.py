@@ -8,10 +8,16 @@ import math
 import numpy as np
 import pytest
 
-from initdiag.activations import ACTIVATION_NAMES, SELU_ALPHA, SELU_SCALE, get_activation, second_moment_gain
+from initdiag.core.activations import (
+    ACTIVATION_NAMES,
+    SELU_ALPHA,
+    SELU_SCALE,
+    get_activation,
+    second_moment_gain,
+)
+from initdiag.core.special import erf, erfc, gaussian_expectation
+from initdiag.core.stats import saturated_fraction
 from initdiag.errors import InitdiagError
-from initdiag.special import erf, erfc, gaussian_expectation
-from initdiag.stats import saturated_fraction
 
 ALL = [*ACTIVATION_NAMES, "leaky_relu:0.2", "elu:0.5"]
 

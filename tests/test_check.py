@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from initdiag.check import find_specs, run_check
+from initdiag.analysis.check import find_specs, run_check
 from initdiag.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -285,9 +285,9 @@ def test_specs_on_worker_processes_report_as_one_after_another(specs):
 def test_workers_share_the_memory_a_spec_may_plan_on(specs, monkeypatch):
     """Specs checked at once each get their share of the memory: one that fits alone is refused
     on two workers, with the reason, and --jobs 1 gives it all."""
-    from initdiag.probing import estimate_memory
-    from initdiag.spec import job
-    from initdiag.specfile import load_spec
+    from initdiag.analysis.probe import estimate_memory
+    from initdiag.network.job import job
+    from initdiag.network.specfile import load_spec
 
     stack, settings, _ = job(spec=load_spec(str(specs / "good.toml")), probe_defaults={"trials": 3})
     need = estimate_memory(stack, settings.batch, settings.dtype).total

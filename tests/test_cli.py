@@ -70,7 +70,7 @@ def test_table_pinned_for_a_small_float64_stack():
     assert [row[0] for row in rows] == ["dense1", "dense2"]
     assert rows[0][1:3] == ["6→4", "tanh"] and rows[1][1:3] == ["4→2", "linear"]
     data = initdiag.probe("6,4,2", batch=16, dtype="float64", act="tanh", init="xavier")
-    from initdiag.render import fmt
+    from initdiag.render.common import fmt
 
     assert rows[0][3] == fmt(data.layers[0].weight_std)
     assert rows[1][5] == fmt(data.layers[1].preact_var ** 0.5)

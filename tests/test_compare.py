@@ -10,11 +10,13 @@ import pytest
 from typer.testing import CliRunner
 
 import initdiag
-from initdiag.callspec import split_list
+from initdiag.analysis.compare import badness, candidate_grid, compare, sweep
 from initdiag.cli import app
-from initdiag.compare import badness, candidate_grid, compare, sweep
+from initdiag.core.callspec import split_list
 from initdiag.errors import InitdiagError
-from initdiag.render import SPARKS, fmt, heat_style, sparkline
+from initdiag.render.common import SPARKS, fmt
+from initdiag.render.compare import sparkline
+from initdiag.render.sweep import heat_style
 
 runner = CliRunner()
 
@@ -254,7 +256,7 @@ def test_compare_with_trials_shows_the_spread():
     comparison = compare(layers="16,16x3,4", inits=["he", "xavier"], probe_options={"batch": 16, "trials": 3})
     he = comparison.results[0].summary
     assert (
-        f"{initdiag.result.format_number(he.forward_gain)} ±{initdiag.result.format_number(he.sd['forward_gain'])}"
+        f"{initdiag.analysis.result.format_number(he.forward_gain)} ±{initdiag.analysis.result.format_number(he.sd['forward_gain'])}"
         in (result.stdout)
     )
     assert "3 trials" in result.stdout.splitlines()[0]
@@ -264,7 +266,7 @@ def test_progress_bar_only_on_a_terminal_and_for_more_than_a_few_cells(monkeypat
     import io
     import sys
 
-    from initdiag.cli import _progress
+    from initdiag.cli.stacks import _progress
 
     class Terminal(io.StringIO):
         def isatty(self):

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from initdiag.cli import app
-from initdiag.specfile import dump
+from initdiag.network.specfile import dump
 
 runner = CliRunner()
 ENV = {"INITDIAG_MAX_MEMORY": "512MiB", "COLUMNS": "200"}

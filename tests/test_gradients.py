@@ -10,9 +10,9 @@ from finite_differences import central_difference
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from initdiag.activations import get_activation
-from initdiag.layers import Dense
-from initdiag.losses import loss_and_grad, make_target
+from initdiag.core.activations import get_activation
+from initdiag.core.layers import Dense
+from initdiag.core.losses import loss_and_grad, make_target
 
 SMOOTH = ["tanh", "sigmoid", "gelu", "silu", "softplus", "elu", "selu", "linear"]
 

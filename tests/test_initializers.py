@@ -9,15 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from initdiag.activations import calculate_gain, get_activation
+from initdiag.core.activations import calculate_gain, get_activation
+from initdiag.core.init_parser import get_bias_initializer, get_initializer
+from initdiag.core.initializers import LayerContext, compute_fans
+from initdiag.core.names import TRUNCATED_NORMAL_STD
 from initdiag.errors import InitdiagError
-from initdiag.initializers import (
-    TRUNCATED_NORMAL_STD,
-    LayerContext,
-    compute_fans,
-    get_bias_initializer,
-    get_initializer,
-)
 
 FAN_IN, FAN_OUT = 600, 400  # 240,000 draws: the sample std is within ~0.15% of the truth (1 sd)
 

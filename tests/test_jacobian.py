@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import initdiag
-from initdiag.jacobian import spectrum
+from initdiag.analysis.jacobian import spectrum
 
 
 def test_orthogonal_linear_stack_has_every_singular_value_gain_to_the_depth():

@@ -10,10 +10,13 @@ import pytest
 from finite_differences import central_difference
 
 import initdiag
+from initdiag.analysis.probe import _build, _plan, _sample_layer, channels_last
+from initdiag.core.layers import run_backward, run_forward
 from initdiag.errors import InitdiagError
-from initdiag.layers import run_backward, run_forward
-from initdiag.probing import _build, _plan, _sample_layer, channels_last
-from initdiag.spec import LayerSpec, ProbeSettings, StackSpec, parse_layers
+from initdiag.network.kinds import LayerSpec
+from initdiag.network.settings import ProbeSettings
+from initdiag.network.shorthand import parse_layers
+from initdiag.network.stack import StackSpec
 
 
 def conv(channels, **keys):
@@ -225,10 +228,10 @@ def test_shorthand_shapes():
         ("res1.dropout1", "dropout"), ("res2", "residual"), ("res2.bn1", "batchnorm"),
         ("res2.act1", "activation"), ("res2.dense1", "dense"), ("res2.dropout1", "dropout"), ("dense1", "dense"),
     ]  # fmt: skip
-    acts = {layer.name: layer.act for layer in spec.walk()}
+    acts = {layer.name: str(layer.act) for layer in spec.walk()}
     assert acts["res1.bn1"] == "linear" and acts["res1.act1"] == "relu" and acts["res1.dense1"] == "linear"
     plain = parse_layers("784,256,10", norm="layer").resolve()
-    assert [(x.name, x.act) for x in plain.layers] == [
+    assert [(x.name, str(x.act)) for x in plain.layers] == [
         ("dense1", "linear"),
         ("ln1", "relu"),
         ("dense2", "linear"),

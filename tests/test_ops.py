@@ -1,4 +1,4 @@
-"""The array kernels in initdiag.ops: conv2d against a loop reference, every backward pass against
+"""The array kernels in initdiag.core.ops: conv2d against a loop reference, every backward pass against
 central finite differences in float64, normalization statistics, and the dropout mask."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from finite_differences import central_differences
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from initdiag import ops
+from initdiag.core import ops
 
 # (kh, kw, stride, pads=(top, bottom, left, right))
 CONV_CASES = [
@@ -304,7 +304,7 @@ def test_dropout_mask_is_seeded_and_checks_its_rate():
 
 def test_conv_in_batch_chunks_equals_one_pass(monkeypatch):
     """A batch too big for one im2col matrix goes through in chunks: the same numbers."""
-    from initdiag import ops
+    from initdiag.core import ops
 
     rng = np.random.default_rng(7)
     x = rng.normal(size=(5, 6, 7, 3))

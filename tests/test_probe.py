@@ -13,10 +13,12 @@ import numpy as np
 import pytest
 
 import initdiag
+from initdiag.analysis.result import FLAGS, format_number
 from initdiag.errors import InitdiagError
-from initdiag.render import to_json
-from initdiag.result import FLAGS, format_number
-from initdiag.spec import LayerSpec, StackSpec, parse_layers
+from initdiag.network.kinds import LayerSpec
+from initdiag.network.shorthand import parse_layers
+from initdiag.network.stack import StackSpec
+from initdiag.render.probe import to_json
 
 
 def ratios(values):
@@ -328,7 +330,7 @@ def test_memory_limit_from_the_environment(monkeypatch):
 
 
 def test_memory_estimate_is_an_upper_bound_of_the_weights():
-    from initdiag.probing import estimate_memory
+    from initdiag.analysis.probe import estimate_memory
 
     est = estimate_memory(parse_layers("784,256,256,10").resolve(), batch=256, dtype="float32")
     params = 784 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10
@@ -358,8 +360,13 @@ def test_json_has_exactly_the_contract_keys():
 def test_spec_is_the_shorthand_resolved():
     spec = parse_layers("784,256x3,10", act="tanh", init="xavier").resolve()
     assert spec.widths == (784, 256, 256, 256, 10)
-    assert [layer.act for layer in spec.layers] == ["tanh"] * 3 + ["linear"]
-    assert {layer.init for layer in spec.layers} == {"xavier_uniform"}
+    # resolved once into objects: the probe never reads their text again
+    from initdiag.core.activations import Activation
+    from initdiag.core.initializers import Initializer
+
+    assert all(isinstance(x.act, Activation) and isinstance(x.init, Initializer) for x in spec.layers)
+    assert [str(layer.act) for layer in spec.layers] == ["tanh"] * 3 + ["linear"]
+    assert {str(layer.init) for layer in spec.layers} == {"xavier_uniform"}
     assert spec.shorthand() == "784,256x3,10"
 
 

@@ -9,19 +9,12 @@ import sys
 import numpy as np
 import pytest
 
-from initdiag import reference
-from initdiag.activations import calculate_gain, get_activation
-from initdiag.errors import InitdiagError
-from initdiag.initializers import (
-    ALIASES,
-    INITIALIZER_NAMES,
-    TRUNCATED_NORMAL_STD,
-    VARIANCE_SCALING_PRESETS,
-    LayerContext,
-    compute_fans,
-    get_initializer,
-)
-from initdiag.reference import (
+from initdiag.core import reference
+from initdiag.core.activations import calculate_gain, get_activation
+from initdiag.core.init_parser import INITIALIZER_NAMES, get_initializer
+from initdiag.core.initializers import VARIANCE_SCALING_PRESETS, LayerContext, compute_fans
+from initdiag.core.names import ALIASES, TRUNCATED_NORMAL_STD
+from initdiag.core.reference import (
     CARD_HEADERS,
     ENTRIES,
     GAIN_TABLE,
@@ -33,6 +26,7 @@ from initdiag.reference import (
     lookup,
     variance_text,
 )
+from initdiag.errors import InitdiagError
 
 FIELDS = ("syntax", "formula", "distribution", "fan_mode", "gain", "paper", "torch", "keras", "jax", "when")
 
@@ -391,7 +385,7 @@ def test_explain_markdown(name):
 
 
 def test_import_is_numpy_free():
-    code = "import sys, initdiag.reference; assert 'numpy' not in sys.modules, 'numpy imported'"
+    code = "import sys, initdiag.core.reference; assert 'numpy' not in sys.modules, 'numpy imported'"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 
@@ -405,7 +399,7 @@ def test_inits_and_explain_commands():
     from typer.testing import CliRunner
 
     from initdiag.cli import app
-    from initdiag.initializers import INITIALIZER_NAMES
+    from initdiag.core.init_parser import INITIALIZER_NAMES
 
     runner = CliRunner()
     table = runner.invoke(app, ["inits"], env={"COLUMNS": "200"})
@@ -428,7 +422,7 @@ def test_inits_and_explain_commands():
 def test_gain_auto_column_is_the_second_moment_gain():
     import numpy as np
 
-    from initdiag.render import gain_comparison_rows
+    from initdiag.render.reference import gain_comparison_rows
 
     rows = {row[0]: row for row in gain_comparison_rows()}
     z = np.linspace(-12, 12, 400_001)
@@ -500,7 +494,7 @@ def test_framework_names_resolve_to_the_cards_entries(text, entry, framework, re
 
 
 def test_every_framework_spelling_is_an_entry_with_a_note_and_canonical_defaults():
-    from initdiag.names import SPELLINGS
+    from initdiag.core.names import SPELLINGS
 
     for framework, table in SPELLINGS.items():
         for key, spelling in table.items():
@@ -523,7 +517,7 @@ def test_initdiags_own_names_stay_initdiags(text, canonical):
 
 
 def test_snake_case():
-    from initdiag.names import snake_case
+    from initdiag.core.names import snake_case
 
     cases = {
         "HeNormal": "he_normal",

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 import initdiag
 from initdiag.cli import app
-from initdiag.render import BAR_CELLS, fmt, gain_bar, json_safe, probe_table
+from initdiag.render.common import fmt, json_safe
+from initdiag.render.probe import BAR_CELLS, gain_bar, probe_table
 
 
 def test_fmt():
@@ -58,7 +59,7 @@ def test_narrow_terminal_hides_minor_columns_not_the_flags():
 
 
 def test_colours_are_distinct_per_flag():
-    from initdiag.render import FLAG_STYLES
+    from initdiag.render.common import FLAG_STYLES
 
     assert len(set(FLAG_STYLES.values())) == len(FLAG_STYLES)
     result = initdiag.probe("256,256x60,10", init="normal:1")

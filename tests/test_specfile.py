@@ -15,12 +15,16 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import initdiag
+from initdiag.analysis.probe import run_probe
 from initdiag.cli import app
 from initdiag.errors import InitdiagError
-from initdiag.probing import run_probe
-from initdiag.render import to_json
-from initdiag.spec import MAX_NESTING, MAX_ROWS, LayerSpec, StackSpec, job
-from initdiag.specfile import SCHEMA, SourceMap, SpecError, build, dump, load_spec, to_data
+from initdiag.network.job import job
+from initdiag.network.kinds import LayerSpec
+from initdiag.network.parse import SourceMap, SpecError
+from initdiag.network.schema import SCHEMA
+from initdiag.network.specfile import build, dump, load_spec, to_data
+from initdiag.network.stack import MAX_NESTING, MAX_ROWS, StackSpec
+from initdiag.render.probe import to_json
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = sorted((ROOT / "sample_configs").glob("*.*"))
@@ -95,8 +99,11 @@ def test_three_formats_build_the_same_spec(tmp_path):
     assert stacks[0] == stacks[1] == stacks[2]
     stack = stacks[0]
     assert [layer.name for layer in stack.layers] == ["dense1", "dense2", "dense3", "head"]
-    assert [layer.init for layer in stack.layers] == ["xavier_uniform"] * 2 + ["orthogonal", "xavier_uniform"]
-    assert [layer.act for layer in stack.layers] == ["tanh"] * 3 + ["linear"]
+    assert [str(layer.init) for layer in stack.layers] == ["xavier_uniform"] * 2 + [
+        "orthogonal",
+        "xavier_uniform",
+    ]
+    assert [str(layer.act) for layer in stack.layers] == ["tanh"] * 3 + ["linear"]
     assert all(s.probe == {"batch": 64, "seed": 3} for s in specs)
     # the same stack from the shorthand, once the file's per-layer override is applied
     short, _, _ = job(layers="64,32,32,16,4", stack_options={"act": "tanh", "init": "xavier_uniform"})
@@ -197,7 +204,7 @@ def test_schema_is_valid_and_the_samples_conform():
     assert SAMPLES, "sample_configs/ holds spec files"
     for path in SAMPLES:
         spec = load_spec(path)
-        from initdiag.specfile import parse_text, spec_format
+        from initdiag.network.parse import parse_text, spec_format
 
         data, _ = parse_text(path.read_text(), spec_format(path))
         jsonschema.validate(data, SCHEMA)  # an independent validator agrees with ours
@@ -226,7 +233,7 @@ def test_schema_is_valid_and_the_samples_conform():
     ],
 )
 def test_our_validator_and_jsonschema_reject_the_same_documents(data):
-    from initdiag.specfile import validate
+    from initdiag.network.schema import validate
 
     assert validate(data)
     with pytest.raises(jsonschema.ValidationError):
@@ -293,9 +300,9 @@ def test_options_override_the_file(tmp_path):
         config=path, stack_options={"init": "he_normal"}, probe_options={"batch": 16}
     )
     # --init replaces every layer's init, the file's own too; keep_layer_inits keeps a layer's own
-    assert [layer.init for layer in stack.layers] == ["he_normal"] * 4
+    assert [str(layer.init) for layer in stack.layers] == ["he_normal"] * 4
     kept, _, _ = job(config=path, stack_options={"init": "he_normal", "keep_layer_inits": True})
-    assert [layer.init for layer in kept.layers] == ["he_normal", "he_normal", "orthogonal", "he_normal"]
+    assert [str(layer.init) for layer in kept.layers] == ["he_normal", "he_normal", "orthogonal", "he_normal"]
     assert settings_.batch == 16 and settings_.seed == 3 and settings_.trials == 1
     _, settings_, check = job(config=path, max_gain=4)
     assert check.thresholds.max_forward_gain == 4 == settings_.thresholds.max_backward_gain
@@ -566,7 +573,7 @@ def test_yaml_merge_keys_may_be_overridden(tmp_path):
 
 
 def test_a_path_that_is_not_a_spec_file_gets_one_line(tmp_path, monkeypatch):
-    import initdiag.specfile
+    import initdiag.network.specfile
 
     folder = tmp_path / "specs"
     folder.mkdir()
@@ -602,7 +609,7 @@ def test_a_path_that_is_not_a_spec_file_gets_one_line(tmp_path, monkeypatch):
     def unreadable(path, mode="r", *args, **kwargs):
         raise PermissionError(13, "Permission denied", path)
 
-    monkeypatch.setattr(initdiag.specfile, "open", unreadable, raising=False)  # tests may run as root
+    monkeypatch.setattr(initdiag.network.specfile, "open", unreadable, raising=False)  # tests may run as root
     assert (
         refused(["probe", "-c", str(folder / "a.toml")])
         == f"{folder / 'a.toml'}: cannot be read: Permission denied"

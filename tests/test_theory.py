@@ -9,10 +9,7 @@ import numpy as np
 import pytest
 
 import initdiag
-from initdiag.activations import get_activation
-from initdiag.render import THEORY_COLUMNS, _theory_style
-from initdiag.special import erf
-from initdiag.theory import (
+from initdiag.analysis.theory import (
     _chi_c,
     _pair_moments,
     expect,
@@ -22,6 +19,9 @@ from initdiag.theory import (
     slope_moment,
     stack_theory,
 )
+from initdiag.core.activations import get_activation
+from initdiag.core.special import erf
+from initdiag.render.probe import THEORY_COLUMNS, _theory_style
 
 # every activation, with leaky_relu's slope below 0, in (0, 1) and above 1, and elu's alpha below 1
 ACTIVATIONS = [

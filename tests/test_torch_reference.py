@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from initdiag.activations import calculate_gain, get_activation
-from initdiag.layers import (
+from initdiag.core.activations import calculate_gain, get_activation
+from initdiag.core.layers import (
     BatchNorm,
     Conv2d,
     Dense,
@@ -31,7 +31,7 @@ from initdiag.layers import (
     run_backward,
     run_forward,
 )
-from initdiag.losses import loss_and_grad
+from initdiag.core.losses import loss_and_grad
 
 DATA = Path(__file__).resolve().parent / "data" / "torch_reference.npz"
 

@@ -12,22 +12,12 @@ import pytest
 from finite_differences import central_difference
 from typer.testing import CliRunner
 
-from initdiag.activations import get_activation
+from initdiag.analysis.batched import Network, Optimizer, loss_and_grad
+from initdiag.analysis.toy_data import make_circles, make_moons, make_spiral
+from initdiag.analysis.train import TrainSettings, _fit, _widths, estimate_memory, train
 from initdiag.cli import app
+from initdiag.core.activations import get_activation
 from initdiag.errors import InitdiagError
-from initdiag.train import (
-    Network,
-    TrainSettings,
-    _fit,
-    _Optimizer,
-    _widths,
-    estimate_memory,
-    loss_and_grad,
-    make_circles,
-    make_moons,
-    make_spiral,
-    train,
-)
 
 runner = CliRunner()
 
@@ -123,7 +113,7 @@ def test_runs_train_the_same_alone_or_batched_or_on_processes():
 
 def _one_step(optimizer: str, grad: float, steps: int = 1, **keys) -> np.ndarray:
     p = np.full((2, 1, 1), 1.0)
-    opt = _Optimizer(TrainSettings(optimizer=optimizer, lr=0.1, **keys), [p])
+    opt = Optimizer(TrainSettings(optimizer=optimizer, lr=0.1, **keys), [p])
     for t in range(1, steps + 1):
         opt.step([np.full_like(p, grad)], t)
     return p
@@ -139,7 +129,7 @@ def test_optimizers_follow_their_definitions():
     assert _one_step("sgd", 2.0, warmup=4)[0, 0, 0] == pytest.approx(1 - 0.1 / 4 * 2)
     # clipping is per run, over all its parameters
     p, q = np.full((2, 1, 2), 1.0), np.full((2, 1, 1), 1.0)
-    opt = _Optimizer(TrainSettings(lr=1.0, clip=1.0), [p, q])
+    opt = Optimizer(TrainSettings(lr=1.0, clip=1.0), [p, q])
     opt.step([np.array([[[3.0, 0.0]], [[0.3, 0.0]]]), np.array([[[4.0]], [[0.4]]])], 1)
     assert p[0, 0, 0] == pytest.approx(1 - 3 / 5) and q[0, 0, 0] == pytest.approx(1 - 4 / 5)
     assert p[1, 0, 0] == pytest.approx(1 - 0.3) and q[1, 0, 0] == pytest.approx(1 - 0.4)  # norm 0.5: as is

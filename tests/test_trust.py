@@ -12,7 +12,9 @@ from typer.testing import CliRunner
 import initdiag
 from initdiag.cli import app
 from initdiag.errors import InitdiagError
-from initdiag.spec import LayerSpec, ProbeSettings, StackSpec
+from initdiag.network.kinds import LayerSpec
+from initdiag.network.settings import ProbeSettings
+from initdiag.network.stack import StackSpec
 
 runner = CliRunner()
 

@@ -103,7 +103,7 @@ def layer_regions(text: str, names: list[str]) -> dict[str, str]:
 
 def assert_every_layer_whole(text: str, data: dict):
     """Every layer's gains, both directions, and every flag are shown in its own row or block."""
-    from initdiag.result import format_number
+    from initdiag.analysis.result import format_number
 
     regions = layer_regions(text, [layer["name"] for layer in data["layers"]])
     for layer in data["layers"]:
@@ -196,7 +196,7 @@ def test_every_band_of_the_heat_map_has_its_own_colour(system):
     from rich.console import Console
     from rich.style import Style
 
-    from initdiag.render import HEAT_BANDS, heat_band
+    from initdiag.render.sweep import HEAT_BANDS, heat_band
 
     codes = set()
     console = Console(color_system=system, force_terminal=True)

@@ -6,11 +6,11 @@ import subprocess
 import sys
 import textwrap
 
-from initdiag.workers import run_all
+from initdiag.analysis.workers import run_all
 
 SCRIPT = textwrap.dedent(
     """
-    from initdiag.train import TrainSettings, train
+    from initdiag.analysis.train import TrainSettings, train
 
     report = train(["he", "xavier"], TrainSettings(iters=50, trials=2, jobs=2))
     print("final", [round(float(r.final_loss.mean()), 6) for r in report.results])

@@ -1,0 +1,260 @@
+"""Many probes at once: `compare` (candidate initializers and/or activations on one stack, side by
+side) and `sweep` (a grid of stacks: initializer x depth, or activation x initializer, one cell each).
+
+Each candidate and each cell is exactly the single probe ``initdiag probe`` would run with the same
+options and seed, so the numbers agree with it; sweep cells run on a process pool and come back in
+grid order, so a parallel sweep equals a serial one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, NamedTuple
+
+from .._version import __version__
+from ..errors import InitdiagError
+from ..network.job import job
+from ..network.settings import CheckSettings, ProbeSettings
+from ..network.stack import StackSpec
+from .result import SCHEMA_VERSION, ProbeResult
+
+VERDICT_RANK = {"ok": 0, "warn": 1, "fail": 2}
+
+
+def badness(gains: list[float], verdict: str) -> tuple[int, float]:
+    """The sort key of a candidate, best first: its verdict, then how far its worst gain is from 1
+    on the log scale (a gain that is not a number is the worst)."""
+    logs = [abs(math.log10(g)) if g > 0 and math.isfinite(g) else math.inf for g in gains]
+    return VERDICT_RANK[verdict], max(logs, default=0.0)
+
+
+def judged_gains(result: ProbeResult) -> list[float]:
+    """Every gain the probe judged, forward and backward, at every layer."""
+    return [
+        gain
+        for layer in result.layers
+        for gain, judged in zip((layer.forward_gain, layer.backward_gain), layer.gain_judged, strict=True)
+        if judged
+    ]
+
+
+class Candidate(NamedTuple):
+    """One column group of a comparison: the initializer and activation it sets (None: the stack's
+    own) and its label, the values that vary (``he``, ``he · tanh``)."""
+
+    label: str
+    init: str | None
+    act: str | None
+
+
+def candidate_grid(inits: list[str], acts: list[str]) -> list[Candidate]:
+    """Every initializer with every activation (init-major); a label names what varies."""
+    out = []
+    for init in inits or [None]:
+        for act in acts or [None]:
+            parts = [p for p, varies in ((init, len(inits) > 1), (act, len(acts) > 1)) if varies and p]
+            out.append(Candidate(" · ".join(parts) or init or act or "stack", init, act))
+    return out
+
+
+@dataclass
+class Comparison:
+    """Several probes of one stack, one per candidate, with the same settings and seeds."""
+
+    candidates: list[Candidate]
+    results: list[ProbeResult]
+
+    @property
+    def settings(self) -> ProbeSettings:
+        return self.results[0].settings
+
+    def order(self) -> list[int]:
+        """Candidate indices, best first: by verdict, then by the worst judged gain of any layer
+        (stable: ties keep the order given)."""
+
+        def key(i: int):
+            result = self.results[i]
+            return badness(judged_gains(result), result.summary.verdict)
+
+        return sorted(range(len(self.results)), key=key)
+
+    def to_dict(self) -> dict[str, Any]:
+        results = []
+        for cand, result in zip(self.candidates, self.results, strict=True):
+            data = result.to_dict()
+            del data["schema_version"], data["initdiag_version"]
+            candidate = {"label": cand.label, "init": str(result.spec.init), "act": str(result.spec.act)}
+            results.append({"candidate": candidate, **data})
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "initdiag_version": __version__,
+            "results": results,
+            "ranking": [self.candidates[i].label for i in self.order()],
+        }
+
+
+def compare(
+    *,
+    layers: str | None = None,
+    config: str | None = None,
+    inits: list[str] | None = None,
+    acts: list[str] | None = None,
+    stack_options: dict[str, Any] | None = None,
+    probe_options: dict[str, Any] | None = None,
+    max_gain: float | None = None,
+) -> Comparison:
+    """Probe one stack (shorthand or spec file) once per candidate: every initializer in *inits*
+    with every activation in *acts* (an empty list keeps the stack's own)."""
+    from .probe import run_probe
+
+    inits, acts = list(inits or []), list(acts or [])
+    if not inits and not acts:
+        raise InitdiagError("compare needs candidates: --init he,xavier and/or --act relu,tanh")
+    candidates = candidate_grid(inits, acts)
+    spec = None
+    if config is not None:  # read the file once; each candidate layers its options over it
+        from ..network.specfile import load_spec
+
+        spec = load_spec(config)
+    results = []
+    for cand in candidates:
+        options = {**(stack_options or {}), "init": cand.init, "act": cand.act}
+        stack, settings, _ = job(layers=layers, spec=spec, stack_options=options,
+                                 probe_options=probe_options, max_gain=max_gain)  # fmt: skip
+        results.append(run_probe(stack, settings))
+    return Comparison(candidates, results)
+
+
+# --- sweep ----------------------------------------------------------------------------------------
+
+SWEEP_AXES = ("init", "act", "depth")
+METRICS = ("forward", "backward")
+
+
+class SweepCell(NamedTuple):
+    """One run of a sweep: the values that made it and its end-to-end numbers."""
+
+    values: dict[str, Any]  # init, act, depth, width
+    forward_gain: float
+    backward_gain: float
+    loss: float
+    verdict: str
+    flags: list[str]
+    sd: dict[str, float]
+
+    def gain(self, metric: str) -> float:
+        return self.forward_gain if metric == "forward" else self.backward_gain
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {**self.values, "forward_gain": self.forward_gain, "backward_gain": self.backward_gain,
+               "loss": self.loss, "verdict": self.verdict, "flags": list(self.flags)}  # fmt: skip
+        out.update({f"{key}_sd": value for key, value in self.sd.items()})
+        return out
+
+
+@dataclass
+class Sweep:
+    """A grid of cells: ``rows`` and ``columns`` are the values along each axis (dicts over
+    `SWEEP_AXES`), ``cells[r][c]`` the run at row r, column c."""
+
+    width: int
+    metric: str
+    row_keys: tuple[str, ...]
+    column_key: str
+    rows: list[dict[str, Any]]
+    columns: list[dict[str, Any]]
+    cells: list[list[SweepCell]]
+    settings: ProbeSettings
+    check: CheckSettings = field(default_factory=CheckSettings)
+
+    def to_dict(self) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "initdiag_version": __version__,
+            "width": self.width,
+            "metric": self.metric,
+            "rows": list(self.row_keys),
+            "columns": self.column_key,
+            "settings": {
+                "batch": s.batch,
+                "seed": s.seed,
+                "trials": s.trials,
+                "loss": s.loss,
+                "input": s.input,
+                "dtype": s.dtype,
+                "max_forward_gain": s.thresholds.max_forward_gain,
+                "max_backward_gain": s.thresholds.max_backward_gain,
+            },
+            "cells": [cell.to_dict() for row in self.cells for cell in row],
+        }
+
+
+def _run_cell(stack: StackSpec, settings: ProbeSettings) -> tuple:
+    """One cell's probe, reduced to what a sweep keeps (runs in a worker process)."""
+    from .probe import run_probe
+
+    sm = run_probe(stack, settings).summary
+    return sm.forward_gain, sm.backward_gain, sm.loss, sm.verdict, list(sm.flags), dict(sm.sd)
+
+
+def sweep(
+    *,
+    width: int,
+    depths: list[int],
+    inits: list[str],
+    acts: list[str],
+    metric: str = "forward",
+    stack_options: dict[str, Any] | None = None,
+    probe_options: dict[str, Any] | None = None,
+    max_gain: float | None = None,
+    jobs: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Sweep:
+    """Probe ``width,width x depth`` (a dense chain of *depth* layers on *width* inputs) for every
+    depth, initializer and activation. Columns are the depths when there are several, else the
+    initializers, else the activations; rows the other values that vary. Cells run on *jobs*
+    processes (default: the machine's cores; 1 runs them here, one after another) and come back in
+    grid order; *progress(done, total)* is called as they finish."""
+    if metric not in METRICS:
+        raise InitdiagError(f"--metric '{metric}' is not one of {', '.join(METRICS)}")
+    if not isinstance(width, int) or width < 1:
+        raise InitdiagError(f"--width must be a positive integer, got {width}")
+    if not depths or any(not isinstance(d, int) or d < 1 for d in depths):
+        raise InitdiagError(f"--depth must be positive integers, e.g. 2,4,8, got {depths}")
+    if len(set(depths)) < len(depths):
+        raise InitdiagError("--depth lists a depth twice")
+    inits, acts = list(inits) or ["he_normal"], list(acts) or ["relu"]
+    values = {"init": inits, "act": acts, "depth": list(depths)}
+    column_key = next((k for k in ("depth", "init", "act") if len(values[k]) > 1), "depth")
+    row_keys = tuple(k for k in SWEEP_AXES if k != column_key and len(values[k]) > 1)
+
+    def combos(keys):
+        grid = [{}]
+        for key in keys:
+            grid = [{**g, key: v} for g in grid for v in values[key]]
+        return grid
+
+    rows, columns = combos(row_keys), combos((column_key,))
+    jobs_list = []
+    check = CheckSettings()
+    for row in rows:
+        for column in columns:
+            cell = {key: values[key][0] for key in SWEEP_AXES} | row | column
+            options = {**(stack_options or {}), "init": cell["init"], "act": cell["act"]}
+            stack, settings, check = job(layers=f"{width},{width}x{cell['depth']}", stack_options=options,
+                                         probe_options=probe_options, max_gain=max_gain)  # fmt: skip
+            cell["init"], cell["act"] = str(stack.init), str(stack.act)
+            jobs_list.append((cell, stack, settings))
+    from .workers import run_all
+
+    outcomes = run_all(_run_cell, [(stack, settings) for _, stack, settings in jobs_list], jobs, progress)
+    flat = [
+        SweepCell({**cell, "width": width}, *outcome)
+        for (cell, _, _), outcome in zip(jobs_list, outcomes, strict=True)
+    ]
+    grid = [flat[r * len(columns) : (r + 1) * len(columns)] for r in range(len(rows))]
+    settings = replace(jobs_list[0][2])
+    return Sweep(width, metric, row_keys, column_key, rows, columns, grid, settings, check)

@@ -1,0 +1,482 @@
+"""One probe: sample the stack's weights, push a random batch forward and a loss gradient back,
+and measure every layer.
+
+Random streams: every trial ``t`` draws its input from ``SeedSequence(seed, spawn_key=(t, 0))``,
+its loss target from ``(t, 1)``, row ``i``'s weights and bias from ``(t, 2, i)`` and a dropout
+row's mask from ``(t, 3, i)``
+(the children ``SeedSequence.spawn`` would make), so the same seed always gives the same numbers and
+changing one layer never changes another layer's weights. Weights are sampled on a thread pool,
+one Generator per layer (numpy releases the GIL while filling arrays).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import dataclass, replace
+from typing import NamedTuple
+
+import numpy as np
+
+from ..core.activations import Activation, get_activation
+from ..core.initializers import FromFile, Initializer, LayerContext, compute_fans, units_of
+from ..core.layers import (
+    ActivationLayer,
+    BatchNorm,
+    Conv2d,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool,
+    LayerNorm,
+    MaxPool2d,
+    Residual,
+    ResidualSum,
+    run_backward,
+    run_forward,
+)
+from ..core.losses import LOSSES, loss_and_grad, make_target
+from ..core.ops import dropout_mask
+from ..core.stats import moments
+from ..errors import InitdiagError
+from ..network.graph import Block, Graph, rows
+from ..network.kinds import KINDS, NORM_KINDS
+from ..network.settings import ProbeSettings, Thresholds
+from ..network.shorthand import as_shorthand, parse_layers
+from ..network.stack import StackSpec
+from .inputs import InputSource, channels_last, get_input, stream
+from .memory import available_memory, estimate_memory, format_bytes, shared_note
+from .recorder import _ZERO_KEYS, Recorder
+from .result import (
+    GAIN_JUDGED_KINDS,
+    STAT_KEYS,
+    LayerStats,
+    ProbeResult,
+)
+from .verdict import (
+    cumulative_gains,
+    dead_judged,
+    erased_rows,
+    forward_references,
+    layer_flags,
+    summarize,
+)
+
+DTYPES = ("float32", "float64")
+_INPUT_STREAM, _TARGET_STREAM, _LAYER_STREAM, _DROPOUT_STREAM = 0, 1, 2, 3
+_JACOBIAN_STREAM = 5  # the randomized estimate's probes (4 is train's data)
+# below this many weights in all, a thread pool costs more than it saves
+_PARALLEL_MIN_WEIGHTS = 1 << 20
+
+
+# --- the input batch ------------------------------------------------------------------------------
+
+
+# --- memory ---------------------------------------------------------------------------------------
+
+
+# --- the run --------------------------------------------------------------------------------------
+
+
+class _Plan(NamedTuple):
+    """A resolved stack ready to sample: its rows, and per row the weight context and initializers
+    (None for a row without weights) and the activation."""
+
+    spec: StackSpec
+    graph: Graph
+    contexts: tuple[LayerContext | None, ...]
+    inits: tuple[Initializer | None, ...]
+    bias_inits: tuple[Initializer | None, ...]
+    acts: tuple[Activation, ...]
+
+
+def _plan(spec: StackSpec, dtype: str) -> _Plan:
+    """The rows of a resolved stack with their objects: no text is parsed here (`StackSpec.resolve`
+    did it once)."""
+    graph = rows(spec)
+    linear = get_activation("linear")
+    contexts, inits, bias_inits, acts = [], [], [], []
+    for row in graph.rows:
+        layer = row.layer
+        act = layer.act if row.kind != "residual" and layer.act is not None else linear
+        ctx = init = bias = None
+        if row.weight_shape is not None:
+            ctx = LayerContext(
+                row.name, row.weight_shape, compute_fans(row.weight_shape), act, np.dtype(dtype)
+            )
+            init = layer.init
+            if row.kind != "residual":  # a shortcut projection has no bias
+                bias = layer.bias_init if layer.bias_init is not None else _default_bias(init)
+        contexts.append(ctx)
+        inits.append(init)
+        bias_inits.append(bias)
+        acts.append(act)
+    return _Plan(spec, graph, tuple(contexts), tuple(inits), tuple(bias_inits), tuple(acts))
+
+
+@dataclass(repr=False)
+class _FileBias(Initializer):
+    """The bias of a ``file:`` layer: ``NAME.bias`` from the same archive, else zeros."""
+
+    source: FromFile
+    name: str = "file-bias"
+
+    def sample(self, rng, ctx):
+        bias = self.source.bias(ctx)
+        return np.zeros(ctx.shape, dtype=ctx.dtype) if bias is None else bias
+
+    def __str__(self):
+        return f"{self.source}[bias or zeros]"
+
+
+def _default_bias(init: Initializer) -> Initializer:
+    return _FileBias(init) if isinstance(init, FromFile) else init.default_bias()
+
+
+def _bias_context(ctx: LayerContext) -> LayerContext:
+    """The bias's context: one value per output unit, the weight's fans (torch_default uses them)."""
+    return ctx._replace(shape=(units_of(ctx.shape),))
+
+
+def _sample_layer(plan: _Plan, seed: int, trial: int, i: int):
+    """Weights and bias of row i, and the moments of the weights (computed here, on the pool)."""
+    ctx = plan.contexts[i]
+    rng = stream(seed, trial, _LAYER_STREAM, i)
+    W = plan.inits[i].sample(rng, ctx)
+    b = plan.bias_inits[i].sample(rng, _bias_context(ctx)) if plan.bias_inits[i] is not None else None
+    return W, b, moments(W)
+
+
+def _build(plan: _Plan, sampled: dict, settings: ProbeSettings, trial: int) -> list:
+    """The layer objects of one trial, nested as the graph's tree."""
+    rows_, dtype = plan.graph.rows, np.dtype(settings.dtype)
+
+    def make(index: int):
+        row, act = rows_[index], plan.acts[index]
+        layer, name = row.layer, row.name
+        if row.kind == "dense":
+            return Dense(name, sampled[index][0], sampled[index][1], act)
+        if row.kind == "conv2d":
+            return Conv2d(name, sampled[index][0], sampled[index][1], act, row.stride, row.pads)
+        if row.kind == "flatten":
+            return Flatten(name)
+        if row.kind == "maxpool2d":
+            return MaxPool2d(name, layer.get("size"))
+        if row.kind == "global_avgpool":
+            return GlobalAvgPool(name)
+        if row.kind in NORM_KINDS:
+            # batchnorm: one gamma per feature / channel; layernorm: one per entry of a sample
+            shape = (row.units,) if row.kind == "batchnorm" else _last(row.out_shape)
+            cls = BatchNorm if row.kind == "batchnorm" else LayerNorm
+            return cls(name, np.ones(shape, dtype), np.zeros(shape, dtype), act, layer.get("eps"))
+        if row.kind == "dropout":
+            rng = stream(settings.seed, trial, _DROPOUT_STREAM, index)
+            mask = dropout_mask(rng, (settings.batch, *_last(row.out_shape)), layer.rate, dtype)
+            return Dropout(name, mask)
+        if row.kind == "activation":
+            return ActivationLayer(name, act)
+        raise AssertionError(row.kind)
+
+    def build(tree) -> list:
+        nodes = []
+        for item in tree:
+            if isinstance(item, Block):
+                row = rows_[item.sum_row]
+                P = sampled[row.index][0] if row.index in sampled else None
+                nodes.append(
+                    Residual(build(item.branch), ResidualSum(row.name, row.layer.get("scale"), P, row.stride))
+                )
+            else:
+                nodes.append(make(item))
+        return nodes
+
+    return build(plan.graph.tree)
+
+
+def _last(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A sample's shape channels-last: (C, H, W) -> (H, W, C)."""
+    return (*shape[1:], shape[0]) if len(shape) == 3 else shape
+
+
+def _run_trial(
+    plan: _Plan, settings: ProbeSettings, source: InputSource, trial: int, pool
+) -> tuple[dict, float]:
+    """One forward and backward pass; returns per-row raw statistics (arrays over rows)."""
+    seed, dtype = settings.seed, np.dtype(settings.dtype)
+    weighted = [i for i, ctx in enumerate(plan.contexts) if ctx is not None]
+    if pool is None:
+        results = [_sample_layer(plan, seed, trial, i) for i in weighted]
+    else:
+        results = list(pool.map(lambda i: _sample_layer(plan, seed, trial, i), weighted))
+    sampled = dict(zip(weighted, results, strict=True))
+    nodes = _build(plan, sampled, settings, trial)
+    recorder = Recorder(plan, {i: m for i, (_, _, m) in sampled.items()})
+    del sampled, results
+
+    X = source.batch(stream(seed, trial, _INPUT_STREAM), settings.batch, plan.spec.input_shape, dtype)
+    h = run_forward(nodes, channels_last(X), recorder)
+    if settings.jacobian and trial == 0 and plan.spec.is_dense_chain and recorder.forward_finite:
+        recorder.raw["jacobian"] = _jacobian(nodes, seed)
+    # the target is drawn in PyTorch's (N, C, H, W) order, so an image output gets the same numbers
+    shape = (h.shape[0], h.shape[-1], *h.shape[1:-1]) if h.ndim == 4 else h.shape
+    target = channels_last(make_target(settings.loss, stream(seed, trial, _TARGET_STREAM), shape, dtype))
+    loss, grad = loss_and_grad(settings.loss, h, target)
+    recorder.raw["output_grad_sq"] = moments(grad).second
+    # An overflowed forward pass makes the loss not a number, so no gradient is defined: the
+    # backward statistics stay nan rather than report what nan happens to turn into.
+    if recorder.forward_finite:
+        run_backward(nodes, grad, recorder)
+    raw = recorder.raw
+    raw["forward_gain"], raw["backward_gain"] = cumulative_gains(plan.graph, raw)
+    return raw, loss
+
+
+def _jacobian(nodes: list, seed: int) -> dict:
+    """The input-output Jacobian's singular values at the first samples of the batch (dense chains)."""
+    from .jacobian import SAMPLES, spectrum
+
+    count = min(SAMPLES, len(nodes[0].z))
+    slopes = [None if n.act.is_linear else n.act.derivative(n.z[:count], n.a[:count]) for n in nodes]
+    return spectrum([n.W for n in nodes], slopes, stream(seed, 0, _JACOBIAN_STREAM))
+
+
+# --- verdict --------------------------------------------------------------------------------------
+
+
+def _gradient_stop(plan: _Plan, zeros: dict, i: int) -> str | None:
+    """For a weighted row whose weights get no gradient at all (dL/dW = 0 everywhere, in a finite
+    forward pass): the row where the gradient stops, the last one whose dL/dx is 0 everywhere
+    (itself when, e.g., all its units are dead). None when the row gets a gradient."""
+    if plan.contexts[i] is None or not zeros["grad_weight_sq"][i] or zeros["preact_sq"][i]:
+        return None
+    stops = np.flatnonzero(zeros["grad_input_sq"][i:])
+    return plan.graph.rows[i + int(stops[-1])].name if stops.size else plan.graph.rows[i].name
+
+
+# --- public entry point ---------------------------------------------------------------------------
+
+
+def check_settings(settings: ProbeSettings, spec: StackSpec) -> ProbeSettings:
+    if not isinstance(settings.batch, int) or settings.batch < 1:
+        raise InitdiagError(f"--batch must be a positive integer, got {settings.batch}")
+    if not isinstance(settings.trials, int) or settings.trials < 1:
+        raise InitdiagError(f"--trials must be a positive integer, got {settings.trials}")
+    if not isinstance(settings.seed, int) or settings.seed < 0:
+        raise InitdiagError(f"--seed must be a non-negative integer, got {settings.seed}")
+    if settings.loss not in LOSSES:
+        raise InitdiagError(f"unknown loss '{settings.loss}'; allowed: {', '.join(LOSSES)}")
+    if settings.dtype not in DTYPES:
+        raise InitdiagError(f"unknown dtype '{settings.dtype}'; allowed: {', '.join(DTYPES)}")
+    settings.thresholds.check()
+    for row in rows(spec).rows:
+        if row.kind == "batchnorm" and settings.batch * math.prod(row.out_shape[1:]) < 2:
+            raise InitdiagError(
+                f"layer {row.name}: batch norm needs a batch of at least 2 (it normalizes each feature "
+                f"over the batch, and one value has no variance); got --batch {settings.batch}"
+            )
+        if row.kind == "layernorm" and math.prod(row.out_shape) < 2:
+            raise InitdiagError(
+                f"layer {row.name}: layer norm over a single feature outputs 0 for every input; "
+                "normalize a layer of at least 2 units"
+            )
+    if settings.loss == "xent":
+        out = rows(spec).rows[-1].out_shape
+        if len(out) != 1 or out[0] < 2:
+            raise InitdiagError(
+                f"--loss xent needs at least 2 outputs, one per class in a flat output; the stack "
+                f"ends in shape {out} (softmax over one class has no gradient)"
+            )
+    return settings
+
+
+def probe(
+    spec: StackSpec | str | None = None,
+    *,
+    act: str = "relu",
+    out_act: str = "linear",
+    init: str = "he_normal",
+    bias_init: str | None = None,
+    norm: str | None = None,
+    residual: bool = False,
+    residual_scale: float | None = None,
+    dropout: float | None = None,
+    batch: int = 256,
+    seed: int = 0,
+    trials: int = 1,
+    loss: str = "unit",
+    input: str = "normal",
+    dtype: str = "float32",
+    max_gain: float = 10.0,
+    thresholds: Thresholds | None = None,
+    theory: bool = True,
+    jacobian: bool = False,
+) -> ProbeResult:
+    """Probe a stack and return a `ProbeResult` (nothing is printed).
+
+    *spec* is a `StackSpec`, the ``--layers`` shorthand (``"784,256x8,10"``, first width = input) or
+    a sequence of widths (``[784, 256, 10]``);
+    with the shorthand, *act*, *out_act*, *init* and *bias_init* set the stack's defaults and
+    *norm*, *residual*, *residual_scale* and *dropout* shape it (see `parse_layers`).
+
+    >>> r = probe("784,256,256,10", act="relu", init="he")
+    >>> r.summary.verdict
+    'ok'
+    """
+    if spec is None:
+        raise InitdiagError("probe needs a stack: a StackSpec or a shorthand like '784,256,10'")
+    if not isinstance(spec, StackSpec):
+        spec = parse_layers(
+            as_shorthand(spec),
+            act=act,
+            out_act=out_act,
+            init=init,
+            bias_init=bias_init,
+            norm=norm,
+            residual=residual,
+            residual_scale=residual_scale,
+            dropout=dropout,
+        )
+    spec = spec.resolve()
+    if thresholds is None:
+        thresholds = Thresholds(max_forward_gain=max_gain, max_backward_gain=max_gain)
+    source = get_input(input, spec.input_shape)
+    settings = ProbeSettings(batch, seed, trials, loss, source.text, dtype, thresholds, theory, jacobian)
+    return run_probe(spec, settings, source)
+
+
+def run_probe(spec: StackSpec, settings: ProbeSettings, source: InputSource | None = None) -> ProbeResult:
+    """Probe a resolved spec (`StackSpec.resolve`) with the given settings; `probe` ends here."""
+    if source is None:
+        source = get_input(settings.input, spec.input_shape)
+    if source.array is not None:  # a file's rows are the batch
+        settings = replace(settings, batch=int(source.array.shape[0]), input=source.text)
+    check_settings(settings, spec)
+    plan = _plan(spec, settings.dtype)
+    for ctx, init, bias in zip(plan.contexts, plan.inits, plan.bias_inits, strict=True):
+        if init is not None:
+            init.check(ctx)
+        if bias is not None:
+            bias.check(_bias_context(ctx))
+    need = estimate_memory(
+        spec,
+        settings.batch,
+        settings.dtype,
+        orthogonal=any(i is not None and i.name in ("orthogonal", "lsuv") for i in plan.inits),
+    )
+    have = available_memory()
+    if have is not None and need.total > have:
+        raise InitdiagError(
+            f"this stack needs about {format_bytes(need.total)} (weights and gradients "
+            f"{format_bytes(need.weights)}, activations {format_bytes(need.activations)} at batch "
+            f"{settings.batch}) but {format_bytes(have)} is available{shared_note()}; use fewer or narrower "
+            "layers or a smaller --batch"
+        )
+
+    n_weights = sum(math.prod(ctx.shape) for ctx in plan.contexts if ctx is not None)
+    workers = min(sum(ctx is not None for ctx in plan.contexts), os.cpu_count() or 1)
+    pool = None
+    if workers > 1 and n_weights >= _PARALLEL_MIN_WEIGHTS:
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(max_workers=workers)
+    raws, losses = [], []
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for trial in range(settings.trials):
+                raw, loss = _run_trial(plan, settings, source, trial, pool)
+                raws.append(raw)
+                losses.append(loss)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+
+    with np.errstate(all="ignore"):
+        stacked = {key: np.array([r[key] for r in raws]) for key in STAT_KEYS}
+        means = {key: stacked[key].mean(axis=0) for key in STAT_KEYS}
+        sds = {key: stacked[key].std(axis=0, ddof=1) for key in STAT_KEYS} if settings.trials > 1 else {}
+        zeros = {key: np.mean([r[key] for r in raws], axis=0) == 0 for key in _ZERO_KEYS}
+    references = forward_references(plan.graph)
+    erased = erased_rows(plan.graph)
+    layers = []
+    for row, ctx, init, bias in zip(plan.graph.rows, plan.contexts, plan.inits, plan.bias_inits, strict=True):
+        i = row.index
+        values = {key: float(means[key][i]) for key in STAT_KEYS}
+        if ctx is None and row.kind not in NORM_KINDS:  # no weights: nothing to report
+            values.update(weight_std=None, grad_weight_var=None, grad_weight_ratio=None)
+        if row.kind not in ("dense", "conv2d"):
+            values["distinct_units"] = None
+        judged = row.kind in GAIN_JUDGED_KINDS
+        stats = LayerStats(
+            name=row.name,
+            kind=row.kind,
+            fan_in=ctx.fans.fan_in if ctx else None,
+            fan_out=ctx.fans.fan_out if ctx else None,
+            act=str(row.layer.act) if KINDS[row.kind].takes_act and row.layer.act is not None else None,
+            init=str(init) if init is not None else None,
+            bias_init=str(bias) if bias is not None else None,
+            **values,
+            sd={key: float(sds[key][i]) for key in sds if values[key] is not None},
+            units=row.units,
+            output_shape=row.out_shape,
+            depth=row.depth,
+            # the first row's dL/dx is the gradient of the data, which trains nothing (He et al.
+            # 2015, sec. 2.2: "we need not compute dx_1 because it represents the image domain")
+            # and a scale that a later normalization layer erases does not reach the output
+            gain_judged=(judged and i not in erased, judged and i > 0),
+            forward_reference=plan.graph.rows[references[i]].name,
+            silent=judged and bool(zeros["preact_sq"][i]),
+            gradient_stop=_gradient_stop(plan, zeros, i),
+            dead_judged=dead_judged(row, settings.batch),
+        )
+        stats.flags = layer_flags(stats, settings.thresholds)
+        layers.append(stats)
+    summary = summarize(layers, losses, settings, spec)
+    if settings.jacobian:
+        summary.jacobian = raws[0].get("jacobian") or {
+            "reason": "the Jacobian is computed for dense stacks whose forward pass stays finite"
+        }
+    if settings.theory:
+        output_grad_sq = float(np.mean([r["output_grad_sq"] for r in raws]))
+        summary.theory = _theory(plan, source, settings, layers, output_grad_sq)
+    return ProbeResult(spec=spec, settings=settings, layers=layers, summary=summary)
+
+
+def _input_second_moment(source: InputSource, spec: StackSpec, dtype) -> float | None:
+    if source.array is not None:
+        return moments(source.array.astype(np.float64)).second
+    shape = (1, *spec.input_shape)
+    ctx = LayerContext("input", shape, compute_fans(shape), get_activation("linear"), np.dtype(dtype))
+    variance, mean = source.sampler.variance(ctx), source.sampler.mean(ctx)
+    return None if variance is None or mean is None else variance + mean * mean
+
+
+def _theory(plan: _Plan, source: InputSource, settings: ProbeSettings, layers: list[LayerStats],
+            output_grad_sq: float) -> dict:  # fmt: skip
+    """Mean-field predictions (`initdiag.theory`) for a dense chain whose weights are i.i.d. with zero
+    mean and known variance; fills each layer's theory keys and returns the stack's summary (or the
+    reason it does not apply)."""
+    from .theory import layer_predictions, stack_theory
+
+    for stats in layers:
+        stats.theory_on = True
+    if not plan.spec.is_dense_chain:
+        return {"reason": "mean-field theory here covers dense stacks"}
+    inputs = _input_second_moment(source, plan.spec, settings.dtype)
+    per_layer = []
+    for ctx, init, bias, act in zip(plan.contexts, plan.inits, plan.bias_inits, plan.acts, strict=True):
+        variance, mean = init.variance(ctx), init.mean(ctx)
+        bias_ctx = _bias_context(ctx)
+        b_var, b_mean = bias.variance(bias_ctx), bias.mean(bias_ctx)
+        if None in (variance, mean, b_var, b_mean) or mean != 0 or inputs is None:
+            what = "data-dependent or unknown" if None in (variance, mean, b_var, b_mean) else "non-zero-mean"
+            return {"reason": f"layer {ctx.name}: {what} weights ({init}); the theory needs i.i.d. "
+                    "zero-mean weights of known variance"}  # fmt: skip
+        fan_in, fan_out = ctx.fans
+        per_layer.append((fan_in * variance, b_var + b_mean * b_mean, fan_out / fan_in, act))
+    predictions = layer_predictions(per_layer, inputs, output_grad_sq)
+    for stats, p in zip(layers, predictions, strict=True):
+        stats.theory_preact_var, stats.theory_grad_input_var = p.preact_var, p.grad_input_var
+    hidden = max(0, len(per_layer) - 2)  # a hidden layer's sigma_w^2, sigma_b^2 and activation
+    return stack_theory(*per_layer[hidden][:2], per_layer[hidden][3]).to_dict()

@@ -1,0 +1,93 @@
+"""The hook the forward and backward passes call at every row: it takes the row's statistics as the
+pass goes (and frees the row's caches), and does LSUV's rescaling before a row runs."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..core.stats import dead_fraction, distinct_columns, moments, saturated_fraction
+from ..network.kinds import POOL_KINDS
+from .result import (
+    STAT_KEYS,
+)
+from .verdict import (
+    ratio,
+)
+
+# per-row numbers the gains need besides the reported ones
+_RAW_EXTRA = ("preact_sq", "grad_input_sq", "input_sq", "grad_output_sq", "grad_weight_sq")
+
+if TYPE_CHECKING:  # for annotations only: the probe builds on this module
+    from .probe import _Plan
+
+
+# the per-row second moments that decide a layer gets no signal or no gradient (means over trials)
+_ZERO_KEYS = ("preact_sq", "grad_input_sq", "grad_weight_sq")
+
+
+class Recorder:
+    """The hook `run_forward` / `run_backward` call: takes each row's statistics as the pass goes
+    (and frees its caches after the backward pass), and does LSUV's rescaling before a row runs."""
+
+    def __init__(self, plan: _Plan, weight_moments: dict):
+        self.plan = plan
+        self.index = {row.name: row.index for row in plan.graph.rows}
+        self.weight_moments = weight_moments
+        n = len(plan.graph.rows)
+        self.raw = {key: np.full(n, np.nan) for key in (*STAT_KEYS, *_RAW_EXTRA)}
+        self.forward_finite = True
+
+    def before_forward(self, layer, x):
+        """LSUV (Mishkin & Matas 2015): rescale the row's weights to unit pre-activation variance on
+        the input it actually gets."""
+        i = self.index[layer.name]
+        init = self.plan.inits[i]
+        if init is None or not init.data_driven:
+            return
+        for _ in range(init.max_iter):
+            var = moments(layer.transform(x)).var
+            if not math.isfinite(var) or var == 0 or abs(var - 1.0) < init.tol:
+                break
+            layer.weight *= layer.weight.dtype.type(1.0 / math.sqrt(var))
+        self.weight_moments[i] = moments(layer.weight)
+
+    def forward(self, layer):
+        i, raw = self.index[layer.name], self.raw
+        z, a = layer.z, layer.a
+        zm = moments(z)
+        am = zm if a is z else moments(a)
+        if i in self.weight_moments:
+            raw["weight_std"][i] = self.weight_moments[i].std
+        elif layer.weight is not None:  # gamma of a normalization layer
+            raw["weight_std"][i] = moments(layer.weight).std
+        raw["preact_mean"][i], raw["preact_var"][i], raw["preact_sq"][i] = zm
+        raw["act_mean"][i], raw["act_var"][i] = am.mean, am.var
+        if self.plan.graph.rows[i].kind in POOL_KINDS:
+            raw["input_sq"][i] = moments(layer.x).second
+        if layer.act.piecewise_linear:  # no saturation by definition: its flat side is "dead"
+            raw["saturated_fraction"][i] = 0.0
+        if math.isfinite(zm.second) and math.isfinite(am.second):
+            units = z.reshape(-1, z.shape[-1])  # channels-last: a unit is a feature or a channel
+            raw["dead_fraction"][i] = dead_fraction(units) if layer.act.relu_family else 0.0
+            if layer.kind in ("dense", "conv2d"):  # symmetry is the weights'; later layers inherit it
+                raw["distinct_units"][i] = distinct_columns(units)
+        else:  # overflowed: counting dead or equal units of inf/nan means nothing
+            self.forward_finite = False
+
+    def backward(self, layer, da, dx):
+        i, raw = self.index[layer.name], self.raw
+        dxm = moments(dx)
+        raw["grad_input_var"][i], raw["grad_input_sq"][i] = dxm.var, dxm.second
+        if self.plan.graph.rows[i].kind in POOL_KINDS:
+            raw["grad_output_sq"][i] = moments(da).second
+        if layer.dweight is not None:
+            dwm = moments(layer.dweight)
+            wm = self.weight_moments.get(i) or moments(layer.weight)
+            raw["grad_weight_var"][i], raw["grad_weight_sq"][i] = dwm.var, dwm.second
+            raw["grad_weight_ratio"][i] = ratio(math.sqrt(dwm.second), math.sqrt(wm.second))
+        if not layer.act.piecewise_linear:
+            raw["saturated_fraction"][i] = saturated_fraction(layer.dact, layer.act.max_derivative)
+        layer.free()  # what is no longer needed

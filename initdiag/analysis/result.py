@@ -1,0 +1,228 @@
+"""Plain-data results: what a probe returns and what every renderer reads."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from .._version import __version__
+from ..network.settings import FLAGS, ProbeSettings  # noqa: F401  (FLAGS re-exported)
+from ..network.stack import StackSpec
+
+SCHEMA_VERSION = 1
+# verdict "warn": a gain past limit**WARN_FRACTION on the log scale, or a dead / saturated share past
+# half its limit (deep relu stacks with He init reach ~35% dead units by depth 30: a true warning)
+WARN_FRACTION = 0.75
+
+
+# Where the initializer sets the signal's scale, so where vanishing / exploding is judged: layers with
+# weights and residual sums. The others pass their effect on to the next judged layer (a relu halves
+# E[x^2]; dropout multiplies it by 1/(1-rate)), or are fixed by construction: a normalization layer
+# resets the scale to 1, a pooling layer's own factor is divided out of the gains (`_gains`).
+GAIN_JUDGED_KINDS = ("dense", "conv2d", "residual")
+
+
+def format_number(x: float | None) -> str:
+    """Three significant digits with a compact exponent (2.13e-9); inf/nan spelled out."""
+    if x is None or math.isnan(x):
+        return "nan"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    if x == 0:
+        return "0"
+    return f"{x:.3g}".replace("e-0", "e-").replace("e+0", "e+")
+
+
+# What each layer measures directly (a non-finite one sets the ``nonfinite`` flag); then the derived
+# ratios and counts. Together, in the order JSON and CSV list them (contract: DESIGN.md).
+MEASURED_KEYS = (
+    "weight_std",
+    "preact_mean",
+    "preact_var",
+    "act_mean",
+    "act_var",
+    "grad_input_var",
+    "grad_weight_var",
+)
+STAT_KEYS = (
+    *MEASURED_KEYS,
+    "grad_weight_ratio",
+    "dead_fraction",
+    "saturated_fraction",
+    "distinct_units",
+    "forward_gain",
+    "backward_gain",
+)
+
+
+@dataclass
+class LayerStats:
+    """One layer's statistics; with several trials each is the mean and ``sd[key]`` its spread.
+
+    ``forward_gain`` is E[z_l^2] / E[z_1^2] (cumulative from the first layer); ``backward_gain`` is
+    E[(dL/dx_l)^2] / E[(dL/dx_L)^2] (cumulative from the output back to this layer); both with
+    pooling layers' own factors divided out, and the backward gain of a residual branch's layer
+    divided by the square of its branch scale (see `probing._gains`).
+    """
+
+    name: str
+    kind: str
+    fan_in: int | None  # None: the layer has no weights
+    fan_out: int | None
+    act: str | None  # None: the layer applies no activation
+    init: str | None
+    bias_init: str | None
+    weight_std: float | None  # None without weights (a normalization layer reports gamma)
+    preact_mean: float
+    preact_var: float
+    act_mean: float
+    act_var: float
+    grad_input_var: float
+    grad_weight_var: float | None
+    grad_weight_ratio: float | None
+    dead_fraction: float
+    saturated_fraction: float
+    distinct_units: float | None  # None: a layer without weights of its own
+    forward_gain: float
+    backward_gain: float
+    flags: list[str] = field(default_factory=list)
+    sd: dict[str, float] = field(default_factory=dict)
+    theory_preact_var: float | None = None  # mean-field prediction (with the theory on)
+    theory_grad_input_var: float | None = None
+    units: int = 0  # output features, or channels of an image-shaped output
+    output_shape: tuple[int, ...] = ()  # one sample, PyTorch's order: (C, H, W) or (width,)
+    depth: int = 0  # nesting in residual branches (for the table; not in JSON)
+    theory_on: bool = False  # whether the theory keys belong in JSON
+    # how the probe judged the row (not in JSON: the flags and the summary's reasons carry it)
+    gain_judged: tuple[bool, bool] = (False, False)  # (forward, backward)
+    forward_reference: str | None = None  # the row the forward gain is measured against
+    silent: bool = False  # z = 0 for every input (in a finite forward pass)
+    gradient_stop: str | None = None  # weights get no gradient: the row where the gradient stops
+    dead_judged: bool = True  # enough values per unit for dead_fraction to mean dead
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "kind": self.kind,
+            "fan_in": self.fan_in,
+            "fan_out": self.fan_out,
+            "units": self.units,
+            "output_shape": list(self.output_shape),
+            "act": self.act,
+            "init": self.init,
+            "bias_init": self.bias_init,
+        }
+        for key in STAT_KEYS:
+            value = getattr(self, key)
+            if key == "distinct_units" and not self.sd and value is not None and math.isfinite(value):
+                value = int(value)
+            out[key] = value
+        if self.theory_on:
+            out["theory_preact_var"] = self.theory_preact_var
+            out["theory_grad_input_var"] = self.theory_grad_input_var
+        out["flags"] = list(self.flags)
+        for key in STAT_KEYS:
+            if key in self.sd:
+                out[f"{key}_sd"] = self.sd[key]
+        return out
+
+
+class Reason(NamedTuple):
+    """One sentence of a verdict: the flag it is about (or is close to, for ``warn``), its worst
+    layer, and the words (``layer dense7: forward gain 0.004 < 1/10 (vanishing)``)."""
+
+    flag: str
+    layer: str
+    text: str
+
+
+@dataclass
+class Summary:
+    """``forward_gain``: E[z^2] of the last layer over the first's (or, after a normalization layer,
+    over that layer's: ``forward_gain_from``); ``backward_gain``: E[(dL/dx)^2] at the first layer
+    over at the last. ``verdict`` is ok, warn or fail, ``reasons`` say why, ``notes`` what limits
+    the reading."""
+
+    forward_gain: float
+    backward_gain: float
+    loss: float
+    verdict: str
+    flags: list[str]
+    findings: list[Reason]
+    worst_layer: str | None
+    sd: dict[str, float] = field(default_factory=dict)
+    # the row the forward gain is measured from: None for the first layer, else the last
+    # normalization layer (gains restart there: it erases the scale of everything before it)
+    forward_gain_from: str | None = None
+    notes: list[str] = field(default_factory=list)  # what limits the reading (batch too small, ...)
+    theory: dict[str, Any] | None = None  # with the theory on: StackTheory, or {"reason": ...}
+    jacobian: dict[str, Any] | None = None  # with --jacobian: `initdiag.jacobian`'s summary
+
+    @property
+    def reasons(self) -> list[str]:
+        return [finding.text for finding in self.findings]
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "forward_gain": self.forward_gain,
+            "backward_gain": self.backward_gain,
+            "loss": self.loss,
+            "verdict": self.verdict,
+            "flags": list(self.flags),
+            "reasons": self.reasons,
+            "worst_layer": self.worst_layer,
+            "forward_gain_from": self.forward_gain_from,
+            "notes": list(self.notes),
+        }
+        for key, value in self.sd.items():
+            out[f"{key}_sd"] = value
+        if self.theory is not None:
+            out["theory"] = self.theory
+        if self.jacobian is not None:
+            out["jacobian"] = self.jacobian
+        return out
+
+
+@dataclass
+class ProbeResult:
+    """A whole probe: the resolved stack, the settings, one `LayerStats` per layer, the summary."""
+
+    spec: StackSpec
+    settings: ProbeSettings
+    layers: list[LayerStats]
+    summary: Summary
+
+    def settings_dict(self) -> dict[str, Any]:
+        s, t = self.settings, self.settings.thresholds
+        return {
+            "batch": s.batch,
+            "seed": s.seed,
+            "trials": s.trials,
+            "loss": s.loss,
+            "input": s.input,
+            "dtype": s.dtype,
+            "max_forward_gain": t.max_forward_gain,
+            "max_backward_gain": t.max_backward_gain,
+            "max_dead_fraction": t.max_dead_fraction,
+            "max_saturated_fraction": t.max_saturated_fraction,
+            "theory": s.theory,
+            "jacobian": s.jacobian,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, as plain Python; non-finite numbers stay float (`to_json` writes null)."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "initdiag_version": __version__,
+            "spec": self.spec.to_dict(),
+            "settings": self.settings_dict(),
+            "layers": [layer.to_dict() for layer in self.layers],
+            "summary": self.summary.to_dict(),
+        }
+
+    def layer(self, name: str) -> LayerStats:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)

@@ -1,0 +1,31 @@
+"""The command line: parse options, call the library, render, exit. The only package that exits.
+
+Exit codes: 0 done; 1 ``--fail-on`` matched, or ``check`` found a failing spec; 2 bad input (one line
+on stderr, never a traceback unless ``--debug``); 3 an internal error (a bug; ``--debug`` shows it).
+
+`app` sets up the Typer app once; each command lives in the module of its kind (`stacks`: probe,
+compare, sweep; `train`; `check`; `reference`: inits, explain, schema) and registers itself there.
+"""
+
+import sys
+
+from . import check, reference, stacks, train  # noqa: F401  (registers the commands)
+from .app import COMMANDS, app, new_app, root
+
+
+def main() -> None:
+    """Console-script entry point: an app of only the command named, when one is (the full app for
+    help, the version and mistakes): typer turns each command's signature into click options at
+    start-up, about 1 ms per ten options."""
+    name = sys.argv[1] if len(sys.argv) > 1 else ""
+    if name not in COMMANDS:
+        app()
+        return
+    function, settings = COMMANDS[name]
+    single = new_app()
+    single.callback()(root)
+    single.command(**settings)(function)
+    single()
+
+
+__all__ = ["app", "main"]

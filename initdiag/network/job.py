@@ -1,0 +1,82 @@
+"""What to probe: a shorthand or a spec file, with command-line options layered on top, as a
+resolved stack and its settings (`job`)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from ..errors import InitdiagError
+from .kinds import LayerSpec
+from .settings import PROBE_DEFAULTS, CheckSettings, ProbeSettings
+from .shorthand import as_shorthand, parse_layers
+from .stack import StackSpec
+
+_SHORTHAND_OPTIONS = ("norm", "residual", "residual_scale", "dropout")
+
+
+def _without(layers: tuple[LayerSpec, ...], values: dict[str, None]) -> tuple[LayerSpec, ...]:
+    """The layers (and their branches) with the given keys unset, so the stack's defaults apply."""
+    return tuple(replace(layer, **values, layers=_without(layer.layers, values)) for layer in layers)
+
+
+def job(
+    *,
+    layers: str | None = None,
+    config: str | None = None,
+    spec: Any = None,
+    stack_options: dict[str, Any] | None = None,
+    probe_options: dict[str, Any] | None = None,
+    max_gain: float | None = None,
+    probe_defaults: dict[str, Any] | None = None,
+) -> tuple[StackSpec, ProbeSettings, CheckSettings]:
+    """What to probe, from a shorthand or a spec file, with command-line options on top.
+
+    *config* is a spec file's path; *spec* an already loaded `SpecFile` (as ``check`` has).
+    Precedence: built-in defaults (*probe_defaults* over `PROBE_DEFAULTS`) < the file < options.
+    *stack_options* (act, out_act, init, bias_init) replace the stack's defaults; ``init`` and
+    ``bias_init`` also replace the values a file's layers set themselves, unless
+    ``keep_layer_inits`` is given and true (a layer's ``act`` is its architecture and is kept);
+    norm, residual, residual_scale and dropout shape the shorthand only. Options that are None were
+    not given.
+    """
+    from_file = config is not None or spec is not None
+    if layers is not None:
+        layers = as_shorthand(layers)
+    if layers and from_file:
+        raise InitdiagError("give --layers or --config, not both")
+    if not layers and not from_file:
+        raise InitdiagError("a stack is needed: --layers 784,256,10 or --config SPEC.toml")
+    stack_options = {k: v for k, v in (stack_options or {}).items() if v is not None and v is not False}
+    keep_layer_inits = bool(stack_options.pop("keep_layer_inits", False))
+    if keep_layer_inits and not from_file:
+        raise InitdiagError(
+            "--keep-layer-inits keeps the inits a spec file's layers set; give it with --config"
+        )
+    shorthand_only = [k for k in _SHORTHAND_OPTIONS if k in stack_options]
+    if from_file and shorthand_only:
+        option = "--" + shorthand_only[0].replace("_", "-")
+        raise InitdiagError(
+            f"{option} shapes a --layers shorthand; in a spec file, write the layers "
+            "(batchnorm, layernorm, dropout, residual) where you want them"
+        )
+    defaults = {**PROBE_DEFAULTS, **(probe_defaults or {})}
+    if from_file:
+        if spec is None:
+            from .specfile import load_spec  # only when a file is read
+
+            spec = load_spec(config)
+        stack, check = replace(spec.stack, **stack_options), spec.check
+        if not keep_layer_inits:
+            given = {k: None for k in ("init", "bias_init") if k in stack_options}
+            stack = replace(stack, layers=_without(stack.layers, given)) if given else stack
+        settings = spec.settings(defaults, probe_options)
+    else:
+        stack, check = parse_layers(layers, **stack_options), CheckSettings()
+        given = {k: v for k, v in (probe_options or {}).items() if v is not None}
+        settings = ProbeSettings(**{**defaults, **given})
+    if max_gain is not None:
+        check = replace(
+            check, thresholds=replace(check.thresholds, max_forward_gain=max_gain, max_backward_gain=max_gain)
+        )
+    return stack.resolve(), replace(settings, thresholds=check.thresholds), check

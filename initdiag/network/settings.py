@@ -1,0 +1,67 @@
+"""How a stack is probed (`ProbeSettings`) and judged (`Thresholds`, `CheckSettings`): the probe and
+check sections of a spec file, and the flags a layer can carry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from ..errors import InitdiagError
+
+# what a layer can be flagged with (see Thresholds)
+FLAGS = ("vanishing", "exploding", "dead", "saturated", "symmetric", "nonfinite")
+
+
+@dataclass
+class Thresholds:
+    """When a layer is flagged. A layer is ``vanishing``/``exploding`` when its cumulative gain
+    leaves [1/T, T]; ``dead``/``saturated`` when more than the given share is."""
+
+    max_forward_gain: float = 10.0
+    max_backward_gain: float = 10.0
+    max_dead_fraction: float = 0.5
+    max_saturated_fraction: float = 0.5
+
+    def check(self) -> Thresholds:
+        for key in ("max_forward_gain", "max_backward_gain"):
+            value = getattr(self, key)
+            if not value > 1:
+                raise InitdiagError(f"{key.replace('_', '-')} must be greater than 1, got {value:g}")
+        for key in ("max_dead_fraction", "max_saturated_fraction"):
+            value = getattr(self, key)
+            if not 0 <= value <= 1:
+                raise InitdiagError(f"{key.replace('_', '-')} must be in [0, 1], got {value:g}")
+        return self
+
+
+@dataclass
+class ProbeSettings:
+    """How the probe runs: batch size, seed, number of trials, loss, input, dtype."""
+
+    batch: int = 256
+    seed: int = 0
+    trials: int = 1
+    loss: str = "unit"
+    input: str = "normal"
+    dtype: str = "float32"
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    theory: bool = True  # mean-field predictions beside the measurement (dense stacks)
+    jacobian: bool = False  # the input-output Jacobian's singular values (dense stacks)
+
+
+@dataclass
+class CheckSettings:
+    """What ``initdiag check`` gates on: the thresholds that set the flags, whether symmetric layers
+    are allowed (e.g. a deliberate constant init), and which flags fail the spec."""
+
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    allow_symmetric: bool = False
+    fail_on: tuple[str, ...] = FLAGS
+
+    def failing(self, flags: list[str]) -> list[str]:
+        """The flags among *flags* that fail the check."""
+        return [f for f in flags if f in self.fail_on and not (f == "symmetric" and self.allow_symmetric)]
+
+
+# ProbeSettings' own defaults, as a dict that file values and options are layered over
+PROBE_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(ProbeSettings) if f.name != "thresholds"}

@@ -1,0 +1,467 @@
+"""The probe's table (one row per layer, columns hidden by importance to fit, or a block per layer),
+its markdown, JSON and CSV."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import NamedTuple
+
+from ..analysis.result import FLAGS, GAIN_JUDGED_KINDS, LayerStats, ProbeResult
+from ..analysis.result import format_number as fmt
+from .common import (
+    FLAG_STYLES,
+    NOT_APPLICABLE,
+    VERDICT_MARKS,
+    VERDICT_STYLES,
+    csv_text,
+    fmt_percent,
+    gain_style,
+    json_text,
+    layer_name,
+    layer_shape,
+    markdown_table,
+    num,
+    std_of,
+)
+
+
+def to_json(result: ProbeResult) -> str:
+    """The contract's JSON for one probe."""
+    return json_text(result.to_dict())
+
+
+def to_csv(result: ProbeResult) -> str:
+    """One row per layer with the JSON keys as header; flags joined by ';'."""
+    rows = [layer.to_dict() for layer in result.layers]
+    return csv_text(list(rows[0]), rows)
+
+
+class Column(NamedTuple):
+    header: str
+    text: Callable[[LayerStats], str]
+    # which flags colour this cell (the cell signals that problem)
+    signals: tuple[str, ...] = ()
+    justify: str = "right"
+    priority: int = 0  # in a narrow terminal the highest numbers are hidden first; 0 never
+
+
+def _outside(gain: float, limit: float) -> bool:
+    return not math.isnan(gain) and not (1 / limit <= gain <= limit)
+
+
+def flag_sources(layer: LayerStats, result: ProbeResult) -> dict[str, list[str]]:
+    """What raised each vanishing / exploding flag of the layer: ``fwd`` or ``bwd`` (its gain in
+    that direction left the band), ``no-signal`` (z = 0), ``no-grad`` (its weights get none)."""
+    t = result.settings.thresholds
+    sources: dict[str, list[str]] = {}
+    for direction, gain, limit, judged in (
+        ("fwd", layer.forward_gain, t.max_forward_gain, layer.gain_judged[0]),
+        ("bwd", layer.backward_gain, t.max_backward_gain, layer.gain_judged[1]),
+    ):
+        if judged and _outside(gain, limit):
+            sources.setdefault("exploding" if gain > 1 else "vanishing", []).append(direction)
+    if layer.silent:
+        sources.setdefault("vanishing", []).append("no-signal")
+    if layer.gradient_stop is not None:
+        sources.setdefault("vanishing", []).append("no-grad")
+    return sources
+
+
+def flags_text(layer: LayerStats, result: ProbeResult):
+    """The flags cell: each flag in its colour, vanishing / exploding with what raised them."""
+    from rich.text import Text
+
+    sources = flag_sources(layer, result)
+    out = Text()
+    for k, flag in enumerate(layer.flags):
+        if k:
+            out.append(" ")
+        why = sources.get(flag)
+        out.append(flag + (f"({','.join(why)})" if why else ""), style=FLAG_STYLES[flag])
+    return out
+
+
+def gain_cell(layer: LayerStats, result: ProbeResult, backward: bool):
+    """A gain, coloured by its band (dim where it is not judged), with its spread over trials."""
+    from rich.text import Text
+
+    key = "backward_gain" if backward else "forward_gain"
+    gain = getattr(layer, key)
+    text = fmt(gain)
+    if key in layer.sd and result.settings.trials > 1:
+        text += f" ±{fmt(layer.sd[key])}"
+    limit = (
+        result.settings.thresholds.max_backward_gain
+        if backward
+        else result.settings.thresholds.max_forward_gain
+    )
+    if not layer.gain_judged[1 if backward else 0]:
+        return Text(text, style=FLAG_STYLES["nonfinite"] if math.isinf(gain) else "dim")
+    style = gain_style(gain, limit)
+    return Text(text, style="" if style == "green" else style)
+
+
+def _cell_style(column: Column, layer: LayerStats, text: str, result: ProbeResult) -> str | None:
+    if column.header in ("z th", "∂x th"):
+        return _theory_style(column, layer)
+    if text in ("nan", "inf", "-inf"):
+        return FLAG_STYLES["nonfinite"]
+    if column.header == "dead%" and not layer.dead_judged:
+        return "dim"
+    sources = flag_sources(layer, result)
+    for flag in column.signals:
+        if flag not in layer.flags:
+            continue
+        if flag in ("vanishing", "exploding"):
+            # forward columns signal forward trouble, the gradient column backward trouble
+            wanted = "bwd" if column.header == "∂x std" else "fwd"
+            if wanted in sources.get(flag, ()):
+                return FLAG_STYLES[flag]
+            continue
+        return FLAG_STYLES[flag]
+    return None
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("layer", layer_name, justify="left"),
+    Column("shape", layer_shape, priority=3),
+    Column("act", lambda s: s.act or "", justify="left", priority=4),
+    Column("W std", lambda s: num(s.weight_std), priority=6),
+    Column("z mean", lambda s: fmt(s.preact_mean), priority=7),
+    Column("z std", lambda s: fmt(std_of(s.preact_var)), ("vanishing", "exploding"), priority=1),
+    Column("a mean", lambda s: fmt(s.act_mean), priority=7),
+    Column("a std", lambda s: fmt(std_of(s.act_var)), ("vanishing", "exploding"), priority=3),
+    Column("∂x std", lambda s: fmt(std_of(s.grad_input_var)), ("vanishing", "exploding"), priority=1),
+    Column("∂W std", lambda s: num(std_of(s.grad_weight_var)), priority=6),
+    Column("dead%", lambda s: fmt_percent(s.dead_fraction), ("dead",), priority=2),
+    Column("sat%", lambda s: fmt_percent(s.saturated_fraction), ("saturated",), priority=2),
+    Column(
+        "distinct",
+        lambda s: NOT_APPLICABLE if s.distinct_units is None else f"{s.distinct_units:.4g}",
+        ("symmetric",),
+        priority=2,
+    ),
+)
+
+
+# mean-field predictions beside the measured std (with the theory on; `·` where it does not apply)
+THEORY_COLUMNS = {
+    "z std": Column("z th", lambda s: num(std_of(s.theory_preact_var)), priority=5),
+    "∂x std": Column("∂x th", lambda s: num(std_of(s.theory_grad_input_var)), priority=5),
+}
+
+
+THEORY_TOLERANCE = 0.1  # a prediction further than this from the measured std is shown in yellow
+
+
+def columns_for(result: ProbeResult) -> list[Column]:
+    """The table's columns: `COLUMNS`, with the theory's beside the std they predict when it is on."""
+    out = []
+    for column in COLUMNS:
+        out.append(column)
+        if theory_shown(result) and column.header in THEORY_COLUMNS:
+            out.append(THEORY_COLUMNS[column.header])
+    return out
+
+
+def theory_shown(result: ProbeResult) -> bool:
+    """Whether the theory columns are shown: the theory is on and applies to this stack (where it
+    does not, the line under the table says why, and the columns would be all ``·``)."""
+    theory = result.summary.theory
+    return bool(result.settings.theory and theory is not None and "reason" not in theory)
+
+
+def _theory_style(column: Column, layer: LayerStats) -> str | None:
+    measured, predicted = (
+        (layer.preact_var, layer.theory_preact_var) if column.header == "z th"
+        else (layer.grad_input_var, layer.theory_grad_input_var)
+    )  # fmt: skip
+    if predicted is None or not predicted > 0 or not measured >= 0:
+        return "dim"
+    return "yellow" if abs(math.sqrt(measured / predicted) - 1) > THEORY_TOLERANCE else "dim"
+
+
+BAR_CELLS = 13  # half a decade each: 1e-3 .. 1e3, gain 1 in the middle
+
+
+def _position(gain: float) -> int | None:
+    """The cell of a gain on the track (clamped to its ends), None when it is not a number."""
+    if math.isnan(gain) or gain < 0:
+        return None
+    centre = BAR_CELLS // 2
+    position = centre + (math.log10(gain) * 2 if gain > 0 else -math.inf)
+    return min(max(round(position) if math.isfinite(position) else int(math.copysign(99, position)), 0),
+               BAR_CELLS - 1)  # fmt: skip
+
+
+def gain_track(forward: float, backward: float | None, limit: float) -> list[tuple[str, str]]:
+    """A 13-cell track, log10(gain) from -3 to 3, as (character, role) per cell: the forward gain
+    ``●``, the backward gain ``○``, both ``◉``; ``◀`` / ``▶`` (``◁`` / ``▷`` backward) for a gain
+    beyond the ends. Cells inside [1/limit, limit] are ``─``, outside ``·``, gain 1 ``┼``. The role
+    is ``fwd``, ``bwd``, ``both`` or ``track``."""
+    centre = BAR_CELLS // 2
+    band = math.log10(limit) * 2
+    track = [
+        ("┼" if k == centre else ("─" if abs(k - centre) <= band else "·"), "track") for k in range(BAR_CELLS)
+    ]
+    marks = {}
+    for role, gain in (("fwd", forward), ("bwd", backward)):
+        if gain is None:
+            continue
+        pos = _position(gain)
+        if pos is None:
+            continue
+        beyond = (
+            gain == 0
+            or math.log10(gain) * 2 + centre < -0.5
+            or math.log10(gain) * 2 + centre > BAR_CELLS - 0.5
+        )
+        if beyond:
+            symbol = ("◀" if pos == 0 else "▶") if role == "fwd" else ("◁" if pos == 0 else "▷")
+        else:
+            symbol = "●" if role == "fwd" else "○"
+        if pos in marks:
+            marks[pos] = ("◉", "both")
+        else:
+            marks[pos] = (symbol, role)
+    for pos, mark in marks.items():
+        track[pos] = mark
+    return track
+
+
+def gain_bar(gain: float, limit: float) -> tuple[str, int | None]:
+    """The forward gain alone on the track (the sweep and compare profiles use it)."""
+    cells = gain_track(gain, None, limit)
+    pos = next((k for k, (_, role) in enumerate(cells) if role != "track"), None)
+    return "".join(c for c, _ in cells), pos
+
+
+def _track_text(layer: LayerStats, result: ProbeResult):
+    from rich.text import Text
+
+    t = result.settings.thresholds
+    styles = {
+        "fwd": gain_style(layer.forward_gain, t.max_forward_gain) if layer.gain_judged[0] else "dim",
+        "bwd": gain_style(layer.backward_gain, t.max_backward_gain) if layer.gain_judged[1] else "dim",
+    }
+    styles["both"] = styles["fwd"] if styles["fwd"] != "green" else styles["bwd"]
+    out = Text()
+    for ch, role in gain_track(layer.forward_gain, layer.backward_gain, t.max_forward_gain):
+        out.append(ch, style="dim" if role == "track" else styles[role])
+    return out
+
+
+def stack_text(result: ProbeResult) -> str:
+    """``784 → 256 → 10`` for a dense chain (folded when long), else input → output and the count."""
+    s = result.spec
+    if s.is_dense_chain:
+        return " → ".join(str(w) for w in s.widths) if len(s.widths) <= 8 else s.shorthand()
+    first, last = "×".join(map(str, s.input_shape)), "×".join(map(str, result.layers[-1].output_shape))
+    return f"{first} → {last}, {len(result.layers)} layers"
+
+
+def title(result: ProbeResult) -> str:
+    s, settings = result.spec, result.settings
+    arrow = stack_text(result)
+    inits = sorted({x.init for x in result.layers if x.init is not None and x.kind != "residual"})
+    hidden = [x.act for x in result.layers[:-1] if x.act is not None]
+    acts = (sorted(set(hidden) - {"linear"}) or ["linear"]) if hidden else []
+    out = result.layers[-1].act
+    if out not in (None, "linear") or not hidden:
+        acts.append(f"out {out or 'linear'}")
+    trials = f" · {settings.trials} trials" if settings.trials > 1 else ""
+    name = f"{s.name} · " if s.name else ""
+    return (
+        f"{name}{arrow} · {', '.join(acts)} · {', '.join(inits)} · batch {settings.batch} · "
+        f"seed {settings.seed}{trials} · {settings.dtype}"
+    )
+
+
+def theory_line(result: ProbeResult) -> str:
+    """The mean-field summary in words, or why it does not apply."""
+    theory = result.summary.theory
+    if "reason" in theory:
+        return f"theory (th columns): not shown; {theory['reason']}"
+    return f"theory (th columns, mean field): {theory['words']}"
+
+
+def jacobian_line(result: ProbeResult) -> str:
+    from ..analysis.jacobian import words
+
+    jac = result.summary.jacobian
+    return f"jacobian: not computed; {jac['reason']}" if "reason" in jac else words(jac)
+
+
+def verdict_line(result: ProbeResult) -> str:
+    sm = result.summary
+    since = f" (from {sm.forward_gain_from})" if sm.forward_gain_from else ""
+    return (
+        f"{VERDICT_MARKS[sm.verdict]} {sm.verdict}: forward gain {fmt(sm.forward_gain)}{since}, "
+        f"backward gain {fmt(sm.backward_gain)}, loss {fmt(sm.loss)} ({result.settings.loss})"
+    )
+
+
+def _probe_columns(result: ProbeResult):
+    """Every column of the probe table as `tables.Cells`, in order."""
+    from rich.text import Text
+
+    from .tables import Cells
+
+    layers = result.layers
+    out = []
+    for column in columns_for(result):
+        cells = []
+        for layer in layers:
+            text = column.text(layer)
+            cells.append(Text(text, style=_cell_style(column, layer, text, result) or ""))
+        out.append(Cells(column.header, cells, column.justify, column.priority))
+    out.append(Cells("fwd gain", [gain_cell(x, result, False) for x in layers]))
+    out.append(Cells("bwd gain", [gain_cell(x, result, True) for x in layers]))
+    out.append(Cells("gain (log)", [_track_text(x, result) for x in layers], "left", priority=4))
+    flags = [flags_text(x, result) for x in layers]
+    longest = max((len(word) for f in flags for word in f.plain.split()), default=5)
+    out.append(Cells("flags", flags, "left", wrap=True, min_width=longest))
+    return out
+
+
+def _layer_blocks(result: ProbeResult, columns, width: int | None):
+    """The list layout, for a terminal too narrow for the table: per layer, its name, shape, act
+    and flags on one line, then every statistic as ``header value`` pairs, never broken."""
+    from rich.text import Text
+
+    from .tables import wrap_pairs
+
+    lines = []
+    by_header = {c.header: c for c in columns}
+    for i, layer in enumerate(result.layers):
+        head = Text(layer_name(layer).strip(), style="bold")
+        head.append(f"  {layer_shape(layer)}")
+        if layer.act:
+            head.append(f"  {layer.act}")
+        if layer.flags:
+            head.append("  ")
+            head.append_text(flags_text(layer, result))
+        lines.append(head)
+        pairs = []
+        for header in ("z std", "z th", "a std", "∂x std", "∂x th", "fwd gain", "bwd gain", "dead%", "sat%",
+                       "distinct", "W std", "∂W std", "z mean", "a mean"):  # fmt: skip
+            if header not in by_header:
+                continue
+            pair = Text(f"{header} ", style="dim")
+            pair.append_text(by_header[header].cells[i])
+            pairs.append(pair)
+        lines += wrap_pairs(pairs, width)
+    return lines
+
+
+def probe_table(result: ProbeResult, width: int | None = None):
+    """The rich renderable: the per-layer table, then the verdict line, reasons and a legend.
+    With *width*, the least important columns are hidden until the table fits (and a note says
+    so); a terminal too narrow for the essential columns gets one block per layer instead."""
+    from rich.console import Group
+    from rich.text import Text
+
+    from .tables import fit, table
+
+    every = _probe_columns(result)
+    fitted = fit(every, width)
+    parts: list = []
+    hidden: list = []
+    if fitted is None:
+        parts.append(Text(title(result), style="table.title"))
+        parts.append(Text(""))
+        parts += _layer_blocks(result, every, width)
+        parts.append(Text(""))
+    else:
+        shown, hidden = fitted
+        parts.append(table(title(result), shown))
+
+    sm = result.summary
+    parts.append(Text(verdict_line(result), style=VERDICT_STYLES[sm.verdict]))
+    for reason in sm.reasons:
+        parts.append(Text(f"  · {reason}"))
+    for note in sm.notes:
+        parts.append(Text(f"  note: {note}", style="yellow"))
+    if sm.theory:
+        parts.append(Text(f"  {theory_line(result)}", style="dim"))
+    if sm.jacobian:
+        parts.append(Text(f"  {jacobian_line(result)}", style="dim"))
+    parts += [Text(f"  {line}", style="dim") for line in legend_lines(result, hidden, fitted is None)]
+    present = [f for f in FLAGS if f in sm.flags]
+    if present:
+        legend = Text("  flags: ", style="dim")
+        for k, flag in enumerate(present):
+            if k:
+                legend.append("  ")
+            legend.append(flag, style=FLAG_STYLES[flag])
+        parts.append(legend)
+    return Group(*parts)
+
+
+def legend_lines(result: ProbeResult, hidden: list, as_list: bool = False) -> list[str]:
+    """The words under a probe's table: what its marks mean, what is not judged, what is hidden."""
+    lines = []
+    kinds = {x.kind for x in result.layers}
+    if kinds & {"batchnorm", "layernorm"}:
+        lines.append("↺ normalization: it erases the scale before it, so forward gains restart at its output "
+                     "and the rows whose scale it erases are not judged forward (dim); backward gains need "
+                     "no restart (its backward pass divides by the same std)")  # fmt: skip
+    if "residual" in kinds:
+        lines.append("Σ residual sum: shortcut + scale × branch (the rows above it, indented)")
+    unjudged = sorted(kinds - set(GAIN_JUDGED_KINDS) - {"batchnorm", "layernorm"})
+    if unjudged:
+        lines.append(
+            f"dim gains ({', '.join(unjudged)}): not judged; the next weighted layer shows their effect"
+        )
+    first = result.layers[0]
+    t = result.settings.thresholds
+    if first.kind in GAIN_JUDGED_KINDS and _outside(first.backward_gain, t.max_backward_gain):
+        lines.append(
+            f"{first.name}'s backward gain ({fmt(first.backward_gain)}) is the gradient of the input data, "
+            "which trains nothing, so it is not judged (He et al. 2015, sec. 2.2)"
+        )
+    if any(flag_sources(x, result) for x in result.layers):
+        lines.append(
+            "(fwd)/(bwd): the forward/backward gain left [1/T, T]; no-signal: z = 0 everywhere; "
+            "no-grad: no gradient reaches the layer's weights"
+        )
+    if not as_list and not any(str(c.header) == "gain (log)" for c in hidden):
+        lines.append("gain (log): ● forward, ○ backward, ◉ both, from 1e-3 to 1e3; ┼ is 1")
+    if hidden:
+        names = ", ".join(str(c.header) for c in hidden)
+        lines.append(f"hidden to fit the terminal: {names} (widen it, or use --format json)")
+    if as_list:
+        lines.append("one block per layer: the terminal is too narrow for the table (or use --format json)")
+    if result.settings.trials > 1:
+        lines.append(f"means over {result.settings.trials} trials; JSON has each spread as <key>_sd")
+    return lines
+
+
+def to_markdown(result: ProbeResult) -> str:
+    columns = columns_for(result)
+    headers = [c.header for c in columns] + ["fwd gain", "bwd gain", "flags"]
+    left = {c.header for c in columns if c.justify == "left"} | {"flags"}
+    rows = [
+        [c.text(layer) for c in columns]
+        + [
+            gain_cell(layer, result, False).plain,
+            gain_cell(layer, result, True).plain,
+            flags_text(layer, result).plain.replace(" ", ", "),
+        ]
+        for layer in result.layers
+    ]
+    lines = [f"**initdiag probe** · {title(result)}", "", *markdown_table(headers, left, rows)]
+    lines += ["", f"**{verdict_line(result)}**"]
+    lines += [f"- {reason}" for reason in result.summary.reasons]
+    lines += [f"- note: {note}" for note in result.summary.notes]
+    if result.summary.theory:
+        lines += ["", theory_line(result)]
+    if result.summary.jacobian:
+        lines += ["", jacobian_line(result)]
+    return "\n".join(lines) + "\n"
+
+
+def render_text(result: ProbeResult, fmt_name: str) -> str:
+    """JSON, CSV or markdown as a string (the table goes through `probe_table`)."""
+    return {"json": to_json, "csv": to_csv, "markdown": to_markdown}[fmt_name](result)

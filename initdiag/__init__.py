@@ -24,6 +24,11 @@ _LAZY = {
     "compute_fans": "core.initializers",
     "get_activation": "core.activations",
     "calculate_gain": "core.activations",
+    "compare": "analysis.compare",
+    "sweep": "analysis.compare",
+    "run_check": "analysis.check",
+    "train": "analysis.train",
+    "TrainSettings": "analysis.train",
     "InitdiagError": "errors",
     "to_json": "render.probe",
 }

@@ -236,6 +236,8 @@ def test_sweep_command_output_and_formats():
         (["sweep", "--depth", "2,x"], "--depth '2,x': 'x' is not a positive integer"),
         (["sweep", "--depth", "2,0"], "--depth '2,0': '0' is not a positive integer"),
         (["sweep", "--depth", "2,2"], "--depth '2,2': 2 given twice"),
+        (["sweep", "--depth", "²"], "--depth '²': '²' is not a positive integer"),
+        (["sweep", "--depth", "100000000"], "--depth 100,000,000 is more layers than initdiag takes (10,000)"),
         (["sweep", "--metric", "sideways"], "--metric 'sideways' is not one of forward, backward"),
         (["sweep", "--jobs", "0"], "--jobs must be a positive integer, got 0"),
         (["sweep", "--width", "0"], "--width must be a positive integer, got 0"),

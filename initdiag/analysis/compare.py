@@ -226,6 +226,10 @@ def sweep(
         raise InitdiagError(f"--depth must be positive integers, e.g. 2,4,8, got {depths}")
     if len(set(depths)) < len(depths):
         raise InitdiagError("--depth lists a depth twice")
+    from ..network.stack import MAX_ROWS
+
+    if max(depths) > MAX_ROWS:
+        raise InitdiagError(f"--depth {max(depths):,} is more layers than initdiag takes ({MAX_ROWS:,})")
     inits, acts = list(inits) or ["he_normal"], list(acts) or ["relu"]
     values = {"init": inits, "act": acts, "depth": list(depths)}
     column_key = next((k for k in ("depth", "init", "act") if len(values[k]) > 1), "depth")

@@ -244,14 +244,14 @@ def _jacobian(nodes: list, seed: int) -> dict:
 # --- verdict --------------------------------------------------------------------------------------
 
 
-def _gradient_stop(plan: _Plan, zeros: dict, i: int) -> str | None:
+def _gradient_stop(plan: _Plan, zeros: dict, i: int, last_stop: int) -> str | None:
     """For a weighted row whose weights get no gradient at all (dL/dW = 0 everywhere, in a finite
     forward pass): the row where the gradient stops, the last one whose dL/dx is 0 everywhere
-    (itself when, e.g., all its units are dead). None when the row gets a gradient."""
+    (*last_stop*, when it is at or after the row; else the row itself, e.g. all its units dead).
+    None when the row gets a gradient."""
     if plan.contexts[i] is None or not zeros["grad_weight_sq"][i] or zeros["preact_sq"][i]:
         return None
-    stops = np.flatnonzero(zeros["grad_input_sq"][i:])
-    return plan.graph.rows[i + int(stops[-1])].name if stops.size else plan.graph.rows[i].name
+    return plan.graph.rows[max(i, last_stop)].name
 
 
 # --- public entry point ---------------------------------------------------------------------------
@@ -398,6 +398,8 @@ def run_probe(spec: StackSpec, settings: ProbeSettings, source: InputSource | No
         sds = {key: stacked[key].std(axis=0, ddof=1) for key in STAT_KEYS} if settings.trials > 1 else {}
         zeros = {key: np.mean([r[key] for r in raws], axis=0) == 0 for key in _ZERO_KEYS}
     references = forward_references(plan.graph)
+    stops = np.flatnonzero(zeros["grad_input_sq"])  # rows that pass no gradient back
+    last_stop = int(stops[-1]) if stops.size else -1
     erased = erased_rows(plan.graph)
     layers = []
     for row, ctx, init, bias in zip(plan.graph.rows, plan.contexts, plan.inits, plan.bias_inits, strict=True):
@@ -427,7 +429,7 @@ def run_probe(spec: StackSpec, settings: ProbeSettings, source: InputSource | No
             gain_judged=(judged and i not in erased, judged and i > 0),
             forward_reference=plan.graph.rows[references[i]].name,
             silent=judged and bool(zeros["preact_sq"][i]),
-            gradient_stop=_gradient_stop(plan, zeros, i),
+            gradient_stop=_gradient_stop(plan, zeros, i, last_stop),
             dead_judged=dead_judged(row, settings.batch),
         )
         stats.flags = layer_flags(stats, settings.thresholds)

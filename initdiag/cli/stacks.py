@@ -257,7 +257,7 @@ def sweep(
     check_max_gain(max_gain)
     depths = []
     for item in split_list(depth, "--depth"):
-        if not item.isdigit() or int(item) < 1:
+        if not (item.isascii() and item.isdigit()) or int(item) < 1:  # "²".isdigit() is True
             raise InitdiagError(f"--depth '{depth}': '{item}' is not a positive integer; e.g. 2,4,8,16")
         depths.append(int(item))
     with _progress() as progress:

@@ -93,7 +93,7 @@ def compare_table(comparison, width: int | None = None):
     names = Cells("layer", [Text(layer_name(x)) for x in results[0].layers], "left")
     parts: list = [Text(_compare_title(comparison))]
     for columns in chunks([names], _compare_groups(comparison), width):
-        parts.append(table(None, columns))
+        parts.append(table(None, columns, width))
     parts.append(Text("  fwd, bwd: each layer's cumulative forward and backward gain in E[x^2] (the probe's "
                       "gains; dim where not judged)", style="dim"))  # fmt: skip
     rows = _summary_rows(comparison)

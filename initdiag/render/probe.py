@@ -375,7 +375,7 @@ def probe_table(result: ProbeResult, width: int | None = None):
         parts.append(Text(""))
     else:
         shown, hidden = fitted
-        parts.append(table(title(result), shown))
+        parts.append(table(title(result), shown, width))
 
     sm = result.summary
     parts.append(Text(verdict_line(result), style=VERDICT_STYLES[sm.verdict]))

@@ -91,7 +91,7 @@ def _sweep_parts(sweep, width: int | None, colour: bool):
         groups.append([Cells(Text(_axis_label(column)), cells)])
     parts: list = [Text(sweep_title(sweep))]
     for columns in chunks([labels], groups, width):
-        parts.append(table(None, columns))
+        parts.append(table(None, columns, width))
     marks = Text(
         f"  each cell: the end-to-end {sweep.metric} gain in E[x^2] and the verdict of its probe "
         "(✔ ok, ! warn, ✘ fail: a cell fails on any flag, not only its gain)",

@@ -11,6 +11,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import initdiag
 from initdiag.analysis.result import FLAGS, format_number
@@ -409,3 +411,20 @@ def test_warn_band_is_three_quarters_of_the_way_to_the_limit():
     assert warn.summary.reasons == [f"layer dense3: forward gain {gain} is close to vanishing (limit 1/6)"]
     fail = initdiag.probe("256,256,256,256", init="xavier_normal", max_gain=3)
     assert fail.summary.verdict == "fail" and fail.summary.flags == ["vanishing"]
+
+
+@given(
+    st.integers(1, 6), st.integers(1, 12), st.integers(0, 2**32 - 1), st.sampled_from(["float32", "float64"])
+)
+@settings(max_examples=60, deadline=None)
+def test_distinct_units_are_compared_exactly_column_by_column(batch, units, seed, dtype):
+    """distinct_columns against a plain set of column tuples: duplicated columns, -0.0 equal to 0.0,
+    a single sample, a single unit."""
+    from initdiag.core.stats import distinct_columns
+
+    rng = np.random.default_rng(seed)
+    base = rng.integers(-1, 2, size=(batch, max(1, units // 2))).astype(dtype)
+    z = base[:, rng.integers(0, base.shape[1], size=units)]  # columns repeated at random
+    z[z == 0] = rng.choice([0.0, -0.0], size=int((z == 0).sum()))
+    expected = len({tuple(float(v) + 0.0 for v in z[:, j]) for j in range(units)})
+    assert distinct_columns(z) == expected

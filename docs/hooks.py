@@ -15,14 +15,12 @@ The data come from the command line (``python -m initdiag schema`` and ``inits -
 interface users see, so the hook does not depend on where a module lives inside the package.
 
 API pages write ``::: initdiag.NAME`` for a public name; the hook replaces it with the module path
-that defines it (from ``initdiag._LAZY``, or the first of `_MODULES` that exists), so the page does
-not change when modules move.
+that defines it (from ``initdiag._LAZY``), so the page does not change when modules move.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import re
 import subprocess
@@ -32,15 +30,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = re.compile(r"^<!-- generated: (\w+) -->$", flags=re.M)
 AUTODOC = re.compile(r"^::: initdiag\.(\w+)$", flags=re.M)
-
-# public names that `initdiag` does not import lazily: the modules that may define them, newest first
-_MODULES = {
-    "compare": ("initdiag.analysis.compare", "initdiag.compare"),
-    "sweep": ("initdiag.analysis.compare", "initdiag.compare"),
-    "run_check": ("initdiag.analysis.check", "initdiag.check"),
-    "train": ("initdiag.analysis.train", "initdiag.train"),
-    "TrainSettings": ("initdiag.analysis.train", "initdiag.train"),
-}
 
 
 @functools.cache
@@ -249,23 +238,17 @@ GENERATORS = {
 
 
 def module_of(name: str) -> str:
-    """The module that defines the public name ``initdiag.NAME``."""
+    """The module that defines the public name ``initdiag.NAME``, from the table by which
+    ``initdiag`` imports its public names on first use."""
     sys.path.insert(0, str(ROOT))
     try:
         import initdiag
-
-        lazy = getattr(initdiag, "_LAZY", {})
-        if name in lazy:
-            return f"initdiag.{lazy[name]}"
-        for module in _MODULES.get(name, ()):
-            try:
-                if importlib.util.find_spec(module) is not None:
-                    return module
-            except ModuleNotFoundError:
-                continue
     finally:
         sys.path.remove(str(ROOT))
-    raise KeyError(f"::: initdiag.{name}: not a public name initdiag defines")
+    lazy = getattr(initdiag, "_LAZY", {})
+    if name not in lazy:
+        raise KeyError(f"::: initdiag.{name}: not a public name of initdiag (initdiag._LAZY)")
+    return f"initdiag.{lazy[name]}"
 
 
 # --- doctest blocks in docstrings ----------------------------------------------------------------------

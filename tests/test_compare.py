@@ -129,7 +129,7 @@ best first
  #  candidate   fwd gain  bwd gain  worst flag  verdict  reason
  ──────────────────────────────────────────────────────────────────────────────────────────────────────────────────────
  1  he              1.49      1.13              ok
- 2  normal:0.5      95.6      72.1  exploding   fail     layer dense4: forward gain 95.6 > 10 (exploding); 1 more layer
+ 2  normal:0.5      95.6      18.1  exploding   fail     layer dense4: forward gain 95.6 > 10 (exploding); 1 more layer
                                                          too
 
 
@@ -147,7 +147,7 @@ sweep · forward gain · width 16 · act relu · batch 16 · seed 0 · float32
  normal:0.01     0.00106 ✘    5.48e-23 ✘
 
   each cell: the end-to-end forward gain in E[x^2] and the verdict of its probe (✔ ok, ! warn, ✘ fail: a cell fails on
-any flag, not only its gain)
+  any flag, not only its gain)
 """
 
 
@@ -237,7 +237,10 @@ def test_sweep_command_output_and_formats():
         (["sweep", "--depth", "2,0"], "--depth '2,0': '0' is not a positive integer"),
         (["sweep", "--depth", "2,2"], "--depth '2,2': 2 given twice"),
         (["sweep", "--depth", "²"], "--depth '²': '²' is not a positive integer"),
-        (["sweep", "--depth", "100000000"], "--depth 100,000,000 is more layers than initdiag takes (10,000)"),
+        (
+            ["sweep", "--depth", "100000000"],
+            "--depth 100,000,000 is more layers than initdiag takes (10,000)",
+        ),
         (["sweep", "--metric", "sideways"], "--metric 'sideways' is not one of forward, backward"),
         (["sweep", "--jobs", "0"], "--jobs must be a positive integer, got 0"),
         (["sweep", "--width", "0"], "--width must be a positive integer, got 0"),

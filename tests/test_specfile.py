@@ -389,7 +389,7 @@ def test_library_entry_points_take_specs():
         ),
         (
             'input_shape = [8, 8]\n[[layers]]\nunits = 8\n',
-            "s.toml:1: input shape must be [width] or [channels, height, width] of positive integers, got [8, 8]",
+            "s.toml:1: input_shape must be [width] or [channels, height, width] of positive integers, got [8, 8]",
         ),
     ],
 )  # fmt: skip

@@ -159,12 +159,16 @@ def drift(
     result: ProbeResult, baseline: dict[str, tuple[float, float]], factor: float
 ) -> list[tuple[str, str]]:
     """(layer, sentence) for each layer whose forward or backward gain moved by more than *factor*
-    from the baseline (or became, or stopped being, a number)."""
+    from the baseline (or became, or stopped being, a number). Only the gains the probe judges: a
+    scale a norm erases, or the data's gradient, moving is not a regression."""
     moved: list[tuple[str, str]] = []
     for layer in result.layers:
         if layer.name not in baseline:
             continue
-        for direction, old in zip(("forward", "backward"), baseline[layer.name], strict=True):
+        pairs = zip(("forward", "backward"), baseline[layer.name], layer.gain_judged, strict=True)
+        for direction, old, judged in pairs:
+            if not judged:
+                continue
             new = getattr(layer, f"{direction}_gain")
             change = f"layer {layer.name}: {direction} gain moved from {format_number(old)} to "
             change += format_number(new)
@@ -174,7 +178,8 @@ def drift(
                 moved.append((layer.name, f"{change} (against the baseline)"))
             elif old > 0 and max(new / old, old / new) > factor:
                 ratio = max(new / old, old / new)
-                moved.append((layer.name, f"{change} (x{ratio:.4g} > x{factor:g} against the baseline)"))
+                shown = next(f"{ratio:.{d}g}" for d in (3, 4, 6, 9, 17) if float(f"{ratio:.{d}g}") > factor)
+                moved.append((layer.name, f"{change} (x{shown} > x{factor:g} against the baseline)"))
     return moved
 
 

@@ -58,6 +58,7 @@ from .verdict import (
     cumulative_gains,
     dead_judged,
     erased_rows,
+    flag_sources,
     forward_references,
     layer_flags,
     summarize,
@@ -433,6 +434,7 @@ def run_probe(spec: StackSpec, settings: ProbeSettings, source: InputSource | No
             dead_judged=dead_judged(row, settings.batch),
         )
         stats.flags = layer_flags(stats, settings.thresholds)
+        stats.flag_sources = flag_sources(stats, settings.thresholds)
         layers.append(stats)
     summary = summarize(layers, losses, settings, spec)
     if settings.jacobian:

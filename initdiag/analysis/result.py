@@ -87,6 +87,8 @@ class LayerStats:
     forward_gain: float
     backward_gain: float
     flags: list[str] = field(default_factory=list)
+    # what raised each vanishing / exploding flag: fwd, bwd, no-signal, no-grad
+    flag_sources: dict[str, list[str]] = field(default_factory=dict)
     sd: dict[str, float] = field(default_factory=dict)
     theory_preact_var: float | None = None  # mean-field prediction (with the theory on)
     theory_grad_input_var: float | None = None
@@ -122,6 +124,7 @@ class LayerStats:
             out["theory_preact_var"] = self.theory_preact_var
             out["theory_grad_input_var"] = self.theory_grad_input_var
         out["flags"] = list(self.flags)
+        out["flag_sources"] = {flag: list(sources) for flag, sources in self.flag_sources.items()}
         for key in STAT_KEYS:
             if key in self.sd:
                 out[f"{key}_sd"] = self.sd[key]
@@ -140,9 +143,10 @@ class Reason(NamedTuple):
 @dataclass
 class Summary:
     """``forward_gain``: E[z^2] of the last layer over the first's (or, after a normalization layer,
-    over that layer's: ``forward_gain_from``); ``backward_gain``: E[(dL/dx)^2] at the first layer
-    over at the last. ``verdict`` is ok, warn or fail, ``reasons`` say why, ``notes`` what limits
-    the reading."""
+    over that layer's: ``forward_gain_from``); ``backward_gain``: E[(dL/dx)^2] over the last
+    layer's, at the first layer whose gradient reaches weights (``backward_gain_at``: the second
+    layer of a chain; the first layer's own dL/dx is the data's gradient, not judged). ``verdict``
+    is ok, warn or fail, ``reasons`` say why, ``notes`` what limits the reading."""
 
     forward_gain: float
     backward_gain: float
@@ -155,6 +159,8 @@ class Summary:
     # the row the forward gain is measured from: None for the first layer, else the last
     # normalization layer (gains restart there: it erases the scale of everything before it)
     forward_gain_from: str | None = None
+    # the row the backward gain is read at: the first whose dL/dx reaches weights (not the data's)
+    backward_gain_at: str | None = None
     notes: list[str] = field(default_factory=list)  # what limits the reading (batch too small, ...)
     theory: dict[str, Any] | None = None  # with the theory on: StackTheory, or {"reason": ...}
     jacobian: dict[str, Any] | None = None  # with --jacobian: `initdiag.jacobian`'s summary
@@ -173,6 +179,7 @@ class Summary:
             "reasons": self.reasons,
             "worst_layer": self.worst_layer,
             "forward_gain_from": self.forward_gain_from,
+            "backward_gain_at": self.backward_gain_at,
             "notes": list(self.notes),
         }
         for key, value in self.sd.items():

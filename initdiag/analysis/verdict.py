@@ -106,6 +106,24 @@ def dead_judged(row, batch: int) -> bool:
     return batch * math.prod(row.out_shape[1:]) >= MIN_DEAD_SAMPLES
 
 
+def flag_sources(stats: LayerStats, t: Thresholds) -> dict[str, list[str]]:
+    """What raised each vanishing / exploding flag of a layer: ``fwd`` or ``bwd`` (its gain in that
+    direction left [1/T, T]), ``no-signal`` (z = 0 everywhere), ``no-grad`` (its weights get no
+    gradient). JSON ``flag_sources``; the table shows them as ``vanishing(bwd)``."""
+    sources: dict[str, list[str]] = {}
+    for direction, gain, limit, judged in (
+        ("fwd", stats.forward_gain, t.max_forward_gain, stats.gain_judged[0]),
+        ("bwd", stats.backward_gain, t.max_backward_gain, stats.gain_judged[1]),
+    ):
+        if judged and not math.isnan(gain) and not (1 / limit <= gain <= limit):
+            sources.setdefault("exploding" if gain > 1 else "vanishing", []).append(direction)
+    if stats.silent:
+        sources.setdefault("vanishing", []).append("no-signal")
+    if stats.gradient_stop is not None:
+        sources.setdefault("vanishing", []).append("no-grad")
+    return sources
+
+
 def layer_flags(stats: LayerStats, t: Thresholds) -> list[str]:
     flags = set()
     if not all(
@@ -248,17 +266,21 @@ def summarize(
     flags = [f for f in FLAGS if any(f in s.flags for s in layers)]
     findings, drifting = reasons_for(layers, t)
     verdict = "fail" if flags else ("warn" if drifting else "ok")
+    # the end-to-end backward gain is read where the gradient first reaches weights: the first
+    # layer's own dL/dx is the data's gradient, which trains nothing and is not judged
+    first = next((x for x in layers if x.gain_judged[1]), layers[0])
     sd = {}
     if trials > 1:
         sd = {
             "forward_gain": layers[-1].sd.get("forward_gain", math.nan),
-            "backward_gain": layers[0].sd.get("backward_gain", math.nan),
+            "backward_gain": first.sd.get("backward_gain", math.nan),
             "loss": float(np.std(losses, ddof=1)),
         }
     reference = layers[-1].forward_reference
     return Summary(
         forward_gain=layers[-1].forward_gain,
-        backward_gain=layers[0].backward_gain,
+        backward_gain=first.backward_gain,
+        backward_gain_at=first.name,
         loss=float(np.mean(losses)),
         verdict=verdict,
         flags=flags,

@@ -26,10 +26,11 @@ SCHEMA: dict[str, Any] = {
         "name": {"type": "string", "description": "Shown in tables and reports; default: the file name."},
         "description": {"type": "string", "description": "Free text."},
         "input_shape": {
-            "type": "array",
-            "items": {"type": "integer", "minimum": 1},
-            "minItems": 1,
-            "maxItems": 3,
+            "anyOf": [
+                {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1, "maxItems": 1},
+                {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 3, "maxItems": 3},
+            ],
+            "x-accepts": "[width] or [channels, height, width] of positive integers",
             "description": "Shape of one input sample: [width], e.g. [784], or [channels, height, width], "
             "e.g. [3, 32, 32].",
         },
@@ -217,7 +218,10 @@ SCHEMA: dict[str, Any] = {
 
 
 def _describe(schema: dict) -> str:
-    """What a schema accepts, in words ("a positive integer", "a number in [0, 1]", ...)."""
+    """What a schema accepts, in words ("a positive integer", "a number in [0, 1]", ...); a schema
+    may say it itself in ``x-accepts`` (JSON Schema leaves keywords it does not know alone)."""
+    if "x-accepts" in schema:
+        return schema["x-accepts"]
     if "anyOf" in schema:
         return " or ".join(_describe(option) for option in schema["anyOf"])
     if "enum" in schema:
@@ -235,7 +239,10 @@ def _describe(schema: dict) -> str:
             return f"a number in [{schema['minimum']}, {schema['exclusiveMaximum']})"
         return "a number"
     if kind == "array":
-        return "a list of " + _describe(schema.get("items", {})).removeprefix("a ").removeprefix("an ") + "s"
+        items = _describe(schema.get("items", {})).removeprefix("a ").removeprefix("an ") + "s"
+        if schema.get("minItems") is not None and schema.get("minItems") == schema.get("maxItems"):
+            return f"a list of {schema['minItems']} {items}"
+        return "a list of " + items
     return {"string": "a string", "boolean": "true or false", "object": "a table of keys"}.get(
         kind, "a value"
     )

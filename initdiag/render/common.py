@@ -174,7 +174,7 @@ class Adaptive:
         self.build = build
 
     def __rich_console__(self, console, options):
-        yield from self.build(options.max_width, console.color_system is not None)
+        yield from indented(self.build(options.max_width, console.color_system is not None))
 
 
 # --- initdiag train ----------------------------------------------------------------------------------
@@ -184,3 +184,19 @@ class Adaptive:
 
 
 # CSV cells hold text: names joined by "; ", traps (sentences with ";" of their own) by " | "
+
+
+def indented(parts: list) -> list:
+    """Lines of text that start with spaces (legends, notes, reasons) as blocks indented by that
+    much, so that a line the terminal wraps goes on at its indent instead of at column 0."""
+    from rich.padding import Padding
+    from rich.text import Text
+
+    out = []
+    for part in parts:
+        if isinstance(part, Text) and part.plain.startswith(" ") and part.plain.strip():
+            n = len(part.plain) - len(part.plain.lstrip(" "))
+            out.append(Padding(part[n:], (0, 0, 0, n)))
+        else:
+            out.append(part)
+    return out

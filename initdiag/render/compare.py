@@ -12,6 +12,7 @@ from .common import (
     VERDICT_STYLES,
     csv_text,
     gain_style,
+    indented,
     json_text,
     layer_name,
     markdown_table,
@@ -29,7 +30,11 @@ def _compare_title(comparison) -> str:
 
 
 def _worst_flag(result: ProbeResult) -> str:
-    return result.summary.findings[0].flag if result.summary.findings else ""
+    """The flag of the worst finding; for a candidate that only warns, the flag it is near."""
+    sm = result.summary
+    if not sm.findings:
+        return ""
+    return sm.findings[0].flag if sm.verdict == "fail" else f"near {sm.findings[0].flag}"
 
 
 def _summary_rows(comparison) -> list[list[str]]:
@@ -105,7 +110,7 @@ def compare_table(comparison, width: int | None = None):
             if header == "verdict":
                 cell.stylize(VERDICT_STYLES[row[j]])
             elif header == "worst flag" and row[j]:
-                cell.stylize(FLAG_STYLES[row[j]])
+                cell.stylize(VERDICT_STYLES["warn"] if row[j].startswith("near ") else FLAG_STYLES[row[j]])
             cells.append(cell)
         justify = "right" if header in ("#", "fwd gain", "bwd gain") else "left"
         wrap = header in ("reason", "candidate")
@@ -123,6 +128,9 @@ def compare_table(comparison, width: int | None = None):
             parts.append(line)
             if row[6]:
                 parts.append(Text(f"   {row[6]}"))
+    for cand, result in zip(comparison.candidates, results, strict=True):
+        for note in result.summary.notes:
+            parts.append(Text(f"  note ({cand.label}): {note}", style="yellow"))
     lo, hi = SPARK_RANGE
     label_width = max(len(c.label) for c in comparison.candidates)
     parts += [Text(""), Text(f"depth profile: forward gain per judged layer, log10 from {lo} (▁) to {hi} "
@@ -134,7 +142,7 @@ def compare_table(comparison, width: int | None = None):
         if row:
             line.append(f"  {fmt(row[0])} → {fmt(row[-1])}", style="dim")
         parts.append(line)
-    return Group(*parts)
+    return Group(*indented(parts))
 
 
 def compare_markdown(comparison) -> str:

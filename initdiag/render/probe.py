@@ -17,6 +17,7 @@ from .common import (
     csv_text,
     fmt_percent,
     gain_style,
+    indented,
     json_text,
     layer_name,
     layer_shape,
@@ -50,29 +51,11 @@ def _outside(gain: float, limit: float) -> bool:
     return not math.isnan(gain) and not (1 / limit <= gain <= limit)
 
 
-def flag_sources(layer: LayerStats, result: ProbeResult) -> dict[str, list[str]]:
-    """What raised each vanishing / exploding flag of the layer: ``fwd`` or ``bwd`` (its gain in
-    that direction left the band), ``no-signal`` (z = 0), ``no-grad`` (its weights get none)."""
-    t = result.settings.thresholds
-    sources: dict[str, list[str]] = {}
-    for direction, gain, limit, judged in (
-        ("fwd", layer.forward_gain, t.max_forward_gain, layer.gain_judged[0]),
-        ("bwd", layer.backward_gain, t.max_backward_gain, layer.gain_judged[1]),
-    ):
-        if judged and _outside(gain, limit):
-            sources.setdefault("exploding" if gain > 1 else "vanishing", []).append(direction)
-    if layer.silent:
-        sources.setdefault("vanishing", []).append("no-signal")
-    if layer.gradient_stop is not None:
-        sources.setdefault("vanishing", []).append("no-grad")
-    return sources
-
-
 def flags_text(layer: LayerStats, result: ProbeResult):
     """The flags cell: each flag in its colour, vanishing / exploding with what raised them."""
     from rich.text import Text
 
-    sources = flag_sources(layer, result)
+    sources = layer.flag_sources
     out = Text()
     for k, flag in enumerate(layer.flags):
         if k:
@@ -109,7 +92,7 @@ def _cell_style(column: Column, layer: LayerStats, text: str, result: ProbeResul
         return FLAG_STYLES["nonfinite"]
     if column.header == "dead%" and not layer.dead_judged:
         return "dim"
-    sources = flag_sources(layer, result)
+    sources = layer.flag_sources
     for flag in column.signals:
         if flag not in layer.flags:
             continue
@@ -198,8 +181,8 @@ def _position(gain: float) -> int | None:
 def gain_track(forward: float, backward: float | None, limit: float) -> list[tuple[str, str]]:
     """A 13-cell track, log10(gain) from -3 to 3, as (character, role) per cell: the forward gain
     ``●``, the backward gain ``○``, both ``◉``; ``◀`` / ``▶`` (``◁`` / ``▷`` backward) for a gain
-    beyond the ends. Cells inside [1/limit, limit] are ``─``, outside ``·``, gain 1 ``┼``. The role
-    is ``fwd``, ``bwd``, ``both`` or ``track``."""
+    beyond the ends, ``«`` / ``»`` for both there. Cells inside [1/limit, limit] are ``─``, outside
+    ``·``, gain 1 ``┼``. The role is ``fwd``, ``bwd``, ``both`` or ``track``."""
     centre = BAR_CELLS // 2
     band = math.log10(limit) * 2
     track = [
@@ -222,7 +205,8 @@ def gain_track(forward: float, backward: float | None, limit: float) -> list[tup
         else:
             symbol = "●" if role == "fwd" else "○"
         if pos in marks:
-            marks[pos] = ("◉", "both")
+            ends = marks[pos][0] in "◀▶◁▷" or beyond
+            marks[pos] = (("«" if pos == 0 else "»") if ends else "◉", "both")
         else:
             marks[pos] = (symbol, role)
     for pos, mark in marks.items():
@@ -296,9 +280,10 @@ def jacobian_line(result: ProbeResult) -> str:
 def verdict_line(result: ProbeResult) -> str:
     sm = result.summary
     since = f" (from {sm.forward_gain_from})" if sm.forward_gain_from else ""
+    at = f" (at {sm.backward_gain_at})" if sm.backward_gain_at not in (None, result.layers[0].name) else ""
     return (
         f"{VERDICT_MARKS[sm.verdict]} {sm.verdict}: forward gain {fmt(sm.forward_gain)}{since}, "
-        f"backward gain {fmt(sm.backward_gain)}, loss {fmt(sm.loss)} ({result.settings.loss})"
+        f"backward gain {fmt(sm.backward_gain)}{at}, loss {fmt(sm.loss)} ({result.settings.loss})"
     )
 
 
@@ -396,7 +381,7 @@ def probe_table(result: ProbeResult, width: int | None = None):
                 legend.append("  ")
             legend.append(flag, style=FLAG_STYLES[flag])
         parts.append(legend)
-    return Group(*parts)
+    return Group(*indented(parts))
 
 
 def legend_lines(result: ProbeResult, hidden: list, as_list: bool = False) -> list[str]:
@@ -419,15 +404,18 @@ def legend_lines(result: ProbeResult, hidden: list, as_list: bool = False) -> li
     if first.kind in GAIN_JUDGED_KINDS and _outside(first.backward_gain, t.max_backward_gain):
         lines.append(
             f"{first.name}'s backward gain ({fmt(first.backward_gain)}) is the gradient of the input data, "
-            "which trains nothing, so it is not judged (He et al. 2015, sec. 2.2)"
+            "which trains nothing, so it is not judged (He et al. 2015, sec. 2.2); the summary's is read "
+            "where the gradient first reaches weights"
         )
-    if any(flag_sources(x, result) for x in result.layers):
+    if any(x.flag_sources for x in result.layers):
         lines.append(
             "(fwd)/(bwd): the forward/backward gain left [1/T, T]; no-signal: z = 0 everywhere; "
             "no-grad: no gradient reaches the layer's weights"
         )
     if not as_list and not any(str(c.header) == "gain (log)" for c in hidden):
-        lines.append("gain (log): ● forward, ○ backward, ◉ both, from 1e-3 to 1e3; ┼ is 1")
+        lines.append(
+            "gain (log): ● forward, ○ backward, ◉ both, from 1e-3 to 1e3 (◀ ◁ « below it, ▶ ▷ » above)"
+        )
     if hidden:
         names = ", ".join(str(c.header) for c in hidden)
         lines.append(f"hidden to fit the terminal: {names} (widen it, or use --format json)")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from ..analysis.result import format_number as fmt
-from .common import FLAG_STYLES, Adaptive, csv_text, json_text, markdown_table, spark
+from .common import FLAG_STYLES, SPARKS, Adaptive, csv_text, json_text, markdown_table, spark
 
 CLASS_STYLES = (("white on dark_blue", "bold bright_cyan on dark_blue"),
                 ("white on dark_red", "bold bright_yellow on dark_red"),
@@ -168,8 +168,10 @@ def _train_parts(report, boundaries: bool, width: int | None) -> list:
         justify = "left" if header in ("init", "loss curve (log)", "verdict") else "right"
         columns.append(Cells(header, cells, justify, priorities.get(header, 0), wrap=header == "verdict"))
     table_parts, hidden = fitted(None, columns, width)
-    legend = (f"  loss curve: the mean loss at {CURVE_CELLS} points from step 0 to {report.settings.iters}, "
-              "on a log scale from its own lowest (▁) to highest (█) value")  # fmt: skip
+    legend = (
+        f"  loss curve: the mean loss at {CURVE_CELLS} points from step 0 to {report.settings.iters}, "
+        f"on a log scale from its own lowest ({SPARKS[0]}) to highest ({SPARKS[-1]}) value"
+    )
     parts = [Text(train_title(report)), *table_parts, Text(legend, style="dim")]
     if hidden:
         names = ", ".join(str(c.header) for c in hidden)

@@ -19,7 +19,7 @@ GAIN_WHY = {
 }
 
 
-GAIN_COMPARISON_HEADERS = ["activation", "PyTorch calculate_gain", "gain=auto (keeps E[z^2])", "why"]
+GAIN_COMPARISON_HEADERS = ["activation", "PyTorch calculate_gain", "gain keeping E[z^2]", "why"]
 
 
 def gain_comparison_rows() -> list[list[str]]:
@@ -56,7 +56,10 @@ def _inits_parts(width: int | None) -> list:
     gains = [Cells(header, [Text(row[j]) for row in gain_rows], "right" if "gain" in header else "left",
                    wrap=header in ("why", GAIN_COMPARISON_HEADERS[1], GAIN_COMPARISON_HEADERS[2]))
              for j, header in enumerate(GAIN_COMPARISON_HEADERS)]  # fmt: skip
-    heading = "gains: gain=G replaces a preset's, gain=auto uses PyTorch's where it has one"
+    heading = (
+        "gains: gain=G replaces a preset's; gain=auto uses PyTorch's calculate_gain where it has an "
+        "entry, else the gain that keeps E[z^2] = 1/sqrt(E[phi(z)^2])"
+    )
     heading_names = "initializers (initdiag explain NAME for one in full; PyTorch, Keras and JAX names too)"
     card_parts, _ = fitted(None, card, width)
     gain_parts, _ = fitted(None, gains, width)

@@ -60,6 +60,7 @@ from .verdict import (
     erased_rows,
     flag_sources,
     forward_references,
+    input_rows,
     layer_flags,
     summarize,
 )
@@ -402,6 +403,7 @@ def run_probe(spec: StackSpec, settings: ProbeSettings, source: InputSource | No
     stops = np.flatnonzero(zeros["grad_input_sq"])  # rows that pass no gradient back
     last_stop = int(stops[-1]) if stops.size else -1
     erased = erased_rows(plan.graph)
+    at_input = input_rows(plan.graph)
     layers = []
     for row, ctx, init, bias in zip(plan.graph.rows, plan.contexts, plan.inits, plan.bias_inits, strict=True):
         i = row.index
@@ -424,10 +426,10 @@ def run_probe(spec: StackSpec, settings: ProbeSettings, source: InputSource | No
             units=row.units,
             output_shape=row.out_shape,
             depth=row.depth,
-            # the first row's dL/dx is the gradient of the data, which trains nothing (He et al.
-            # 2015, sec. 2.2: "we need not compute dx_1 because it represents the image domain")
-            # and a scale that a later normalization layer erases does not reach the output
-            gain_judged=(judged and i not in erased, judged and i > 0),
+            # the dL/dx of a row at the input is the gradient of the data, which trains nothing (He
+            # et al. 2015, sec. 2.2: "we need not compute dx_1 because it represents the image
+            # domain"), and a scale that a later normalization layer erases does not reach the output
+            gain_judged=(judged and i not in erased, judged and i not in at_input),
             forward_reference=plan.graph.rows[references[i]].name,
             silent=judged and bool(zeros["preact_sq"][i]),
             gradient_stop=_gradient_stop(plan, zeros, i, last_stop),

@@ -27,6 +27,20 @@ from .result import (
 MIN_DEAD_SAMPLES = 10
 
 
+def input_rows(graph: Graph) -> set[int]:
+    """The rows whose input is the stack's input: the first row, and when the stack opens with
+    residual blocks, the sum of each (its dL/dx is the gradient of the data, whole) and the first
+    row of each branch. Their backward gain is the data's gradient, which trains nothing."""
+    found: set[int] = set()
+    item = graph.tree[0] if graph.tree else None
+    while isinstance(item, Block):
+        found.add(item.sum_row)
+        item = item.branch[0] if item.branch else None
+    if item is not None:
+        found.add(item)
+    return found
+
+
 def erased_rows(graph: Graph) -> set[int]:
     """The rows whose scale a normalization layer erases: every path from them to the output passes
     a norm (a norm follows them in their own sequence, or they end a residual branch whose sum row

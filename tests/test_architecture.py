@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "initdiag"
 
 # lower layers never import higher ones; errors and _version are below everything
 LAYERS = {"core": 0, "network": 1, "analysis": 2, "adapters": 2, "render": 3, "cli": 4}
-ROOT_MODULES = {"errors": -1, "_version": -1, "__init__": 5, "__main__": 5}
+ROOT_MODULES = {"errors": -1, "_version": -1, "__init__": 5, "__main__": 5, "torch": 5}
 # modules that are mostly data (tables of names, the reference card's text): allowed to be long
 DATA_MODULES = {"core/reference.py", "core/names.py"}
 MAX_LINES = 520

@@ -104,6 +104,7 @@ def compare(
     stack_options: dict[str, Any] | None = None,
     probe_options: dict[str, Any] | None = None,
     max_gain: float | None = None,
+    model=None,
 ) -> Comparison:
     """Probe one stack (shorthand or spec file) once per candidate: every initializer in *inits*
     with every activation in *acts* (an empty list keeps the stack's own)."""
@@ -121,7 +122,7 @@ def compare(
     results = []
     for cand in candidates:
         options = {**(stack_options or {}), "init": cand.init, "act": cand.act}
-        stack, settings, _ = job(layers=layers, spec=spec, stack_options=options,
+        stack, settings, _ = job(layers=layers, spec=spec, stack_options=options, model=model,
                                  probe_options=probe_options, max_gain=max_gain)  # fmt: skip
         results.append(run_probe(stack, settings))
     return Comparison(candidates, results)

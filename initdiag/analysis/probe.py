@@ -42,6 +42,7 @@ from ..core.stats import moments
 from ..errors import InitdiagError
 from ..network.graph import Block, Graph, rows
 from ..network.kinds import KINDS, NORM_KINDS
+from ..network.model import ModelSpec
 from ..network.settings import ProbeSettings, Thresholds
 from ..network.shorthand import as_shorthand, parse_layers
 from ..network.stack import StackSpec
@@ -348,7 +349,12 @@ def probe(
 
 
 def run_probe(spec: StackSpec, settings: ProbeSettings, source: InputSource | None = None) -> ProbeResult:
-    """Probe a resolved spec (`StackSpec.resolve`) with the given settings; `probe` ends here."""
+    """Probe a resolved spec (`StackSpec.resolve`) with the given settings; `probe` ends here. A
+    `ModelSpec` (a PyTorch model) is probed by `initdiag.adapters.torch_probe`."""
+    if isinstance(spec, ModelSpec):
+        from ..adapters.torch_probe import run_model
+
+        return run_model(spec, settings)
     if source is None:
         source = get_input(settings.input, spec.input_shape)
     if source.array is not None:  # a file's rows are the batch

@@ -215,6 +215,7 @@ class ProbeResult:
             "max_saturated_fraction": t.max_saturated_fraction,
             "theory": s.theory,
             "jacobian": s.jacobian,
+            **({"device": s.device} if hasattr(self.spec, "model") else {}),
         }
 
     def to_dict(self) -> dict[str, Any]:

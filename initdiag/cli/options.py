@@ -131,6 +131,23 @@ JacobianOpt = Annotated[
 ]  # fmt: skip
 
 
+ModelOpt = Annotated[
+    str | None,
+    opt("A PyTorch model instead of --layers: PATH.py:FACTORY or package.module:FACTORY (a class or "
+        "function returning an nn.Module; needs initdiag\\[torch]).", "--model", metavar="REF"),
+]  # fmt: skip
+ModelArgOpt = Annotated[
+    list[str] | None,
+    opt("key=value passed to the model's factory (repeatable).", "--model-arg", metavar="KEY=VALUE"),
+]
+InputShapeOpt = Annotated[
+    str | None,
+    opt("The model's input: one sample's shape, 3x32x32 (floats), or seq=128,vocab=50257 (token ids).",
+        "--input-shape", metavar="SHAPE"),
+]  # fmt: skip
+DeviceOpt = Annotated[
+    str | None, opt("Where the model runs: cpu (default), cuda or mps.", "--device", metavar="DEVICE")
+]
 KeepInitsOpt = Annotated[
     bool,
     typer.Option("--keep-layer-inits", help="With --config: layers that set their own init in the file keep "
@@ -161,8 +178,9 @@ def stack_options(act, out_act, init, bias_init, norm, residual, residual_scale,
     }
 
 
-def probe_options(batch, seed, trials, loss, input, dtype, theory=None, jacobian=None) -> dict:
+def probe_options(batch, seed, trials, loss, input, dtype, theory=None, jacobian=None, device=None) -> dict:
     return {
+        "device": device,
         "theory": theory,
         "jacobian": jacobian,
         "batch": batch,
@@ -172,6 +190,20 @@ def probe_options(batch, seed, trials, loss, input, dtype, theory=None, jacobian
         "input": input,
         "dtype": None if dtype is None else choice("--dtype", dtype, ("float32", "float64")),
     }
+
+
+def model_spec(model, model_arg, input_shape, init):
+    """The `ModelSpec` of --model (None without it); --input-shape and --model-arg belong to it."""
+    if model is None:
+        if input_shape is not None or model_arg:
+            which = "--input-shape" if input_shape is not None else "--model-arg"
+            raise InitdiagError(f"{which} goes with --model")
+        return None
+    from ..network.model import ModelSpec, parse_input_shape, parse_model_args
+
+    if input_shape is None:
+        raise InitdiagError("--model needs --input-shape, e.g. 3x32x32 or seq=128,vocab=50257")
+    return ModelSpec(model, parse_input_shape(input_shape), parse_model_args(model_arg), init or "keep")
 
 
 def check_max_gain(max_gain: float | None) -> None:

@@ -16,15 +16,19 @@ from .options import (
     BiasInitOpt,
     ConfigOpt,
     DebugOpt,
+    DeviceOpt,
     DropoutOpt,
     DtypeOpt,
     FormatOpt,
     InputOpt,
+    InputShapeOpt,
     JacobianOpt,
     KeepInitsOpt,
     LayersOpt,
     LossOpt,
     MaxGainOpt,
+    ModelArgOpt,
+    ModelOpt,
     NormOpt,
     OutActOpt,
     ResidualOpt,
@@ -33,6 +37,7 @@ from .options import (
     TheoryOpt,
     TrialsOpt,
     check_max_gain,
+    model_spec,
     opt,
     probe_options,
     stack_options,
@@ -43,6 +48,10 @@ from .options import (
 def probe(
     layers: LayersOpt = None,
     config: ConfigOpt = None,
+    model: ModelOpt = None,
+    model_arg: ModelArgOpt = None,
+    input_shape: InputShapeOpt = None,
+    device: DeviceOpt = None,
     act: Annotated[
         str | None, opt(f"Hidden activation (default relu): {ACTS}.", "--act", metavar="NAME[:ARG]")
     ] = None,
@@ -105,8 +114,9 @@ def probe(
         stack_options=stack_options(
             act, out_act, init, bias_init, norm, residual, residual_scale, dropout, keep_layer_inits
         ),
-        probe_options=probe_options(batch, seed, trials, loss, input, dtype, theory, jacobian),
+        probe_options=probe_options(batch, seed, trials, loss, input, dtype, theory, jacobian, device),
         max_gain=max_gain,
+        model=model_spec(model, model_arg, input_shape, init),
     )
     if emit_spec is not None:
         from ..network.specfile import dump, to_data  # only here: the module costs 4 ms of start-up
@@ -137,6 +147,10 @@ COMPARE_EXAMPLE = (
 def compare(
     layers: LayersOpt = None,
     config: ConfigOpt = None,
+    model: ModelOpt = None,
+    model_arg: ModelArgOpt = None,
+    input_shape: InputShapeOpt = None,
+    device: DeviceOpt = None,
     act: Annotated[
         str | None,
         opt(
@@ -191,8 +205,9 @@ def compare(
         stack_options=stack_options(
             None, out_act, None, bias_init, norm, residual, residual_scale, dropout, keep_layer_inits
         ),
-        probe_options=probe_options(batch, seed, trials, loss, input, dtype, theory),
+        probe_options=probe_options(batch, seed, trials, loss, input, dtype, theory, device=device),
         max_gain=max_gain,
+        model=model_spec(model, model_arg, input_shape, None),
     )
     if fmt == "table":
         print_rich(lambda width: render.compare_table(comparison, width=width))

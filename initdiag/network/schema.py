@@ -18,21 +18,33 @@ _STRING_NAME = {"type": "string"}
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "initdiag architecture spec",
-    "description": "A layer stack to probe, how to probe it, and what `initdiag check` accepts.",
+    "description": "A layer stack (layers) or a PyTorch model (model) to probe, how to probe it, and what "
+    "`initdiag check` accepts. Give layers or model, not both.",
     "type": "object",
     "additionalProperties": False,
-    "required": ["input_shape", "layers"],
+    "required": ["input_shape"],
     "properties": {
         "name": {"type": "string", "description": "Shown in tables and reports; default: the file name."},
         "description": {"type": "string", "description": "Free text."},
+        "model": {
+            "type": "string",
+            "description": "A PyTorch model instead of layers: PATH.py:FACTORY (relative to this file) or "
+            "package.module:FACTORY, a class or function returning an nn.Module (needs initdiag[torch]).",
+        },
+        "model_args": {
+            "type": "object",
+            "description": "Keyword arguments the model's factory is called with.",
+        },
         "input_shape": {
             "anyOf": [
                 {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1, "maxItems": 1},
                 {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 3, "maxItems": 3},
+                {"type": "string", "pattern": "^[0-9x]+$|^(seq|vocab)=[0-9]+,(seq|vocab)=[0-9]+$"},
             ],
-            "x-accepts": "[width] or [channels, height, width] of positive integers",
+            "x-accepts": "[width] or [channels, height, width] of positive integers (a model also takes "
+            "'3x32x32' or 'seq=128,vocab=50257')",
             "description": "Shape of one input sample: [width], e.g. [784], or [channels, height, width], "
-            "e.g. [3, 32, 32].",
+            "e.g. [3, 32, 32]; for a model also text: '3x32x32', or 'seq=128,vocab=50257' for token ids.",
         },
         "defaults": {
             "type": "object",

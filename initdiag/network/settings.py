@@ -47,6 +47,7 @@ class ProbeSettings:
     thresholds: Thresholds = field(default_factory=Thresholds)
     theory: bool = True  # mean-field predictions beside the measurement (dense stacks)
     jacobian: bool = False  # the input-output Jacobian's singular values (dense stacks)
+    device: str = "cpu"  # where a PyTorch model runs (cpu, cuda, mps); initdiag's own layers run in numpy
 
 
 @dataclass

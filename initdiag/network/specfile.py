@@ -109,10 +109,29 @@ def build(data: Any, source: SourceMap, path: str = "<spec>") -> SpecFile:
                 check_layer_names(entry.get("layers"), (*key_path, index, "layers"))
 
     check_layer_names(data.get("layers"), ("layers",))
+    if "model" in data and "layers" in data:
+        problems.append(
+            (source.line(("model",)), "give layers (a stack) or model (a PyTorch model), not both")
+        )
+    elif "model" not in data and "layers" not in data:
+        problems.append((1, "missing key 'layers' (a stack), or 'model' (a PyTorch model)"))
+    elif "model" in data and isinstance(data.get("input_shape"), str | list):
+        from .model import parse_input_shape
+
+        try:
+            parse_input_shape(data["input_shape"])
+        except InitdiagError as exc:
+            problems.append((source.line(("input_shape",)), str(exc).replace("--input-shape", "input_shape")))
+    elif isinstance(data.get("input_shape"), str):
+        problems.append(
+            (source.line(("input_shape",)), "input_shape of a stack is a list: [784] or [3, 32, 32]")
+        )
     if problems:
         problems.sort(key=lambda p: (p[0] is None, p[0] or 0))
         raise SpecError(path, problems)
 
+    if "model" in data:
+        return _model_file(data, source, path)
     defaults = {**data.get("defaults", {})}
     defaults["init"] = relative(defaults.get("init", "he_normal"))
     layer_lines: list[int | None] = []  # in `StackSpec.walk` order
@@ -144,13 +163,6 @@ def build(data: Any, source: SourceMap, path: str = "<spec>") -> SpecFile:
         return tuple(out)
 
     layers = make(data["layers"], ("layers",), ("layers",))
-    probe = dict(data.get("probe", {}))
-    if (
-        "input" in probe
-        and probe["input"].lower().endswith(".npy")
-        and not Path(probe["input"]).is_absolute()
-    ):
-        probe["input"] = str(base / probe["input"])
 
     stack = StackSpec(
         input_shape=tuple(data["input_shape"]),
@@ -171,6 +183,35 @@ def build(data: Any, source: SourceMap, path: str = "<spec>") -> SpecFile:
         raise SpecError(path, [(line or source.line(exc.path or ("layers",)), str(exc))]) from None
     except InitdiagError as exc:
         raise SpecError(path, [(source.line(("layers",)), str(exc))]) from None
+    return SpecFile(path, stack, _probe_section(data, base), _check_section(data), layer_lines, source)
+
+
+def _probe_section(data: dict, base: Path) -> dict[str, Any]:
+    probe = dict(data.get("probe", {}))
+    if (
+        "input" in probe
+        and probe["input"].lower().endswith(".npy")
+        and not Path(probe["input"]).is_absolute()
+    ):
+        probe["input"] = str(base / probe["input"])
+    return probe
+
+
+def _model_file(data: dict, source: SourceMap, path: str) -> SpecFile:
+    """A spec that names a PyTorch model: its factory, arguments and input; no layers."""
+    from .model import ModelSpec, parse_input_shape
+
+    model = ModelSpec(
+        data["model"],
+        parse_input_shape(data["input_shape"]),
+        dict(data.get("model_args", {})),
+        name=data.get("name") or Path(path).stem,
+        base_dir=str(Path(path).parent),
+    )
+    return SpecFile(path, model, _probe_section(data, Path(path).parent), _check_section(data), [], source)
+
+
+def _check_section(data: dict) -> CheckSettings:
     check_data = data.get("check", {})
     thresholds = Thresholds(
         **{
@@ -184,12 +225,11 @@ def build(data: Any, source: SourceMap, path: str = "<spec>") -> SpecFile:
             if key in check_data
         }
     )
-    check = CheckSettings(
+    return CheckSettings(
         thresholds=thresholds,
         allow_symmetric=check_data.get("allow_symmetric", False),
         fail_on=tuple(check_data.get("fail_on", FLAGS)),
     )
-    return SpecFile(path, stack, probe, check, layer_lines, source)
 
 
 def _expanded_rows(entries: Any) -> int:
@@ -246,22 +286,28 @@ def to_data(stack: StackSpec, settings: ProbeSettings, check: CheckSettings | No
     """The spec-file document for a stack, its probe settings and check settings; runs of identical
     unnamed layers are folded with ``repeat``."""
     check = check or CheckSettings(thresholds=settings.thresholds)
-    stack = stack.as_text()  # a resolved stack holds objects; the document holds their text
     data: dict[str, Any] = {}
     if stack.name:
         data["name"] = stack.name
-    data["input_shape"] = list(stack.input_shape)
-    data["defaults"] = {"act": stack.act, "out_act": stack.out_act, "init": stack.init}
-    if stack.bias_init is not None:
-        data["defaults"]["bias_init"] = stack.bias_init
-    data["layers"] = _layer_entries(
-        stack.layers,
-        act=stack.act,
-        out_act=stack.out_act,
-        init=stack.init,
-        bias_init=stack.bias_init,
-        prefix="",
-    )
+    if hasattr(stack, "model"):  # a PyTorch model: its factory, arguments and input
+        data["model"] = stack.model
+        if stack.args:
+            data["model_args"] = dict(stack.args)
+        data["input_shape"] = str(stack.input_shape)
+    else:
+        stack = stack.as_text()  # a resolved stack holds objects; the document holds their text
+        data["input_shape"] = list(stack.input_shape)
+        data["defaults"] = {"act": stack.act, "out_act": stack.out_act, "init": stack.init}
+        if stack.bias_init is not None:
+            data["defaults"]["bias_init"] = stack.bias_init
+        data["layers"] = _layer_entries(
+            stack.layers,
+            act=stack.act,
+            out_act=stack.out_act,
+            init=stack.init,
+            bias_init=stack.bias_init,
+            prefix="",
+        )
 
     t = check.thresholds
     data["probe"] = {

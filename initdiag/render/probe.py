@@ -239,6 +239,8 @@ def _track_text(layer: LayerStats, result: ProbeResult):
 def stack_text(result: ProbeResult) -> str:
     """``784 → 256 → 10`` for a dense chain (folded when long), else input → output and the count."""
     s = result.spec
+    if hasattr(s, "model"):  # a PyTorch model
+        return f"{s.model} · input {s.input_shape}, {len(result.layers)} modules"
     if s.is_dense_chain:
         return " → ".join(str(w) for w in s.widths) if len(s.widths) <= 8 else s.shorthand()
     first, last = "×".join(map(str, s.input_shape)), "×".join(map(str, result.layers[-1].output_shape))
@@ -249,6 +251,8 @@ def title(result: ProbeResult) -> str:
     s, settings = result.spec, result.settings
     arrow = stack_text(result)
     inits = sorted({x.init for x in result.layers if x.init is not None and x.kind != "residual"})
+    if not inits and hasattr(s, "model"):
+        inits = [f"init {s.init}"]
     hidden = [x.act for x in result.layers[:-1] if x.act is not None]
     acts = (sorted(set(hidden) - {"linear"}) or ["linear"]) if hidden else []
     out = result.layers[-1].act
@@ -403,9 +407,9 @@ def legend_lines(result: ProbeResult, hidden: list, as_list: bool = False) -> li
     t = result.settings.thresholds
     if first.kind in GAIN_JUDGED_KINDS and _outside(first.backward_gain, t.max_backward_gain):
         lines.append(
-            f"{first.name}'s backward gain ({fmt(first.backward_gain)}) is the gradient of the input data, "
-            "which trains nothing, so it is not judged (He et al. 2015, sec. 2.2); the summary's is read "
-            "where the gradient first reaches weights"
+            f"layer {first.name}'s backward gain ({fmt(first.backward_gain)}) is the gradient of the input "
+            "data, which trains nothing, so it is not judged (He et al. 2015, sec. 2.2); the summary's is "
+            "read where the gradient first reaches weights"
         )
     if any(x.flag_sources for x in result.layers):
         lines.append(

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..analysis.inputs import stream
 from ..analysis.result import ProbeResult
+from ..analysis.result import format_number as fmt
 from ..core.activations import Activation, get_activation
 from ..core.init_parser import get_bias_initializer, get_initializer
 from ..core.initializers import FromFile, LayerContext, compute_fans
@@ -175,10 +177,14 @@ def probe_module(
         if weight_init is not None:
             _redraw(model, weight_init, bias, seed, trial, dtype, row_streams or {})
         torch.manual_seed(int(np.random.SeedSequence(seed, spawn_key=(trial, 3)).generate_state(1)[0]))
-        rows, loss_value = _run(model, shape, settings, trial, device, spec)
+        rows, loss_value, unseen = _run(model, shape, settings, trial, device, spec)
         trials_data.append(rows)
         losses.append(loss_value)
-    return model_result(trials_data, losses, settings, spec, weight_init)
+    result = model_result(trials_data, losses, settings, spec, weight_init)
+    note = unseen_note(unseen)
+    if note:
+        result.summary.notes.append(note)
+    return result
 
 
 def _check(settings: ProbeSettings, shape: InputShape) -> None:
@@ -236,6 +242,10 @@ def _run(model, shape: InputShape, settings: ProbeSettings, trial: int, device: 
     running: list[str] = []
     layout = {"channels_first": shape.kind == "floats" and len(shape.shape) >= 2}
     handles = []
+    # tensors the hooks saw made (data pointer -> size, E[x^2]): an input that is none of them (or
+    # one changed in place) was computed by forward() itself, where no hook looks
+    produced: dict[int, tuple[int, float]] = {}
+    unseen: list[Unseen] = []
 
     def pre(name, ordinal):
         def hook(module, args):
@@ -261,6 +271,16 @@ def _run(model, shape: InputShape, settings: ProbeSettings, trial: int, device: 
                 layout["channels_first"] = False
             row.channels_first = layout["channels_first"]
             row.values = _forward_stats(row, x, y)
+            if x is not None and x.is_floating_point():
+                made = produced.get(x.data_ptr())
+                if made is None or made[0] != x.numel() or not _same(made[1], row.values["input_sq"]):
+                    before = order[-1] if order else None
+                    unseen.append(
+                        Unseen(label, before.name if before else None,
+                               before.values["output_sq"] if before else math.nan, row.values["input_sq"])
+                    )  # fmt: skip
+            if y is not None and y.is_floating_point():
+                produced[y.data_ptr()] = (y.numel(), row.values["output_sq"])
             order.append(row)
 
         return hook
@@ -295,6 +315,8 @@ def _run(model, shape: InputShape, settings: ProbeSettings, trial: int, device: 
         handles.append(module.register_full_backward_hook(backward(name)))
     try:
         x = _input(shape, settings, trial, device)
+        if x.is_floating_point():
+            produced[x.data_ptr()] = (x.numel(), moments(_numpy(x)).second)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
@@ -320,7 +342,38 @@ def _run(model, shape: InputShape, settings: ProbeSettings, trial: int, device: 
     for row in order:
         _weight_stats(row)
         row.values.pop("_z", None)
-    return order, loss_value
+    return order, loss_value, unseen
+
+
+@dataclass(frozen=True)
+class Unseen:
+    """A module whose input no hooked module made: forward() computed it (an add, a mean, a
+    functional activation), so the row's gain includes a step the table does not show."""
+
+    row: str
+    after: str | None  # the module that ran just before, whose output the table shows
+    after_sq: float  # E[y^2] of that output
+    input_sq: float  # E[x^2] of what this module got
+
+
+def _same(a: float, b: float) -> bool:
+    return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-300)
+
+
+def unseen_note(unseen: list[Unseen]) -> str | None:
+    """One note naming where forward() did work no hook saw (at most three places, and a count)."""
+    if not unseen:
+        return None
+    parts = [
+        f"{u.row} (E[x²] {fmt(u.input_sq)}" + (f", after {u.after}'s {fmt(u.after_sq)})" if u.after else ")")
+        for u in unseen[:3]
+    ]
+    more = f" and {len(unseen) - 3} more" if len(unseen) > 3 else ""
+    return (
+        "hooks see modules, not the code in forward(): the input of "
+        + ", ".join(parts)
+        + f"{more} was computed there (an add, a pooling, a functional call); those rows' gains include it"
+    )
 
 
 def _input(shape: InputShape, settings: ProbeSettings, trial: int, device: str):
@@ -365,8 +418,9 @@ def _forward_stats(row: RowData, x, y) -> dict:
     am = zm if z_tensor is y else moments(a)
     values.update(preact_mean=zm.mean, preact_var=zm.var, preact_sq=zm.second, act_mean=am.mean,
                   act_var=am.var, dead_fraction=0.0, saturated_fraction=0.0, distinct_units=None)  # fmt: skip
+    values["output_sq"] = am.second
     if x is not None and x.is_floating_point():
-        values["input_sq"] = moments(_numpy(x)).second
+        values["input_sq"] = zm.second if z_tensor is x else moments(_numpy(x)).second
     finite = math.isfinite(zm.second) and math.isfinite(am.second)
     if finite and act is not None and act.relu_family:
         values["dead_fraction"] = dead_fraction(_units_last(z, row.channels_first))

@@ -71,6 +71,8 @@ def gain_cell(layer: LayerStats, result: ProbeResult, backward: bool):
 
     key = "backward_gain" if backward else "forward_gain"
     gain = getattr(layer, key)
+    if backward and layer.grad_input_var is None:  # no gradient to have a gain (token ids)
+        return Text(NOT_APPLICABLE, style="dim")
     text = fmt(gain)
     if key in layer.sd and result.settings.trials > 1:
         text += f" ±{fmt(layer.sd[key])}"
@@ -115,7 +117,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("z std", lambda s: fmt(std_of(s.preact_var)), ("vanishing", "exploding"), priority=1),
     Column("a mean", lambda s: fmt(s.act_mean), priority=7),
     Column("a std", lambda s: fmt(std_of(s.act_var)), ("vanishing", "exploding"), priority=3),
-    Column("∂x std", lambda s: fmt(std_of(s.grad_input_var)), ("vanishing", "exploding"), priority=1),
+    # None: the input has no gradient (token ids into an embedding)
+    Column("∂x std", lambda s: num(std_of(s.grad_input_var)), ("vanishing", "exploding"), priority=1),
     Column("∂W std", lambda s: num(std_of(s.grad_weight_var)), priority=6),
     Column("dead%", lambda s: fmt_percent(s.dead_fraction), ("dead",), priority=2),
     Column("sat%", lambda s: fmt_percent(s.saturated_fraction), ("saturated",), priority=2),

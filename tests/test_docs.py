@@ -209,3 +209,11 @@ if __name__ == "__main__":
         update([Path(p).resolve() for p in sys.argv[2:]] or doc_files())
     else:
         print("usage: python tests/test_docs.py --update [FILE...]   (rewrites the docs' console examples)")
+
+
+def test_the_readmes_test_command_is_the_one_ci_runs():
+    """README's second set-up line and .ci/run install and test the same way."""
+    readme = (ROOT / "README.md").read_text().split("```")[1].strip().splitlines()
+    ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
+    assert len(readme) == 3 and readme[0] == "bash"
+    assert ci.replace(" --quiet", "") == readme[2]

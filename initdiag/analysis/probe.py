@@ -39,13 +39,14 @@ from ..core.layers import (
 from ..core.losses import LOSSES, loss_and_grad, make_target
 from ..core.ops import dropout_mask
 from ..core.stats import moments
-from ..errors import InitdiagError
+from ..errors import InitdiagError, gain_limit, integer
 from ..network.graph import Block, Graph, rows
 from ..network.kinds import KINDS, NORM_KINDS
 from ..network.model import ModelSpec
 from ..network.settings import ProbeSettings, Thresholds
 from ..network.shorthand import as_shorthand, parse_layers
 from ..network.stack import StackSpec
+from .budget import MAX_TRIALS, PROBE_LOWER, TRIALS_HINT, probe_seconds, refuse_long
 from .inputs import InputSource, channels_last, get_input, stream
 from .memory import available_memory, estimate_memory, format_bytes, shared_note
 from .recorder import _ZERO_KEYS, Recorder
@@ -261,12 +262,9 @@ def _gradient_stop(plan: _Plan, zeros: dict, i: int, last_stop: int) -> str | No
 
 
 def check_settings(settings: ProbeSettings, spec: StackSpec) -> ProbeSettings:
-    if not isinstance(settings.batch, int) or settings.batch < 1:
-        raise InitdiagError(f"--batch must be a positive integer, got {settings.batch}")
-    if not isinstance(settings.trials, int) or settings.trials < 1:
-        raise InitdiagError(f"--trials must be a positive integer, got {settings.trials}")
-    if not isinstance(settings.seed, int) or settings.seed < 0:
-        raise InitdiagError(f"--seed must be a non-negative integer, got {settings.seed}")
+    integer("--batch", settings.batch)
+    integer("--seed", settings.seed, 0)
+    integer("--trials", settings.trials, 1, MAX_TRIALS, TRIALS_HINT)
     if settings.loss not in LOSSES:
         raise InitdiagError(f"unknown loss '{settings.loss}'; allowed: {', '.join(LOSSES)}")
     if settings.dtype not in DTYPES:
@@ -342,7 +340,7 @@ def probe(
         )
     spec = spec.resolve()
     if thresholds is None:
-        thresholds = Thresholds(max_forward_gain=max_gain, max_backward_gain=max_gain)
+        thresholds = Thresholds(gain_limit("--max-gain", max_gain), gain_limit("--max-gain", max_gain))
     source = get_input(input, spec.input_shape)
     settings = ProbeSettings(batch, seed, trials, loss, source.text, dtype, thresholds, theory, jacobian)
     return run_probe(spec, settings, source)
@@ -380,6 +378,7 @@ def run_probe(spec: StackSpec, settings: ProbeSettings, source: InputSource | No
             f"{settings.batch}) but {format_bytes(have)} is available{shared_note()}; use fewer or narrower "
             "layers or a smaller --batch"
         )
+    refuse_long(probe_seconds(spec, settings), "this probe", PROBE_LOWER)
 
     n_weights = sum(math.prod(ctx.shape) for ctx in plan.contexts if ctx is not None)
     workers = min(sum(ctx is not None for ctx in plan.contexts), os.cpu_count() or 1)

@@ -26,11 +26,11 @@ class Thresholds:
         for key in ("max_forward_gain", "max_backward_gain"):
             value = getattr(self, key)
             if not value > 1:
-                raise InitdiagError(f"{key.replace('_', '-')} must be greater than 1, got {value:g}")
+                raise InitdiagError(f"{key} must be greater than 1, got {value:g}")
         for key in ("max_dead_fraction", "max_saturated_fraction"):
             value = getattr(self, key)
             if not 0 <= value <= 1:
-                raise InitdiagError(f"{key.replace('_', '-')} must be in [0, 1], got {value:g}")
+                raise InitdiagError(f"{key} must be in [0, 1], got {value:g}")
         return self
 
 

@@ -91,7 +91,7 @@ def gain_limit(option: str, value: Any) -> float:
     """A threshold T of the gain band [1/T, T]: a number greater than 1 (inf: no limit)."""
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
     if not (ok and value > 1):  # NaN fails too
-        raise InitdiagError(f"{option} must be a number greater than 1, got {_shown(value)}")
+        raise InitdiagError(f"{option} must be greater than 1, got {_shown(value)}")
     return float(value)
 
 

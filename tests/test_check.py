@@ -110,9 +110,9 @@ def test_malformed_specs_exit_2_all_reported_and_the_valid_ones_still_run(specs)
     assert "✘ 1 failed, 2 malformed, 1 passed" in out
 
 
-def test_trials_default_to_three_and_can_be_set(specs):
+def test_trials_default_as_probe_config_and_can_be_set(specs):
     outcome = run_check([str(specs / "good.toml")]).outcomes[0]
-    assert outcome.result.settings.trials == 3
+    assert outcome.result.settings.trials == 1  # as `probe --config`: one default for both
     assert run_check([str(specs / "good.toml")], trials=1).outcomes[0].result.settings.trials == 1
     (specs / "two.toml").write_text(GOOD + "\n[probe]\ntrials = 2\n")
     assert run_check([str(specs / "two.toml")]).outcomes[0].result.settings.trials == 2
@@ -135,10 +135,10 @@ def test_files_directories_and_globs(specs):
     shutil.copy(specs / "good.toml", specs / "sub" / "good2.json.bak")  # not a spec suffix
     (specs / ".hidden").mkdir()
     (specs / ".hidden" / "x.toml").write_text("garbage")
-    files, missing = find_specs([str(specs), str(specs / "*.toml"), str(specs / "good.toml")])
+    files, missing, _ = find_specs([str(specs), str(specs / "*.toml"), str(specs / "good.toml")])
     assert files == [str(specs / "deep.yaml"), str(specs / "good.toml")]  # each once, hidden skipped
     assert missing == []
-    files, missing = find_specs([str(specs / "*.json"), str(specs / "nope.toml")])
+    files, missing, _ = find_specs([str(specs / "*.json"), str(specs / "nope.toml")])
     assert files == [] and [m.problems[0] for m in missing] == [
         f"{specs / '*.json'}: no spec files match",
         f"{specs / 'nope.toml'}: file not found",
@@ -151,7 +151,7 @@ def test_json_output_is_strict_and_has_the_contract_keys(specs):
     result = run(specs, "--format", "json")
     assert result.exit_code == 2
     data = json.loads(result.stdout, parse_constant=lambda c: pytest.fail(c))
-    assert list(data) == ["schema_version", "initdiag_version", "results", "summary"]
+    assert list(data) == ["schema_version", "initdiag_version", "results", "summary", "skipped"]
     by_file = {Path(r["file"]).name: r for r in data["results"]}
     good, deep, broken = by_file["good.toml"], by_file["deep.yaml"], by_file["broken.toml"]
     assert good["passed"] is True and good["reasons"] == [] and "layers" in good and "summary" in good

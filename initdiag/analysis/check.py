@@ -1,9 +1,11 @@
 """``initdiag check``: probe spec files and gate on their thresholds, as a CI step.
 
-Each spec is probed (3 trials unless the file or the command line says otherwise, so that a pass is
-stable across seeds) and fails when a flag its ``check.fail_on`` lists appears, or when, against a
-``--baseline``, some layer's forward or backward gain moved by more than a factor. A malformed spec
-is reported with every problem it has, and the other specs still run.
+Each spec is probed exactly as ``initdiag probe --config SPEC`` probes it (its ``probe`` section,
+``probe.trials`` included, with the same defaults), so the two print the same numbers, and fails when
+a flag its ``check.fail_on`` lists appears, or when, against a ``--baseline``, some layer's forward or
+backward gain moved by more than a factor. A malformed spec is reported with every problem it has,
+and the other specs still run. A directory (or glob) may hold initdiag's own JSON results, such as a
+baseline: they are skipped, and said to be.
 """
 
 from __future__ import annotations
@@ -17,13 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InitdiagError
+from ..errors import InitdiagError, gain_limit, integer
 from ..network.job import job
 from ..network.parse import FORMATS, SpecError
 from ..network.specfile import load_spec
+from .budget import MAX_TRIALS, TRIALS_HINT
 from .result import ProbeResult, format_number
-
-CHECK_TRIALS = 3
 
 
 @dataclass
@@ -66,6 +67,7 @@ class SpecOutcome:
 class CheckReport:
     outcomes: list[SpecOutcome]
     trials: int | None = None
+    skipped: list[str] = field(default_factory=list)  # initdiag results found among the specs
 
     @property
     def exit_code(self) -> int:
@@ -90,38 +92,76 @@ class CheckReport:
             "initdiag_version": __version__,
             "results": [o.to_dict() for o in self.outcomes],
             "summary": self.counts(),
+            "skipped": list(self.skipped),
         }
 
 
-def find_specs(patterns: list[str]) -> tuple[list[str], list[SpecOutcome]]:
+def is_result(path: str | Path) -> bool:
+    """Whether *path* is a JSON document initdiag wrote (the output of probe, check, compare, ...:
+    ``schema_version`` with ``results`` or ``layers``), not a spec. A file over 64 MiB is told by
+    its first key, as initdiag writes it."""
+    if Path(path).suffix.lower() != ".json":
+        return False
+    try:
+        with open(path, "rb") as f:
+            if Path(path).stat().st_size > 64 << 20:
+                return f.read(64).decode("utf-8", "replace").lstrip("{ \n").startswith('"schema_version"')
+            data = json.loads(f.read())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "schema_version" in data and ("results" in data or "layers" in data)
+
+
+def result_problem(path: str) -> str:
+    return (
+        f"{path}: an initdiag result (JSON output), not a spec; to compare against it, pass --baseline {path}"
+    )
+
+
+def find_specs(patterns: list[str]) -> tuple[list[str], list[SpecOutcome], list[str]]:
     """Spec files named by files, directories (every .toml/.yaml/.yml/.json inside, hidden ones
-    skipped) and globs, in order, each once; and an error outcome for each pattern that names none."""
+    skipped) and globs, in order, each once; an error outcome for each pattern that names none, or
+    that names an initdiag result; and the results a directory or glob held (skipped)."""
     files: list[str] = []
     missing: list[SpecOutcome] = []
+    skipped: list[str] = []
     for pattern in patterns:
         path = Path(pattern)
-        if path.is_dir():
-            found = sorted(
-                str(p)
-                for p in path.rglob("*")
-                if p.is_file() and p.suffix.lower() in FORMATS
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )  # fmt: skip
-            if not found:
-                missing.append(
-                    SpecOutcome(pattern, problems=[f"{pattern}: no .toml, .yaml or .json spec files in it"])
+        try:
+            if path.is_dir():
+                found = sorted(
+                    str(p)
+                    for p in path.rglob("*")
+                    if p.is_file() and p.suffix.lower() in FORMATS
+                    and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                )  # fmt: skip
+            elif any(ch in pattern for ch in "*?["):
+                found = sorted(
+                    p for p in glob.glob(pattern, recursive=True) if Path(p).suffix.lower() in FORMATS
                 )
-        elif any(ch in pattern for ch in "*?["):
-            found = sorted(p for p in glob.glob(pattern, recursive=True) if Path(p).suffix.lower() in FORMATS)
-            if not found:
-                missing.append(SpecOutcome(pattern, problems=[f"{pattern}: no spec files match"]))
-        elif path.is_file():
-            found = [pattern]
-        else:
-            missing.append(SpecOutcome(pattern, problems=[f"{pattern}: file not found"]))
-            found = []
+            elif path.is_file():
+                if is_result(pattern):
+                    missing.append(SpecOutcome(pattern, problems=[result_problem(pattern)]))
+                    continue
+                found = [pattern]
+            else:
+                missing.append(SpecOutcome(pattern, problems=[f"{pattern}: file not found"]))
+                continue
+        except OSError as exc:
+            missing.append(
+                SpecOutcome(pattern, problems=[f"{pattern}: cannot be read: {exc.strerror or exc}"])
+            )
+            continue
+        results = [f for f in found if is_result(f)]
+        skipped += [f for f in results if f not in skipped]
+        found = [f for f in found if f not in results]
+        if not found:
+            where = "in it" if path.is_dir() else "match"
+            what = "no .toml, .yaml or .json spec files" if path.is_dir() else "no spec files"
+            also = f" (only initdiag results: {', '.join(results)})" if results else ""
+            missing.append(SpecOutcome(pattern, problems=[f"{pattern}: {what} {where}{also}"]))
         files += [f for f in found if f not in files]
-    return files, missing
+    return files, missing, skipped
 
 
 # --- baseline -------------------------------------------------------------------------------------
@@ -205,16 +245,13 @@ def check_spec(
         return SpecOutcome(path, problems=exc.lines, line=exc.first_line)
     except InitdiagError as exc:
         return SpecOutcome(path, problems=[f"{path}: {exc}"])
-    stack, settings, check = job(
-        spec=spec,
-        probe_options={"trials": trials, "seed": seed},
-        max_gain=max_gain,
-        probe_defaults={"trials": CHECK_TRIALS},
-    )
     try:
+        stack, settings, check = job(
+            spec=spec, probe_options={"trials": trials, "seed": seed}, max_gain=max_gain
+        )
         result = run_probe(stack, settings)
     except InitdiagError as exc:
-        return SpecOutcome(path, stack.name, problems=[f"{path}: {exc}"])
+        return SpecOutcome(path, spec.stack.name, problems=[f"{path}: {exc}"])
     failing = check.failing(result.summary.flags)
     findings = [f for f in result.summary.findings if f.flag in failing]
     reasons = [(f.layer, f.text) for f in findings]
@@ -246,18 +283,30 @@ def run_check(
     baseline_factor: float = 2.0,
     jobs: int | None = None,
 ) -> CheckReport:
-    """Check every spec the patterns name; the order of the report is the order found. With several
-    specs, they run on *jobs* worker processes (default: one per core; 1: in this process)."""
-    if baseline_factor <= 1:
-        raise InitdiagError(f"--baseline-factor must be greater than 1, got {baseline_factor:g}")
-    if trials is not None and trials < 1:
-        raise InitdiagError(f"--trials must be a positive integer, got {trials}")
-    if seed is not None and seed < 0:
-        raise InitdiagError(f"--seed must be a non-negative integer, got {seed}")
-    if max_gain is not None and max_gain <= 1:
-        raise InitdiagError(f"--max-gain must be greater than 1, got {max_gain:g}")
+    """Check every spec the *patterns* name (files, directories, globs; one string is one pattern);
+    the order of the report is the order found. With several specs, they run on *jobs* worker
+    processes (default: one per core; 1: in this process). A spec estimated to take longer than the
+    time limit (`initdiag.analysis.budget`) is reported as malformed, and the others still run."""
+    if isinstance(patterns, str | Path):
+        patterns = [patterns]
+    if not isinstance(patterns, list | tuple) or not all(isinstance(p, str | Path) for p in patterns):
+        raise InitdiagError(
+            f"patterns must be a list of spec files, directories or globs, got {patterns!r}"[:200]
+        )
+    if not patterns:
+        raise InitdiagError("check needs spec files, directories or globs, e.g. ['architectures/']")
+    patterns = [str(p) for p in patterns]
+    gain_limit("--baseline-factor", baseline_factor)
+    if trials is not None:
+        integer("--trials", trials, 1, MAX_TRIALS, TRIALS_HINT)
+    if seed is not None:
+        integer("--seed", seed, 0)
+    if max_gain is not None:
+        gain_limit("--max-gain", max_gain)
+    if jobs is not None:
+        integer("--jobs", jobs)
     gains = load_baseline(baseline) if baseline else None
-    files, missing = find_specs(patterns)
+    files, missing, skipped = find_specs(patterns)
     one = functools.partial(
         check_spec,
         trials=trials,
@@ -268,4 +317,4 @@ def run_check(
     )
     from .workers import run_all
 
-    return CheckReport(missing + run_all(one, [(f,) for f in files], jobs), trials)
+    return CheckReport(missing + run_all(one, [(f,) for f in files], jobs), trials, skipped)

@@ -9,15 +9,17 @@ grid order, so a parallel sweep equals a serial one.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 from .._version import __version__
-from ..errors import InitdiagError
+from ..errors import InitdiagError, gain_limit, integer, keyword_names
 from ..network.job import job
-from ..network.settings import CheckSettings, ProbeSettings
+from ..network.settings import PROBE_DEFAULTS, CheckSettings, ProbeSettings
 from ..network.stack import StackSpec
+from .budget import PROBE_LOWER, probe_seconds, refuse_long
 from .result import SCHEMA_VERSION, ProbeResult
 
 VERDICT_RANK = {"ok": 0, "warn": 1, "fail": 2}
@@ -95,6 +97,37 @@ class Comparison:
         }
 
 
+_STACK_OPTIONS = ("act", "out_act", "init", "bias_init", "norm", "residual", "residual_scale", "dropout",
+                  "keep_layer_inits")  # fmt: skip
+
+
+def option_keywords(**renamed: str) -> dict[str, str]:
+    """How a Python caller of `compare` or `sweep` names each command-line option: an entry of
+    *probe_options* or *stack_options*, or a keyword of its own (*renamed*: ``init="inits"``)."""
+    out = {f"--{key.replace('_', '-')}": f"probe_options['{key}']" for key in PROBE_DEFAULTS}
+    out |= {f"--{key.replace('_', '-')}": f"stack_options['{key}']" for key in _STACK_OPTIONS}
+    return out | {f"--{key.replace('_', '-')}": keyword for key, keyword in renamed.items()}
+
+
+def names_list(option: str, value: Any) -> list[str]:
+    """Names from Python: a list or tuple of strings, or one comma-separated string as the command
+    line takes (``"he,xavier"``); anything else is one error line naming *option*."""
+    from ..core.callspec import split_list
+
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return split_list(value, option)
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise InitdiagError(f"{option} must be a list of names, e.g. ['he', 'xavier'], got {value!r}"[:200])
+
+
+def _max_gain(max_gain: Any) -> float | None:
+    return None if max_gain is None else gain_limit("--max-gain", max_gain)
+
+
+@keyword_names(option_keywords(init="inits", act="acts"))
 def compare(
     *,
     layers: str | None = None,
@@ -107,31 +140,40 @@ def compare(
     model=None,
 ) -> Comparison:
     """Probe one stack (shorthand or spec file) once per candidate: every initializer in *inits*
-    with every activation in *acts* (an empty list keeps the stack's own)."""
+    with every activation in *acts* (an empty list keeps the stack's own); at least two candidates,
+    as on the command line (one is a probe). Work estimated past the time limit is refused before
+    any probe runs (`initdiag.analysis.budget`)."""
     from .probe import run_probe
 
-    inits, acts = list(inits or []), list(acts or [])
-    if not inits and not acts:
-        raise InitdiagError("compare needs candidates: --init he,xavier and/or --act relu,tanh")
+    inits, acts = names_list("--init", inits), names_list("--act", acts)
+    if len(inits) < 2 and len(acts) < 2:
+        raise InitdiagError("compare needs at least two candidates: --init he,xavier and/or --act relu,tanh")
+    max_gain = _max_gain(max_gain)
     candidates = candidate_grid(inits, acts)
     spec = None
     if config is not None:  # read the file once; each candidate layers its options over it
         from ..network.specfile import load_spec
 
         spec = load_spec(config)
-    results = []
+    planned = []
     for cand in candidates:
         options = {**(stack_options or {}), "init": cand.init, "act": cand.act}
-        stack, settings, _ = job(layers=layers, spec=spec, stack_options=options, model=model,
-                                 probe_options=probe_options, max_gain=max_gain)  # fmt: skip
-        results.append(run_probe(stack, settings))
-    return Comparison(candidates, results)
+        planned.append(job(layers=layers, spec=spec, stack_options=options, model=model,
+                           probe_options=probe_options, max_gain=max_gain))  # fmt: skip
+    seconds = sum(probe_seconds(stack, settings) for stack, settings, _ in planned)
+    refuse_long(
+        seconds, f"comparing {len(candidates)} candidates", PROBE_LOWER + ", or compare fewer candidates"
+    )
+    return Comparison(candidates, [run_probe(stack, settings) for stack, settings, _ in planned])
 
 
 # --- sweep ----------------------------------------------------------------------------------------
 
 SWEEP_AXES = ("init", "act", "depth")
 METRICS = ("forward", "backward")
+SWEEP_LOWER = (
+    "use fewer or smaller depths, fewer --init or --act values, a smaller --width, or lower --trials"
+)
 
 
 class SweepCell(NamedTuple):
@@ -201,6 +243,7 @@ def _run_cell(stack: StackSpec, settings: ProbeSettings) -> tuple:
     return sm.forward_gain, sm.backward_gain, sm.loss, sm.verdict, list(sm.flags), dict(sm.sd)
 
 
+@keyword_names(option_keywords(depth="depths", init="inits", act="acts"))
 def sweep(
     *,
     width: int,
@@ -219,19 +262,27 @@ def sweep(
     initializers, else the activations; rows the other values that vary. Cells run on *jobs*
     processes (default: the machine's cores; 1 runs them here, one after another) and come back in
     grid order; *progress(done, total)* is called as they finish."""
-    if metric not in METRICS:
-        raise InitdiagError(f"--metric '{metric}' is not one of {', '.join(METRICS)}")
-    if not isinstance(width, int) or width < 1:
-        raise InitdiagError(f"--width must be a positive integer, got {width}")
-    if not depths or any(not isinstance(d, int) or d < 1 for d in depths):
-        raise InitdiagError(f"--depth must be positive integers, e.g. 2,4,8, got {depths}")
-    if len(set(depths)) < len(depths):
-        raise InitdiagError("--depth lists a depth twice")
     from ..network.stack import MAX_ROWS
 
-    if max(depths) > MAX_ROWS:
-        raise InitdiagError(f"--depth {max(depths):,} is more layers than initdiag takes ({MAX_ROWS:,})")
-    inits, acts = list(inits) or ["he_normal"], list(acts) or ["relu"]
+    if metric not in METRICS:
+        raise InitdiagError(f"--metric '{metric}' is not one of {', '.join(METRICS)}")
+    width = integer("--width", width)
+    if not isinstance(depths, list | tuple) or not depths:
+        raise InitdiagError(
+            f"--depth must be a list of positive integers, e.g. [2, 4, 8], got {depths!r}"[:200]
+        )
+    for d in depths:
+        if isinstance(d, bool) or not isinstance(d, int) or d < 1:
+            raise InitdiagError(f"--depth must be positive integers, e.g. 2,4,8; got {d!r}")
+        if d > MAX_ROWS:
+            raise InitdiagError(f"--depth {d:,} is more layers than initdiag takes ({MAX_ROWS:,})")
+    depths = [int(d) for d in depths]
+    if len(set(depths)) < len(depths):
+        raise InitdiagError("--depth lists a depth twice")
+    if jobs is not None:
+        integer("--jobs", jobs)
+    max_gain = _max_gain(max_gain)
+    inits, acts = names_list("--init", inits) or ["he_normal"], names_list("--act", acts) or ["relu"]
     values = {"init": inits, "act": acts, "depth": list(depths)}
     column_key = next((k for k in ("depth", "init", "act") if len(values[k]) > 1), "depth")
     row_keys = tuple(k for k in SWEEP_AXES if k != column_key and len(values[k]) > 1)
@@ -255,6 +306,9 @@ def sweep(
             jobs_list.append((cell, stack, settings))
     from .workers import run_all
 
+    workers = min(jobs or os.cpu_count() or 1, len(jobs_list))
+    seconds = sum(probe_seconds(stack, settings) for _, stack, settings in jobs_list) / workers
+    refuse_long(seconds, f"this sweep of {len(jobs_list)} cells", SWEEP_LOWER)
     outcomes = run_all(_run_cell, [(stack, settings) for _, stack, settings in jobs_list], jobs, progress)
     flat = [
         SweepCell({**cell, "width": width}, *outcome)

@@ -37,7 +37,9 @@ def check(
     baseline_factor: Annotated[
         float, typer.Option("--baseline-factor", help="How far a gain may move from the baseline.")
     ] = 2.0,
-    trials: Annotated[int | None, opt("Seeds per spec (default: the spec's probe.trials, else 3).")] = None,
+    trials: Annotated[
+        int | None, opt("Seeds per spec (default: the spec's probe.trials, else 1, as probe --config).")
+    ] = None,
     seed: Annotated[int | None, opt("Root seed (default: the spec's probe.seed, else 0).")] = None,
     max_gain: Annotated[
         float | None, opt("Override every spec's max forward and backward gain.", "--max-gain")
@@ -73,6 +75,9 @@ def check(
         for outcome in report.outcomes:  # in logs, malformed specs show even when stdout is parsed
             for problem in outcome.problems:
                 sys.stderr.write(f"initdiag: error: {problem}\n")
+        note = render.skipped_note(report)
+        if note:
+            sys.stderr.write(f"initdiag: note: {note}\n")
     if os.environ.get("GITHUB_ACTIONS") == "true":
         for annotation in render.github_annotations(report):
             sys.stdout.write(annotation + "\n")

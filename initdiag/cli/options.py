@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ..errors import InitdiagError
+from ..errors import InitdiagError, gain_limit
 from .app import choice
 
 # Options shared by every command.
@@ -207,5 +207,5 @@ def model_spec(model, model_arg, input_shape, init):
 
 
 def check_max_gain(max_gain: float | None) -> None:
-    if max_gain is not None and max_gain <= 1:
-        raise InitdiagError(f"--max-gain must be greater than 1, got {max_gain:g}")
+    if max_gain is not None:
+        gain_limit("--max-gain", max_gain)

@@ -193,15 +193,11 @@ def compare(
 
     fmt = choice("--format", format, FORMATS)
     check_max_gain(max_gain)
-    inits = split_list(init, "--init") if init else []
-    acts = split_list(act, "--act") if act else []
-    if len(inits) < 2 and len(acts) < 2:
-        raise InitdiagError("compare needs at least two candidates: --init he,xavier and/or --act relu,tanh")
     comparison = run_compare(
         layers=layers,
         config=config,
-        inits=inits,
-        acts=acts,
+        inits=split_list(init, "--init") if init else [],
+        acts=split_list(act, "--act") if act else [],
         stack_options=stack_options(
             None, out_act, None, bias_init, norm, residual, residual_scale, dropout, keep_layer_inits
         ),

@@ -55,6 +55,15 @@ def _check_details(report) -> list[tuple[str, str]]:
     return details
 
 
+def skipped_note(report) -> str | None:
+    """One line naming the initdiag results a directory or glob held, which check skipped."""
+    if not report.skipped:
+        return None
+    what = "initdiag results (JSON output), not specs" if len(report.skipped) > 1 else (
+        "an initdiag result (JSON output), not a spec")  # fmt: skip
+    return f"skipped {', '.join(report.skipped)}: {what}; a baseline is passed as --baseline"
+
+
 def check_table(report):
     """The rich renderable of a check: one row per spec (a block per spec in a narrow terminal), the
     tally, then every reason in full."""
@@ -82,6 +91,9 @@ def _check_parts(report, width: int | None) -> list:
     parts, _ = fitted("initdiag check", columns, width)
     parts.append(Text(_check_summary(report), style="bold green" if report.exit_code == 0 else "bold red"))
     parts += [Text(line, style=style) for style, line in _check_details(report)]
+    note = skipped_note(report)
+    if note:
+        parts.append(Text(f"  {note}", style="dim"))
     return parts
 
 
@@ -90,6 +102,9 @@ def check_markdown(report) -> str:
     lines = ["**initdiag check**", "", *markdown_table(CHECK_HEADERS, set(CHECK_HEADERS) - {"result"}, rows)]
     lines += ["", f"**{_check_summary(report)}**"]
     lines += [f"- {line.strip()}" for _, line in _check_details(report)]
+    note = skipped_note(report)
+    if note:
+        lines += ["", note[0].upper() + note[1:] + "."]
     return "\n".join(lines) + "\n"
 
 

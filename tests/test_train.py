@@ -260,7 +260,7 @@ def test_table_and_boundary():
         (["--dataset", "spiral", "--layers", "2,10,1"], "spiral needs 3 outputs"),
         (["--lr", "0"], "--lr must be a positive number, got 0"),
         (["--optimizer", "rmsprop"], "--optimizer 'rmsprop' is not one of sgd, momentum, adam"),
-        (["--iters", "0"], "--iters must be an integer >= 1, got 0"),
+        (["--iters", "0"], "--iters must be a positive integer, got 0"),
         (["--jobs", "0"], "--jobs must be a positive integer, got 0"),
         (["--init", "he,hee"], "unknown initializer 'hee'; did you mean 'he'?"),
         (["--save-plot", "curves.svg"], "--save-plot 'curves.svg': write a .png file"),
@@ -305,3 +305,17 @@ def test_float64_and_float32_train_alike():
     assert f32.final_loss[0] == pytest.approx(f64.final_loss[0], rel=1e-3)
     assert f32.test_accuracy[0] == f64.test_accuracy[0]
     assert f32.models[0][0][0].dtype == np.float32 and f64.models[0][0][0].dtype == np.float64
+
+
+def test_a_loss_that_grows_is_diverged_not_stalled():
+    """The review's `initdiag train --lr 1e10 --iters 100 --init he` said `stalled: loss 0.852 ->
+    1.54e+09`: a loss that grows (or stops being a number) is `diverged`."""
+    args = ["train", "--lr", "1e10", "--iters", "100", "--init", "he", "--jobs", "1"]
+    result = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "diverged: loss 0.852 -> 1.54e+9, 50% test" in result.stdout
+    assert "stalled" not in result.stdout
+    grown = train(["he"], TrainSettings(iters=100, lr=1e10, jobs=1)).results[0]
+    assert grown.final_loss[0] > grown.initial_loss[0] and grown.verdict.startswith("diverged: loss")
+    flat = train(["zeros"], TrainSettings(iters=100, jobs=1)).results[0]  # ln 2 to ln 2: not diverged
+    assert not flat.verdict.startswith("diverged")

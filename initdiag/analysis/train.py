@@ -24,9 +24,11 @@ import numpy as np
 
 from .._version import __version__
 from ..core.activations import Activation, get_activation
-from ..errors import InitdiagError
+from ..errors import InitdiagError, integer, keyword_names
 from .batched import Network, Optimizer, Workspace, loss_and_grad, predict, targets
+from .budget import MAX_TRIALS, TRIALS_HINT, refuse_long, train_seconds
 from .result import SCHEMA_VERSION
+from .result import format_number as fmt
 from .toy_data import Dataset, make_dataset
 
 DATASETS = ("circles", "moons", "spiral")
@@ -38,6 +40,8 @@ CLASSIC_INITS = "zeros,normal:10,normal:0.1,normal:0.333,he,xavier"
 _DATA_STREAM = 4
 PROCESS_MIN_STEPS = 500_000_000  # runs x samples x units x iterations: ~0.7 s of work on one core
 CURVE_POINTS = 100  # loss values recorded along the way
+TRAIN_LOWER = "lower --iters, --trials or --n-train, or train fewer initializers or narrower --layers"
+DIVERGED_GROWTH = 1.1  # a final loss more than 10% above the initial one: training made it worse
 
 
 # --- datasets -------------------------------------------------------------------------------------
@@ -72,17 +76,9 @@ class TrainSettings:
             raise InitdiagError(f"--dataset '{self.dataset}' is not one of {', '.join(DATASETS)}")
         if self.optimizer not in OPTIMIZERS:
             raise InitdiagError(f"--optimizer '{self.optimizer}' is not one of {', '.join(OPTIMIZERS)}")
-        for key, low in (
-            ("iters", 1),
-            ("trials", 1),
-            ("n_train", 2),
-            ("n_test", 1),
-            ("seed", 0),
-            ("warmup", 0),
-        ):
-            value = getattr(self, key)
-            if not isinstance(value, int) or value < low:
-                raise InitdiagError(f"--{key.replace('_', '-')} must be an integer >= {low}, got {value}")
+        for key, low in (("iters", 1), ("n_train", 2), ("n_test", 1), ("seed", 0), ("warmup", 0)):
+            integer(f"--{key.replace('_', '-')}", getattr(self, key), low)
+        integer("--trials", self.trials, 1, MAX_TRIALS, TRIALS_HINT)
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise InitdiagError(f"--lr must be a positive number, got {self.lr:g}")
         if self.clip is not None and not self.clip > 0:
@@ -91,8 +87,8 @@ class TrainSettings:
             raise InitdiagError(f"--weight-decay must be >= 0, got {self.weight_decay:g}")
         if self.dtype not in ("float32", "float64"):
             raise InitdiagError(f"--dtype '{self.dtype}' is not one of float32, float64")
-        if self.jobs is not None and not (isinstance(self.jobs, int) and self.jobs >= 1):
-            raise InitdiagError(f"--jobs must be a positive integer, got {self.jobs}")
+        if self.jobs is not None:
+            integer("--jobs", self.jobs)
         if self.noise is not None and not self.noise >= 0:
             raise InitdiagError(f"--noise must be >= 0, got {self.noise:g}")
         return self
@@ -226,12 +222,19 @@ def _lsuv(net: Network, X: np.ndarray, runs: np.ndarray, tol: float, max_iter: i
         h = z if i == len(net.Ws) - 1 else net.act(z)
 
 
+@keyword_names({"--init": "inits"})
 def train(inits: list[str], settings: TrainSettings) -> TrainReport:
-    """Train the network of *settings* from each initializer in *inits*, ``settings.trials`` times
-    each (the same data and random numbers for every initializer within a trial), all at once."""
+    """Train the network of *settings* from each initializer in *inits* (a list, or one
+    comma-separated string as ``--init`` takes), ``settings.trials`` times each (the same data and
+    random numbers for every initializer within a trial), all at once. Work estimated past the time
+    limit (`initdiag.analysis.budget`) is refused before anything is trained."""
     from ..core.init_parser import get_initializer
+    from .compare import names_list
 
+    if not isinstance(settings, TrainSettings):
+        raise InitdiagError(f"settings must be a TrainSettings, got {type(settings).__name__}")
     settings.check()
+    inits = names_list("--init", inits)
     if not inits:
         raise InitdiagError("train needs at least one initializer: --init he,xavier")
     widths = _widths(settings)
@@ -241,6 +244,12 @@ def train(inits: list[str], settings: TrainSettings) -> TrainReport:
     trials = settings.trials
     runs = len(parsed) * trials
     _check_memory(settings, widths, runs, orthogonal=any(p.name in ("orthogonal", "lsuv") for p in parsed))
+    workers = settings.jobs or min(os.cpu_count() or 1, runs)
+    seconds = train_seconds(
+        widths, runs, max(settings.n_train, settings.n_test), settings.iters, settings.dtype, workers
+    )
+    what = f"training {runs} run{'s' if runs > 1 else ''} of {settings.layers} for {settings.iters:,} steps"
+    refuse_long(seconds, what, TRAIN_LOWER)
     data = [
         make_dataset(
             settings.dataset, settings.n_train, settings.n_test, settings.noise_std, _data_rng(settings, t)
@@ -399,6 +408,8 @@ def verdict(result: TrainResult, classes: int) -> str:
     test = float(np.mean(result.test_accuracy))
     if not math.isfinite(final):
         return "diverged: the loss is not a number"
+    if final > DIVERGED_GROWTH * initial:
+        return f"diverged: loss {fmt(initial)} -> {fmt(final)}, {test:.0%} test"
     if np.all(result.symmetric):
         return f"never broke symmetry: hidden units stay identical ({test:.0%} test)"
     if test >= 0.9:
@@ -406,7 +417,7 @@ def verdict(result: TrainResult, classes: int) -> str:
     curve = np.mean(result.loss_curve, axis=0)
     tail = curve[-len(curve) // 10 - 1]  # the loss 10% of the way before the end
     if final < 0.99 * tail:
-        return f"still learning slowly: loss {initial:.3g} -> {final:.3g}, {test:.0%} test"
+        return f"still learning slowly: loss {fmt(initial)} -> {fmt(final)}, {test:.0%} test"
     if final > 0.95 * initial or test <= chance + 0.05:
-        return f"stalled: loss {initial:.3g} -> {final:.3g}, {test:.0%} test"
+        return f"stalled: loss {fmt(initial)} -> {fmt(final)}, {test:.0%} test"
     return f"stuck at {test:.0%} test accuracy"

@@ -23,7 +23,7 @@ from ..errors import InitdiagError, gain_limit, integer
 from ..network.job import job
 from ..network.parse import FORMATS, SpecError
 from ..network.specfile import load_spec
-from .budget import MAX_TRIALS, TRIALS_HINT
+from .budget import MAX_TRIALS, TRIALS_HINT, probe_seconds, refuse_long
 from .result import ProbeResult, format_number
 
 
@@ -226,6 +226,9 @@ def drift(
 # --- the gate -----------------------------------------------------------------------------------
 
 
+SPEC_LOWER = "lower its probe.trials or probe.batch (or give --trials), or use fewer or narrower layers"
+
+
 def check_spec(
     path: str,
     *,
@@ -249,6 +252,7 @@ def check_spec(
         stack, settings, check = job(
             spec=spec, probe_options={"trials": trials, "seed": seed}, max_gain=max_gain
         )
+        refuse_long(probe_seconds(stack, settings), "probing this spec", SPEC_LOWER)
         result = run_probe(stack, settings)
     except InitdiagError as exc:
         return SpecOutcome(path, spec.stack.name, problems=[f"{path}: {exc}"])

@@ -54,9 +54,15 @@ def console_blocks() -> list[tuple[str, list[tuple[str, list[str]]]]]:
 
 
 def workdir(path: Path) -> Path:
-    """A scratch directory for one console block, where sample_configs/ is at hand."""
+    """A scratch directory for one console block, where sample_configs/ and examples/ are at hand."""
     (path / "sample_configs").symlink_to(ROOT / "sample_configs")
+    (path / "examples").symlink_to(ROOT / "examples")
     return path
+
+
+def needs_torch(block: list[tuple[str, list[str]]]) -> bool:
+    """A block that probes or audits a PyTorch model (skipped, with the reason, without torch)."""
+    return any("--model" in command or "examples/torch" in command for command, _ in block)
 
 
 def run_command(command: str, cwd) -> list[str]:
@@ -116,6 +122,8 @@ def test_the_docs_have_console_examples():
 
 @pytest.mark.parametrize(("name", "block"), BLOCKS, ids=[f"{n}: {b[0][0][:60]}" for n, b in BLOCKS])
 def test_console_example(name, block, tmp_path):
+    if needs_torch(block) and importlib.util.find_spec("torch") is None:
+        pytest.skip("this example needs the torch extra: pip install 'initdiag[torch]'")
     cwd = workdir(tmp_path)
     for command, expected in block:
         actual = run_command(command, cwd)
@@ -131,6 +139,8 @@ DOCTEST_FILES = [p for p in doc_files() if "\n>>> " in p.read_text()]
 
 @pytest.mark.parametrize("path", DOCTEST_FILES, ids=[str(p.relative_to(ROOT)) for p in DOCTEST_FILES])
 def test_python_examples(path, tmp_path, monkeypatch):
+    if ">>> import torch" in path.read_text() and importlib.util.find_spec("torch") is None:
+        pytest.skip("these examples need the torch extra: pip install 'initdiag[torch]'")
     monkeypatch.chdir(workdir(tmp_path))
     failures, tried = doctest.testfile(
         str(path), module_relative=False, optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS

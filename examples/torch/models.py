@@ -53,3 +53,67 @@ class TokenClassifier(nn.Module):
         x = self.embed(ids)
         h, _ = self.attn(x, x, x, need_weights=False)
         return self.head(self.norm(x + h).mean(dim=1))
+
+
+class Block(nn.Module):
+    """A pre-LN transformer block as GPT-2 writes it: x + attn(ln_1(x)), then x + mlp(ln_2(x))."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.ln_1 = nn.LayerNorm(dim)
+        self.c_attn = nn.Linear(dim, 3 * dim)
+        self.c_proj = nn.Linear(dim, dim)
+        self.ln_2 = nn.LayerNorm(dim)
+        self.c_fc = nn.Linear(dim, 4 * dim)
+        self.act = nn.GELU()
+        self.mlp_proj = nn.Linear(4 * dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, seq, dim = x.shape
+        q, k, v = self.c_attn(self.ln_1(x)).split(dim, dim=2)
+        q, k, v = (t.view(batch, seq, self.heads, dim // self.heads).transpose(1, 2) for t in (q, k, v))
+        h = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        x = x + self.c_proj(h.transpose(1, 2).reshape(batch, seq, dim))
+        return x + self.mlp_proj(self.act(self.c_fc(self.ln_2(x))))
+
+
+class TinyGPT(nn.Module):
+    """A small GPT-2 with GPT-2's init (N(0, 0.02), residual projections 0.02/sqrt(2L), LayerNorm
+    1 and 0) and, with ``bugs=True``, three init bugs seen in real code: block 2's second LayerNorm
+    drawn from N(0, 0.02) (an init loop that matched every ``weight``), block 1 replaced after the
+    init ran (it keeps PyTorch's defaults), and an untied output head added by a wrapper afterwards."""
+
+    def __init__(self, vocab: int = 512, dim: int = 128, blocks: int = 4, heads: int = 4, seq: int = 64,
+                 bugs: bool = True):  # fmt: skip
+        super().__init__()
+        self.wte = nn.Embedding(vocab, dim)
+        self.wpe = nn.Embedding(seq, dim)
+        self.h = nn.ModuleList(Block(dim, heads) for _ in range(blocks))
+        self.ln_f = nn.LayerNorm(dim)
+        self.lm_head = nn.Linear(dim, vocab, bias=False)
+        self.lm_head.weight = self.wte.weight  # tied, as GPT-2
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():
+            if name.endswith(("c_proj.weight", "mlp_proj.weight")):
+                nn.init.normal_(p, 0.0, 0.02 / (2 * blocks) ** 0.5)
+        if bugs:
+            nn.init.normal_(self.h[2].ln_2.weight, 0.0, 0.02)
+            self.h[1] = Block(dim, heads)
+            self.lm_head = nn.Linear(dim, vocab, bias=False)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, 0.0, 0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, 0.0, 0.02)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(ids.shape[1], device=ids.device)
+        x = self.wte(ids) + self.wpe(positions)
+        for block in self.h:
+            x = block(x)
+        return self.lm_head(self.ln_f(x))

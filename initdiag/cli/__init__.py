@@ -4,12 +4,12 @@ Exit codes: 0 done; 1 ``--fail-on`` matched, or ``check`` found a failing spec; 
 on stderr, never a traceback unless ``--debug``); 3 an internal error (a bug; ``--debug`` shows it).
 
 `app` sets up the Typer app once; each command lives in the module of its kind (`stacks`: probe,
-compare, sweep; `train`; `check`; `reference`: inits, explain, schema) and registers itself there.
+compare, sweep; `train`; `check`; `audit`; `reference`: inits, explain, schema) and registers itself there.
 """
 
 import sys
 
-from . import check, reference, stacks, train  # noqa: F401  (registers the commands)
+from . import audit, check, reference, stacks, train  # noqa: F401  (registers the commands)
 from .app import COMMANDS, app, new_app, root
 
 

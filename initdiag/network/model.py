@@ -109,7 +109,7 @@ class ModelSpec:
     and the input it takes. What results report as ``spec`` for a model."""
 
     model: str
-    input_shape: InputShape
+    input_shape: InputShape | None  # None where no input is needed (initdiag audit --model)
     args: dict[str, Any] = field(default_factory=dict)
     init: str = "keep"
     name: str | None = None

@@ -112,7 +112,7 @@ def test_sparkline_levels_are_fixed_decades():
 
 
 COMPARE_OUTPUT = """\
-compare · 32 → 32 → 32 → 32 → 4 · batch 64 · seed 0 · float32
+compare · 32 → 32 → 32 → 32 → 4 (4 layers) · batch 64 · seed 0 · float32
 
             he         normal:0.5
  layer     fwd    bwd         fwd   bwd
@@ -157,7 +157,7 @@ def test_compare_command_output():
     assert result.stderr == ""
     assert result.stdout == COMPARE_OUTPUT  # pinned at 120 columns
     lines = result.stdout.splitlines()
-    assert lines[0] == "compare · 32 → 32 → 32 → 32 → 4 · batch 64 · seed 0 · float32"
+    assert lines[0] == "compare · 32 → 32 → 32 → 32 → 4 (4 layers) · batch 64 · seed 0 · float32"
     assert lines[2].split() == ["he", "normal:0.5"]
     assert lines[3].split() == ["layer", "fwd", "bwd", "fwd", "bwd"]
     assert [line.split()[0] for line in lines[5:9]] == ["dense1", "dense2", "dense3", "dense4"]

@@ -180,7 +180,7 @@ def test_chi_1_of_saturated_tanh():
     z = np.random.default_rng(0).normal(0.0, math.sqrt(q), 1_000_000)
     assert theory.chi_1 == pytest.approx(400.0 * np.mean(1 / np.cosh(z) ** 4), rel=0.02)  # Monte Carlo
     assert 10.8 < theory.chi_1 < 10.9 and theory.phase == "chaotic"
-    assert theory.words.startswith("chaotic phase (chi_1 = 10.9)")
+    assert "where chi_1 = 10.9 (chaotic: gradients grow" in theory.words
 
 
 def test_closed_forms_of_relu_and_linear():
@@ -309,7 +309,7 @@ def test_theory_summary_and_where_it_does_not_apply():
 def test_the_table_shows_where_theory_and_measurement_disagree():
     narrow = initdiag.probe("4,4x12", act="relu", init="he", batch=64)
     styles = {_theory_style(THEORY_COLUMNS["z std"], layer) for layer in narrow.layers}
-    assert "yellow" in styles  # 4 units: far from the wide-layer limit
+    assert "underline" in styles  # 4 units: far from the wide-layer limit
     wide = initdiag.probe("1024,1024x2", act="tanh", init="xavier")
     assert {_theory_style(THEORY_COLUMNS["z std"], layer) for layer in wide.layers} == {"dim"}
 

@@ -59,11 +59,16 @@ def test_zero_weights_and_biases_pass_no_signal():
     assert r.summary.reasons[0].startswith("layer dense1: z is 0 for every input, so no signal passes it")
 
 
-def test_a_healthy_single_layer_from_zeros_is_not_blamed():
-    """Logistic regression from zero weights trains: its weights get a gradient."""
+def test_a_single_layer_from_zeros_gets_a_gradient_but_passes_no_data():
+    """Logistic regression from zero weights trains: its weights get a gradient, so it is not blamed
+    for a stopped gradient. But at this point its output is its bias whatever the data (z = b: the
+    data's E[x^2] is multiplied by 0, vanishing(fwd)), and its units differ only by their bias."""
     r = initdiag.probe("64,10", init="zeros", bias_init="normal:0.1", act="linear")
     assert r.layers[0].gradient_stop is None and not r.layers[0].silent
-    assert "vanishing" not in r.summary.flags
+    assert r.layers[0].flag_sources == {"vanishing": ["fwd"]}
+    dense = r.layers[0]  # E[z^2] / E[x^2], and E[x^2] of 256 x 64 standard normals is 1 within 2%
+    assert dense.data_gain == pytest.approx(dense.preact_var + dense.preact_mean**2, rel=0.02)
+    assert dense.data_gain < 0.1
 
 
 # --- gains restart at normalization layers -------------------------------------------------------

@@ -424,11 +424,26 @@ def _forward_stats(row: RowData, x, y) -> dict:
     finite = math.isfinite(zm.second) and math.isfinite(am.second)
     if finite and act is not None and act.relu_family:
         values["dead_fraction"] = dead_fraction(_units_last(z, row.channels_first))
-    if finite and row.kind in WEIGHTED:
-        values["distinct_units"] = distinct_columns(_units_last(a, row.channels_first))
+    if finite and row.kind in WEIGHTED:  # counted on x @ W: units with equal weights are one unit
+        unbiased = _unbiased(row.module, x, y)
+        bias = getattr(row.module, "bias", None)
+        values["bias_spread"] = float(np.ptp(_numpy(bias))) if bias is not None and bias.numel() else 0.0
+        values["distinct_units"] = distinct_columns(_units_last(unbiased, row.channels_first))
     if act is not None and not act.piecewise_linear:
         values["_z"] = z
     return values
+
+
+def _unbiased(module, x, y) -> np.ndarray:
+    """A Linear / Conv module's output without its bias, x @ W (recomputed: subtracting the bias
+    from the output would not give equal units equal numbers after rounding)."""
+    torch = require_torch()
+    if getattr(module, "bias", None) is None or x is None:
+        return _numpy(y)
+    with torch.no_grad():
+        if isinstance(module, torch.nn.Linear):
+            return _numpy(torch.nn.functional.linear(x, module.weight))
+        return _numpy(module._conv_forward(x, module.weight, None))
 
 
 def _weight_stats(row: RowData) -> None:
@@ -441,7 +456,7 @@ def _weight_stats(row: RowData) -> None:
         values.update(weight_std=None, grad_weight_var=None, grad_weight_ratio=None, grad_weight_sq=math.nan)
         return
     wm = moments(_numpy(weight))
-    values["weight_std"] = wm.std
+    values["weight_std"], values["weight_rms"] = wm.std, math.sqrt(wm.second)
     grad = weight.grad
     if grad is None:
         values.update(grad_weight_var=0.0, grad_weight_ratio=0.0, grad_weight_sq=0.0)

@@ -1,28 +1,20 @@
 """The rows a probe of a PyTorch module measured, turned into the `ProbeResult` of a spec probe:
-the graph of the leaves that ran (weights in initdiag's (fan_in, fan_out) layout), the mean over
-trials of every statistic, and the flags, gains and verdict from `analysis.verdict`, so a model's
-rows are judged exactly as a spec stack's. No torch here: the hooks left plain numbers.
+the graph of the leaves that ran (weights in initdiag's (fan_in, fan_out) layout), then the same
+`analysis.judge` a spec probe uses (the mean over trials of every statistic, every trial judged), so
+a model's rows are judged exactly as a spec stack's. No torch here: the hooks left plain numbers.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..analysis.result import GAIN_JUDGED_KINDS, LayerStats, ProbeResult
-from ..analysis.verdict import (
-    cumulative_gains,
-    erased_rows,
-    flag_sources,
-    forward_references,
-    input_rows,
-    layer_flags,
-    summarize,
-)
+from ..analysis.gains import MIN_DEAD_SAMPLES
+from ..analysis.judge import RowInfo, judge
+from ..analysis.result import ProbeResult
 from ..core.activations import Activation
 from ..core.initializers import compute_fans
 from ..errors import InitdiagError
@@ -71,11 +63,16 @@ def _graph(rows: list[RowData]) -> Graph:
     return Graph(tuple(made), tuple(range(len(made))))
 
 
-_STAT_KEYS = (
+_MEASURED = (
     "weight_std", "preact_mean", "preact_var", "act_mean", "act_var", "grad_input_var", "grad_weight_var",
-    "grad_weight_ratio", "dead_fraction", "saturated_fraction", "distinct_units",
+    "grad_weight_ratio", "dead_fraction", "saturated_fraction", "distinct_units", "weight_rms",
 )  # fmt: skip
-_RAW_KEYS = (*_STAT_KEYS, "preact_sq", "grad_input_sq", "input_sq", "grad_output_sq", "grad_weight_sq")
+_RAW_KEYS = (*_MEASURED, "preact_sq", "grad_input_sq", "input_sq", "grad_output_sq", "grad_weight_sq",
+             "bias_spread")  # fmt: skip
+# a module without them shows these as null (no weight, no units of its own, no gradient input)
+_MAY_LACK = ("weight_std", "grad_weight_var", "grad_weight_ratio", "distinct_units", "grad_input_var")
+# modules with weights of their own, for which rows see only the data (`input_rows`)
+_HAS_WEIGHTS = (*WEIGHTED, "embedding", "attention")
 
 
 def model_result(
@@ -85,57 +82,62 @@ def model_result(
     spec: ModelSpec,
     weight_init,
 ) -> ProbeResult:
-    """The `ProbeResult` of the rows every trial measured (the same modules each time, or an error)."""
+    """The `ProbeResult` of the rows every trial measured (the same modules each time, or an error),
+    judged as a spec probe's are (`analysis.judge`)."""
     first = trials_data[0]
     names = [r.name for r in first]
     for rows in trials_data[1:]:
         if [r.name for r in rows] != names:
             raise InitdiagError("the model ran different modules from one trial to the next; use --trials 1")
+    if not any(r.kind in _HAS_WEIGHTS for r in first):
+        raise InitdiagError("nothing to diagnose: the model has no dense or conv layer")
     graph = _graph(first)
     raws = []
     for rows in trials_data:
         raw = {key: np.array([_number(r.values.get(key)) for r in rows]) for key in _RAW_KEYS}
-        raw["forward_gain"], raw["backward_gain"] = cumulative_gains(graph, raw)
+        with np.errstate(all="ignore"):
+            raw["grad_weight_rms"] = np.sqrt(raw["grad_weight_sq"])
         raws.append(raw)
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        keys = (*_STAT_KEYS, "forward_gain", "backward_gain")
-        stacked = {key: np.array([r[key] for r in raws]) for key in keys}
-        means = {key: stacked[key].mean(axis=0) for key in keys}
-        sds = {key: stacked[key].std(axis=0, ddof=1) for key in keys} if settings.trials > 1 else {}
-        zeros = {key: np.mean([r[key] for r in raws], axis=0) == 0 for key in ("preact_sq", "grad_input_sq",
-                                                                               "grad_weight_sq")}  # fmt: skip
-    references, erased, at_input = forward_references(graph), erased_rows(graph), input_rows(graph)
-    stops = np.flatnonzero(zeros["grad_input_sq"])
-    last_stop = int(stops[-1]) if stops.size else -1
-    layers = []
+    infos = []
     for i, row in enumerate(first):
-        values = {key: (None if first[i].values.get(key) is None and key in (
-            "weight_std", "grad_weight_var", "grad_weight_ratio", "distinct_units", "grad_input_var")
-            else float(means[key][i])) for key in keys}  # fmt: skip
         weighted = graph.rows[i].weight_shape is not None
         fans = compute_fans(graph.rows[i].weight_shape) if weighted else None
-        judged = row.kind in GAIN_JUDGED_KINDS
-        act = row.act
-        stats = LayerStats(
-            name=row.name, kind=row.kind, fan_in=fans.fan_in if fans else None,
-            fan_out=fans.fan_out if fans else None, act=str(act) if act is not None else None,
-            init=str(weight_init) if weight_init is not None and weighted else None, bias_init=None,
-            **values, sd={k: float(sds[k][i]) for k in sds if values[k] is not None},
-            units=row.units,
-            output_shape=row.out_shape, depth=graph.rows[i].depth,
-            gain_judged=(judged and i not in erased, judged and i not in at_input),
-            forward_reference=graph.rows[references[i]].name,
-            silent=judged and bool(zeros["preact_sq"][i]),
-            gradient_stop=(graph.rows[max(i, last_stop)].name if weighted and zeros["grad_weight_sq"][i]
-                           and not zeros["preact_sq"][i] else None),
-            dead_judged=settings.batch * row.positions >= 10,
-        )  # fmt: skip
-        stats.flags = layer_flags(stats, settings.thresholds)
-        stats.flag_sources = flag_sources(stats, settings.thresholds)
-        layers.append(stats)
-    summary = summarize(layers, losses, settings, spec)
+        absent = {key for key in _MAY_LACK if row.values.get(key) is None}
+        if row.values.get("weight_std") is None:
+            absent |= {"weight_rms", "grad_weight_rms"}
+        infos.append(
+            RowInfo(
+                name=row.name,
+                kind=row.kind,
+                fan_in=fans.fan_in if fans else None,
+                fan_out=fans.fan_out if fans else None,
+                act=str(row.act) if row.act is not None else None,
+                init=str(weight_init) if weight_init is not None and weighted else None,
+                bias_init=None,
+                units=row.units,
+                output_shape=row.out_shape,
+                depth=graph.rows[i].depth,
+                dead_judged=settings.batch * row.positions >= MIN_DEAD_SAMPLES,
+                absent=frozenset(absent),
+                norm_values=_norm_values(row, settings.batch),
+                norm_positions=row.positions if row.kind == "batchnorm" else 1,
+            )
+        )
+    layers, summary = judge(
+        graph, infos, raws, losses, settings, spec, weighted=lambda r: first[r.index].kind in _HAS_WEIGHTS
+    )
     return ProbeResult(spec=spec, settings=settings, layers=layers, summary=summary)
+
+
+def _norm_values(row: RowData, batch: int) -> int | None:
+    """The values a normalization module normalizes each unit over: a batch norm's batch x positions,
+    a layer norm's normalized shape."""
+    if row.kind == "batchnorm":
+        return batch * row.positions
+    if row.kind == "layernorm":
+        shape = getattr(row.module, "normalized_shape", None)
+        return math.prod(shape) if shape else None
+    return None
 
 
 def _number(value) -> float:

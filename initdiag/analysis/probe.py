@@ -47,25 +47,12 @@ from ..network.settings import ProbeSettings, Thresholds
 from ..network.shorthand import as_shorthand, parse_layers
 from ..network.stack import StackSpec
 from .budget import MAX_TRIALS, PROBE_LOWER, TRIALS_HINT, probe_seconds, refuse_long
+from .gains import dead_judged
 from .inputs import InputSource, channels_last, get_input, stream
+from .judge import RowInfo, judge
 from .memory import available_memory, estimate_memory, format_bytes, shared_note
-from .recorder import _ZERO_KEYS, Recorder
-from .result import (
-    GAIN_JUDGED_KINDS,
-    STAT_KEYS,
-    LayerStats,
-    ProbeResult,
-)
-from .verdict import (
-    cumulative_gains,
-    dead_judged,
-    erased_rows,
-    flag_sources,
-    forward_references,
-    input_rows,
-    layer_flags,
-    summarize,
-)
+from .recorder import Recorder
+from .result import LayerStats, ProbeResult
 
 DTYPES = ("float32", "float64")
 _INPUT_STREAM, _TARGET_STREAM, _LAYER_STREAM, _DROPOUT_STREAM = 0, 1, 2, 3
@@ -231,9 +218,7 @@ def _run_trial(
     # backward statistics stay nan rather than report what nan happens to turn into.
     if recorder.forward_finite:
         run_backward(nodes, grad, recorder)
-    raw = recorder.raw
-    raw["forward_gain"], raw["backward_gain"] = cumulative_gains(plan.graph, raw)
-    return raw, loss
+    return recorder.raw, loss
 
 
 def _jacobian(nodes: list, seed: int) -> dict:
@@ -243,19 +228,6 @@ def _jacobian(nodes: list, seed: int) -> dict:
     count = min(SAMPLES, len(nodes[0].z))
     slopes = [None if n.act.is_linear else n.act.derivative(n.z[:count], n.a[:count]) for n in nodes]
     return spectrum([n.W for n in nodes], slopes, stream(seed, 0, _JACOBIAN_STREAM))
-
-
-# --- verdict --------------------------------------------------------------------------------------
-
-
-def _gradient_stop(plan: _Plan, zeros: dict, i: int, last_stop: int) -> str | None:
-    """For a weighted row whose weights get no gradient at all (dL/dW = 0 everywhere, in a finite
-    forward pass): the row where the gradient stops, the last one whose dL/dx is 0 everywhere
-    (*last_stop*, when it is at or after the row; else the row itself, e.g. all its units dead).
-    None when the row gets a gradient."""
-    if plan.contexts[i] is None or not zeros["grad_weight_sq"][i] or zeros["preact_sq"][i]:
-        return None
-    return plan.graph.rows[max(i, last_stop)].name
 
 
 # --- public entry point ---------------------------------------------------------------------------
@@ -270,7 +242,10 @@ def check_settings(settings: ProbeSettings, spec: StackSpec) -> ProbeSettings:
     if settings.dtype not in DTYPES:
         raise InitdiagError(f"unknown dtype '{settings.dtype}'; allowed: {', '.join(DTYPES)}")
     settings.thresholds.check()
-    for row in rows(spec).rows:
+    graph = rows(spec)
+    if not any(row.kind in ("dense", "conv2d") for row in graph.rows):
+        raise InitdiagError("nothing to diagnose: the stack has no dense or conv layer")
+    for row in graph.rows:
         if row.kind == "batchnorm" and settings.batch * math.prod(row.out_shape[1:]) < 2:
             raise InitdiagError(
                 f"layer {row.name}: batch norm needs a batch of at least 2 (it normalizes each feature "
@@ -282,7 +257,7 @@ def check_settings(settings: ProbeSettings, spec: StackSpec) -> ProbeSettings:
                 "normalize a layer of at least 2 units"
             )
     if settings.loss == "xent":
-        out = rows(spec).rows[-1].out_shape
+        out = graph.rows[-1].out_shape
         if len(out) != 1 or out[0] < 2:
             raise InitdiagError(
                 f"--loss xent needs at least 2 outputs, one per class in a flat output; the stack "
@@ -399,51 +374,7 @@ def run_probe(spec: StackSpec, settings: ProbeSettings, source: InputSource | No
         if pool is not None:
             pool.shutdown()
 
-    with np.errstate(all="ignore"):
-        stacked = {key: np.array([r[key] for r in raws]) for key in STAT_KEYS}
-        means = {key: stacked[key].mean(axis=0) for key in STAT_KEYS}
-        sds = {key: stacked[key].std(axis=0, ddof=1) for key in STAT_KEYS} if settings.trials > 1 else {}
-        zeros = {key: np.mean([r[key] for r in raws], axis=0) == 0 for key in _ZERO_KEYS}
-    references = forward_references(plan.graph)
-    stops = np.flatnonzero(zeros["grad_input_sq"])  # rows that pass no gradient back
-    last_stop = int(stops[-1]) if stops.size else -1
-    erased = erased_rows(plan.graph)
-    at_input = input_rows(plan.graph)
-    layers = []
-    for row, ctx, init, bias in zip(plan.graph.rows, plan.contexts, plan.inits, plan.bias_inits, strict=True):
-        i = row.index
-        values = {key: float(means[key][i]) for key in STAT_KEYS}
-        if ctx is None and row.kind not in NORM_KINDS:  # no weights: nothing to report
-            values.update(weight_std=None, grad_weight_var=None, grad_weight_ratio=None)
-        if row.kind not in ("dense", "conv2d"):
-            values["distinct_units"] = None
-        judged = row.kind in GAIN_JUDGED_KINDS
-        stats = LayerStats(
-            name=row.name,
-            kind=row.kind,
-            fan_in=ctx.fans.fan_in if ctx else None,
-            fan_out=ctx.fans.fan_out if ctx else None,
-            act=str(row.layer.act) if KINDS[row.kind].takes_act and row.layer.act is not None else None,
-            init=str(init) if init is not None else None,
-            bias_init=str(bias) if bias is not None else None,
-            **values,
-            sd={key: float(sds[key][i]) for key in sds if values[key] is not None},
-            units=row.units,
-            output_shape=row.out_shape,
-            depth=row.depth,
-            # the dL/dx of a row at the input is the gradient of the data, which trains nothing (He
-            # et al. 2015, sec. 2.2: "we need not compute dx_1 because it represents the image
-            # domain"), and a scale that a later normalization layer erases does not reach the output
-            gain_judged=(judged and i not in erased, judged and i not in at_input),
-            forward_reference=plan.graph.rows[references[i]].name,
-            silent=judged and bool(zeros["preact_sq"][i]),
-            gradient_stop=_gradient_stop(plan, zeros, i, last_stop),
-            dead_judged=dead_judged(row, settings.batch),
-        )
-        stats.flags = layer_flags(stats, settings.thresholds)
-        stats.flag_sources = flag_sources(stats, settings.thresholds)
-        layers.append(stats)
-    summary = summarize(layers, losses, settings, spec)
+    layers, summary = judge(plan.graph, _row_infos(plan, settings), raws, losses, settings, spec)
     if settings.jacobian:
         summary.jacobian = raws[0].get("jacobian") or {
             "reason": "the Jacobian is computed for dense stacks whose forward pass stays finite"
@@ -452,6 +383,38 @@ def run_probe(spec: StackSpec, settings: ProbeSettings, source: InputSource | No
         output_grad_sq = float(np.mean([r["output_grad_sq"] for r in raws]))
         summary.theory = _theory(plan, source, settings, layers, output_grad_sq)
     return ProbeResult(spec=spec, settings=settings, layers=layers, summary=summary)
+
+
+def _row_infos(plan: _Plan, settings: ProbeSettings) -> list[RowInfo]:
+    """What each row is, for `judge`: names, fans, act and inits as text, what it does not have."""
+    infos = []
+    for row, ctx, init, bias in zip(plan.graph.rows, plan.contexts, plan.inits, plan.bias_inits, strict=True):
+        absent = set()
+        if ctx is None and row.kind not in NORM_KINDS:  # no weights: nothing to report
+            absent |= {"weight_std", "grad_weight_var", "grad_weight_ratio", "weight_rms", "grad_weight_rms"}
+        if row.kind not in ("dense", "conv2d"):
+            absent.add("distinct_units")
+        positions = math.prod(row.out_shape[1:])
+        values = {"batchnorm": settings.batch * positions, "layernorm": math.prod(row.out_shape)}
+        infos.append(
+            RowInfo(
+                name=row.name,
+                kind=row.kind,
+                fan_in=ctx.fans.fan_in if ctx else None,
+                fan_out=ctx.fans.fan_out if ctx else None,
+                act=str(row.layer.act) if KINDS[row.kind].takes_act and row.layer.act is not None else None,
+                init=str(init) if init is not None else None,
+                bias_init=str(bias) if bias is not None else None,
+                units=row.units,
+                output_shape=row.out_shape,
+                depth=row.depth,
+                dead_judged=dead_judged(row, settings.batch),
+                absent=frozenset(absent),
+                norm_values=values.get(row.kind),
+                norm_positions=positions if row.kind == "batchnorm" else 1,
+            )
+        )
+    return infos
 
 
 def _input_second_moment(source: InputSource, spec: StackSpec, dtype) -> float | None:
@@ -468,7 +431,7 @@ def _theory(plan: _Plan, source: InputSource, settings: ProbeSettings, layers: l
     """Mean-field predictions (`initdiag.theory`) for a dense chain whose weights are i.i.d. with zero
     mean and known variance; fills each layer's theory keys and returns the stack's summary (or the
     reason it does not apply)."""
-    from .theory import layer_predictions, stack_theory
+    from .theory import depth_theory, layer_predictions, stack_theory
 
     for stats in layers:
         stats.theory_on = True
@@ -490,4 +453,9 @@ def _theory(plan: _Plan, source: InputSource, settings: ProbeSettings, layers: l
     for stats, p in zip(layers, predictions, strict=True):
         stats.theory_preact_var, stats.theory_grad_input_var = p.preact_var, p.grad_input_var
     hidden = max(0, len(per_layer) - 2)  # a hidden layer's sigma_w^2, sigma_b^2 and activation
-    return stack_theory(*per_layer[hidden][:2], per_layer[hidden][3]).to_dict()
+    out = stack_theory(*per_layer[hidden][:2], per_layer[hidden][3]).to_dict()
+    # this stack at this depth (where the summary's backward gain is read), then where deeper ones tend
+    start = next((i for i, x in enumerate(layers) if x.gain_judged[1]), 0)
+    depth = depth_theory(predictions, [p[2] for p in per_layer], start, [x.name for x in layers])
+    out["words"] = f"{depth.pop('depth_words')}; {out['words']}"
+    return {**out, **depth}

@@ -10,15 +10,11 @@ import numpy as np
 
 from ..core.stats import dead_fraction, distinct_columns, moments, saturated_fraction
 from ..network.kinds import POOL_KINDS
-from .result import (
-    STAT_KEYS,
-)
-from .verdict import (
-    ratio,
-)
+from .gains import input_rows, ratio
+from .result import STAT_KEYS
 
 # per-row numbers the gains need besides the reported ones
-_RAW_EXTRA = ("preact_sq", "grad_input_sq", "input_sq", "grad_output_sq", "grad_weight_sq")
+_RAW_EXTRA = ("preact_sq", "grad_input_sq", "input_sq", "grad_output_sq", "grad_weight_sq", "bias_spread")
 
 if TYPE_CHECKING:  # for annotations only: the probe builds on this module
     from .probe import _Plan
@@ -39,42 +35,58 @@ class Recorder:
         n = len(plan.graph.rows)
         self.raw = {key: np.full(n, np.nan) for key in (*STAT_KEYS, *_RAW_EXTRA)}
         self.forward_finite = True
+        # rows whose E[x^2] going in is needed: a pooling row's own factor, a row at the data's gain
+        self.input_needed = {row.index for row in plan.graph.rows if row.kind in POOL_KINDS}
+        self.input_needed |= input_rows(plan.graph)
 
     def before_forward(self, layer, x):
         """LSUV (Mishkin & Matas 2015): rescale the row's weights to unit pre-activation variance on
-        the input it actually gets."""
+        the input it actually gets. Then a weighted row is asked for x @ W before its bias."""
         i = self.index[layer.name]
         init = self.plan.inits[i]
+        if layer.kind in ("dense", "conv2d"):
+            layer.unbiased_hook = self.unbiased
         if init is None or not init.data_driven:
             return
+        layer.unbiased_hook = None  # not while LSUV tries the weights
         for _ in range(init.max_iter):
             var = moments(layer.transform(x)).var
             if not math.isfinite(var) or var == 0 or abs(var - 1.0) < init.tol:
                 break
             layer.weight *= layer.weight.dtype.type(1.0 / math.sqrt(var))
         self.weight_moments[i] = moments(layer.weight)
+        layer.unbiased_hook = self.unbiased
+
+    def unbiased(self, layer, zw):
+        """x @ W of a weighted row, before its bias: its distinct columns are its distinct units
+        (units whose incoming weights are equal count once, whatever their biases)."""
+        i = self.index[layer.name]
+        units = zw.reshape(-1, zw.shape[-1])  # channels-last: a unit is a feature or a channel
+        self.raw["distinct_units"][i] = distinct_columns(units)
+        self.raw["bias_spread"][i] = float(np.ptp(layer.b)) if layer.b is not None and layer.b.size else 0.0
 
     def forward(self, layer):
         i, raw = self.index[layer.name], self.raw
         z, a = layer.z, layer.a
         zm = moments(z)
         am = zm if a is z else moments(a)
-        if i in self.weight_moments:
-            raw["weight_std"][i] = self.weight_moments[i].std
-        elif layer.weight is not None:  # gamma of a normalization layer
-            raw["weight_std"][i] = moments(layer.weight).std
+        weight = self.weight_moments.get(i)
+        if weight is None and layer.weight is not None:  # gamma of a normalization layer
+            weight = moments(layer.weight)
+        if weight is not None:
+            raw["weight_std"][i], raw["weight_rms"][i] = weight.std, math.sqrt(weight.second)
         raw["preact_mean"][i], raw["preact_var"][i], raw["preact_sq"][i] = zm
         raw["act_mean"][i], raw["act_var"][i] = am.mean, am.var
-        if self.plan.graph.rows[i].kind in POOL_KINDS:
+        if i in self.input_needed:
             raw["input_sq"][i] = moments(layer.x).second
         if layer.act.piecewise_linear:  # no saturation by definition: its flat side is "dead"
             raw["saturated_fraction"][i] = 0.0
         if math.isfinite(zm.second) and math.isfinite(am.second):
             units = z.reshape(-1, z.shape[-1])  # channels-last: a unit is a feature or a channel
             raw["dead_fraction"][i] = dead_fraction(units) if layer.act.relu_family else 0.0
-            if layer.kind in ("dense", "conv2d"):  # symmetry is the weights'; later layers inherit it
-                raw["distinct_units"][i] = distinct_columns(units)
+            # symmetry is the weights' (counted before the bias, `unbiased`); later layers inherit it
         else:  # overflowed: counting dead or equal units of inf/nan means nothing
+            raw["distinct_units"][i] = np.nan
             self.forward_finite = False
 
     def backward(self, layer, da, dx):
@@ -87,6 +99,7 @@ class Recorder:
             dwm = moments(layer.dweight)
             wm = self.weight_moments.get(i) or moments(layer.weight)
             raw["grad_weight_var"][i], raw["grad_weight_sq"][i] = dwm.var, dwm.second
+            raw["grad_weight_rms"][i] = math.sqrt(dwm.second)
             raw["grad_weight_ratio"][i] = ratio(math.sqrt(dwm.second), math.sqrt(wm.second))
         if not layer.act.piecewise_linear:
             raw["saturated_fraction"][i] = saturated_fraction(layer.dact, layer.act.max_derivative)

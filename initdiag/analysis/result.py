@@ -20,7 +20,7 @@ WARN_FRACTION = 0.75
 # weights and residual sums. The others pass their effect on to the next judged layer (a relu halves
 # E[x^2]; dropout multiplies it by 1/(1-rate)), or are fixed by construction: a normalization layer
 # resets the scale to 1, a pooling layer's own factor is divided out of the gains (`_gains`).
-GAIN_JUDGED_KINDS = ("dense", "conv2d", "residual")
+GAIN_JUDGED_KINDS = ("dense", "conv1d", "conv2d", "conv3d", "residual")
 
 
 def format_number(x: float | None) -> str:
@@ -53,6 +53,11 @@ STAT_KEYS = (
     "distinct_units",
     "forward_gain",
     "backward_gain",
+    # added later (keys are only ever added within a schema version): the gain from the data of a
+    # row whose input is the data, and the sizes (root-mean-square) of the weights and their gradient
+    "data_gain",
+    "weight_rms",
+    "grad_weight_rms",
 )
 
 
@@ -86,10 +91,17 @@ class LayerStats:
     distinct_units: float | None  # None: a layer without weights of its own
     forward_gain: float
     backward_gain: float
+    # E[z^2] / E[x^2] of what enters a row whose input is the data (None elsewhere): the absolute
+    # scale the first layer sets, which the forward gains, ratios to the first layer, cannot see
+    data_gain: float | None = None
+    weight_rms: float | None = None  # root-mean-square of the weights (gamma for a norm)
+    grad_weight_rms: float | None = None  # root-mean-square of dL/dW: its size (grad_weight_var: spread)
     flags: list[str] = field(default_factory=list)
     # what raised each vanishing / exploding flag: fwd, bwd, no-signal, no-grad
     flag_sources: dict[str, list[str]] = field(default_factory=dict)
     sd: dict[str, float] = field(default_factory=dict)
+    # with several trials: the trials (from 1) that raised each flag, when not all did
+    flag_trials: dict[str, list[int]] = field(default_factory=dict)
     theory_preact_var: float | None = None  # mean-field prediction (with the theory on)
     theory_grad_input_var: float | None = None
     units: int = 0  # output features, or channels of an image-shaped output
@@ -101,7 +113,14 @@ class LayerStats:
     forward_reference: str | None = None  # the row the forward gain is measured against
     silent: bool = False  # z = 0 for every input (in a finite forward pass)
     gradient_stop: str | None = None  # weights get no gradient: the row where the gradient stops
+    # what stopped it: None (a dL/dx of 0), "zero-scale" (a residual branch of fixed scale 0, the
+    # sum row in gradient_stop), "batchnorm" / "layernorm" (a norm over 2 values, in gradient_stop)
+    stop_kind: str | None = None
     dead_judged: bool = True  # enough values per unit for dead_fraction to mean dead
+    bias_varies: bool = False  # a weighted row whose units have different biases
+    norm_values: int | None = None  # a normalization row: the values it normalizes each unit over
+    norm_positions: int = 1  # ... of which one sample gives this many (a batch norm's positions)
+    mean_flags: list[str] = field(default_factory=list)  # the flags of the means alone (several trials)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -125,6 +144,8 @@ class LayerStats:
             out["theory_grad_input_var"] = self.theory_grad_input_var
         out["flags"] = list(self.flags)
         out["flag_sources"] = {flag: list(sources) for flag, sources in self.flag_sources.items()}
+        if self.sd:  # several trials
+            out["flag_trials"] = {flag: list(trials) for flag, trials in self.flag_trials.items()}
         for key in STAT_KEYS:
             if key in self.sd:
                 out[f"{key}_sd"] = self.sd[key]
@@ -164,6 +185,8 @@ class Summary:
     notes: list[str] = field(default_factory=list)  # what limits the reading (batch too small, ...)
     theory: dict[str, Any] | None = None  # with the theory on: StackTheory, or {"reason": ...}
     jacobian: dict[str, Any] | None = None  # with --jacobian: `initdiag.jacobian`'s summary
+    # with several trials, each judged on its own numbers: each one's verdict (``verdict`` is the worst)
+    trial_verdicts: list[str] | None = None
 
     @property
     def reasons(self) -> list[str]:
@@ -184,6 +207,8 @@ class Summary:
         }
         for key, value in self.sd.items():
             out[f"{key}_sd"] = value
+        if self.trial_verdicts is not None:
+            out["trial_verdicts"] = list(self.trial_verdicts)
         if self.theory is not None:
             out["theory"] = self.theory
         if self.jacobian is not None:

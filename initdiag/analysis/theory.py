@@ -406,23 +406,63 @@ def stack_theory(sigma_w2: float, sigma_b2: float, act: Activation) -> StackTheo
         chi_c = chi_1
     xi_c = math.inf if chi_c >= 1 - 1e-9 else (-1.0 / math.log(chi_c) if chi_c > 0 else 0.0)
     if chi_1 == 0:
-        phase = "ordered"
-        words = "no gradient passes a layer (chi_1 = 0)"
+        phase, how = "ordered", "no gradient passes a layer"
     elif abs(chi_1 - 1) < 1e-3:
-        phase = "critical"
-        words = f"critical (chi_1 = {chi_1:.3g}): gradients keep their size through depth"
+        phase, how = "critical", "gradients keep their size"
     elif chi_1 < 1:
-        phase = "ordered"
-        words = f"ordered phase (chi_1 = {chi_1:.3g}): gradients shrink by e every {xi_grad:.3g} layers"
+        phase, how = "ordered", f"gradients shrink by e every {xi_grad:.3g} layers"
     else:
-        phase = "chaotic"
-        words = f"chaotic phase (chi_1 = {chi_1:.3g}): gradients grow by e every {xi_grad:.3g} layers"
+        phase, how = "chaotic", f"gradients grow by e every {xi_grad:.3g} layers"
+    at = f"chi_1 = {chi_1:.3g} ({'ordered phase' if phase == 'ordered' else phase}: {how})"
     if math.isnan(q):
-        words += "; q is preserved layer to layer"
+        words = "deeper stacks of these layers: q is preserved layer to layer, "
+        words += f"chi_1 = {chi_1:.3g} at every depth ({phase}: {how})"
     elif math.isinf(q):
-        words += "; q grows without bound"
+        words = f"deeper stacks of these layers: q grows without bound, where chi tends to {at}"
     elif q == 0:
-        words += "; q collapses to 0"
+        words = f"deeper stacks of these layers: q collapses to 0, where chi tends to {at}"
     else:
-        words += f"; q* = {q:.3g}"
+        words = f"deeper stacks of these layers: q tends to q* = {q:.3g}, where {at}"
     return StackTheory(sigma_w2, sigma_b2, str(act), q, chi_1, xi_grad, xi_c, phase, words)
+
+
+def depth_theory(predictions: list[LayerTheory], ratios: list[float], start: int, names: list[str]) -> dict:
+    """What the theory predicts for this stack at this depth: the gradient's E[x^2] from the last
+    layer back to layer *start* (where the summary's backward gain is read) changes by the product of
+    chi_l * fan_out/fan_in over the layers between, chi_l = sigma_w^2 E[phi'(sqrt(q_l) z)^2] along this
+    stack's own q_l (*ratios*: each layer's fan_out/fan_in), which the ∂x th column shows layer by
+    layer. The fixed point is only where a deeper stack tends: tanh at sigma_w^2 = 1 is critical there
+    (q* = 0) but reaches it like q_l ~ 1/(2 l), and over 20 layers the gradient shrinks 13-fold."""
+    last = len(predictions) - 1
+    between = predictions[start:last]
+    chis = [p.chi for p in between]
+    factor = math.prod(c * r for c, r in zip(chis, ratios[start:last], strict=True))
+    out = {"backward_factor": factor, "backward_factor_at": names[start], "backward_layers": len(between)}
+    if not between:
+        out["depth_words"] = "no hidden layer passes the gradient back, so depth plays no part"
+        return out
+    positive = all(c > 0 for c in chis)
+    mean = math.exp(sum(math.log(c) for c in chis) / len(chis)) if positive else 0.0
+    out["chi_geometric_mean"] = mean
+    if factor == 0:
+        change = "to vanish"
+    elif not math.isfinite(factor):
+        change = f"to change by a factor {factor:.3g}"
+    elif 0.9 <= factor <= 1 / 0.9:
+        change = f"to keep its size (x{factor:.3g})"
+    elif factor < 1:
+        change = f"to shrink to {factor:.3g} of its size"
+    else:
+        change = f"to grow {factor:.3g}-fold"
+    span = (
+        f"{min(chis):.3g}"
+        if max(chis) - min(chis) <= 1e-3 * max(chis)
+        else f"{min(chis):.3g} to {max(chis):.3g}"
+    )
+    many = f"{len(chis)} layer{'s' if len(chis) != 1 else ''}"
+    out["depth_words"] = (
+        f"from {names[last]} back to {names[start]} ({many}) the gradient's E[x^2] is predicted {change}: "
+        f"chi along this stack's q_l is {span}" + (f" (geometric mean {mean:.3g})" if len(chis) > 1 and
+                                                    "to" in span else "")
+    )  # fmt: skip
+    return out

@@ -1,17 +1,18 @@
-"""From measurements to a verdict: the cumulative gains (restarting at normalization layers), each
-layer's flags, the reasons in words, the summary and its notes."""
+"""From measurements to a verdict: each layer's flags, the reasons in words, the verdict of one
+trial and of several (the worst), the summary and its notes. The gains' structure is `gains`."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
 
-from ..network.graph import Block, Graph
-from ..network.kinds import NORM_KINDS, POOL_KINDS
+from ..network.kinds import NORM_KINDS
 from ..network.settings import ProbeSettings, Thresholds
 from ..network.stack import StackSpec
+from .gains import MIN_DEAD_SAMPLES
 from .result import (
     FLAGS,
     MEASURED_KEYS,
@@ -22,115 +23,38 @@ from .result import (
     format_number,
 )
 
-# dead_fraction is judged only when each unit sees at least this many values (batch x positions): a
-# unit that fires half the time looks dead on n values with probability 2^-n (1/1024 here)
-MIN_DEAD_SAMPLES = 10
+
+def _outside(gain: float | None, limit: float) -> str | None:
+    """``exploding`` / ``vanishing`` for a gain outside [1/limit, limit], else None (nan: None)."""
+    if gain is None or math.isnan(gain):
+        return None
+    if gain > limit:
+        return "exploding"
+    if gain < 1.0 / limit:
+        return "vanishing"
+    return None
 
 
-def input_rows(graph: Graph) -> set[int]:
-    """The rows whose input is the stack's input: the first row, and when the stack opens with
-    residual blocks, the sum of each (its dL/dx is the gradient of the data, whole) and the first
-    row of each branch. Their backward gain is the data's gradient, which trains nothing."""
-    found: set[int] = set()
-    item = graph.tree[0] if graph.tree else None
-    while isinstance(item, Block):
-        found.add(item.sum_row)
-        item = item.branch[0] if item.branch else None
-    if item is not None:
-        found.add(item)
-    return found
-
-
-def erased_rows(graph: Graph) -> set[int]:
-    """The rows whose scale a normalization layer erases: every path from them to the output passes
-    a norm (a norm follows them in their own sequence, or they end a residual branch whose sum row
-    is itself erased). Their forward gain is not judged: no scale of theirs reaches the output."""
-    erased: set[int] = set()
-
-    def visit(tree: tuple, outer_erased: bool) -> None:
-        normed = outer_erased
-        for item in reversed(tree):
-            if isinstance(item, Block):
-                if normed:
-                    erased.add(item.sum_row)
-                visit(item.branch, normed)  # the branch ends in the sum
-                continue
-            if normed:
-                erased.add(item)
-            if graph.rows[item].kind in NORM_KINDS:
-                normed = True
-
-    visit(graph.tree, False)
-    return erased
-
-
-def forward_references(graph: Graph) -> list[int]:
-    """For each row, the row its forward gain is measured against: the last normalization row at or
-    before it in execution order (a norm erases the scale of everything before it, so that scale
-    must not decide a verdict after it), else the first row."""
-    refs, current = [], 0
-    for row in graph.rows:
-        if row.kind in NORM_KINDS:
-            current = row.index
-        refs.append(current)
-    return refs
-
-
-def cumulative_gains(graph: Graph, raw: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Cumulative gains of every row.
-
-    Forward: E[z_l^2] over E[z_r^2], r the row's reference (`forward_references`: the first row, or
-    the last normalization row before it). Backward: E[(dL/dx_l)^2] over the last row's. The
-    backward gain needs no restart: a normalization layer's backward pass divides the gradient by the
-    same std its forward pass divided out, so a rescaled layer before a norm leaves every other
-    row's backward gain unchanged. Factors no initializer can change are divided out: a pooling
-    layer's own change of the second moment (a 2x2 max pool passes each gradient to one input of
-    four), and, backward, the square of the residual scales a branch row's gradient is multiplied by.
-    """
-    rows_ = graph.rows
-    n = len(rows_)
-    own_fwd = np.ones(n)
-    own_bwd = np.ones(n)
-    for i, row in enumerate(rows_):
-        if row.kind in POOL_KINDS:
-            own_fwd[i] = ratio(raw["preact_sq"][i], raw["input_sq"][i]) if i else 1.0
-            own_bwd[i] = ratio(raw["grad_input_sq"][i], raw["grad_output_sq"][i]) if i < n - 1 else 1.0
-    fwd_fixed = np.cumprod(own_fwd)
-    bwd_fixed = np.cumprod(own_bwd[::-1])[::-1]  # pools at or after the row
-    scale_sq = np.array([row.branch_scale**2 for row in rows_])
-    refs = forward_references(graph)
-    forward = [
-        ratio(raw["preact_sq"][i], raw["preact_sq"][r] * ratio(fwd_fixed[i], fwd_fixed[r]))
-        for i, r in enumerate(refs)
-    ]
-    backward = [
-        ratio(raw["grad_input_sq"][i], raw["grad_input_sq"][-1] * bwd_fixed[i] * scale_sq[i])
-        for i in range(n)
-    ]
-    return np.array(forward), np.array(backward)
-
-
-def ratio(num: float, den: float) -> float:
-    """num/den, or nan when the reference is zero (undefined, which is not an overflow)."""
-    return math.nan if den == 0 else num / den
-
-
-def dead_judged(row, batch: int) -> bool:
-    """Whether each unit of the row sees enough values (`MIN_DEAD_SAMPLES`) for dead to mean dead."""
-    return batch * math.prod(row.out_shape[1:]) >= MIN_DEAD_SAMPLES
+def _data_gain_judged(stats: LayerStats) -> bool:
+    return stats.data_gain is not None and stats.gain_judged[0] and not stats.silent
 
 
 def flag_sources(stats: LayerStats, t: Thresholds) -> dict[str, list[str]]:
     """What raised each vanishing / exploding flag of a layer: ``fwd`` or ``bwd`` (its gain in that
-    direction left [1/T, T]), ``no-signal`` (z = 0 everywhere), ``no-grad`` (its weights get no
-    gradient). JSON ``flag_sources``; the table shows them as ``vanishing(bwd)``."""
+    direction left [1/T, T]; at a row whose input is the data, also its gain from the data),
+    ``no-signal`` (z = 0 everywhere), ``no-grad`` (its weights get no gradient). JSON
+    ``flag_sources``; the table shows them as ``vanishing(bwd)``."""
     sources: dict[str, list[str]] = {}
     for direction, gain, limit, judged in (
         ("fwd", stats.forward_gain, t.max_forward_gain, stats.gain_judged[0]),
         ("bwd", stats.backward_gain, t.max_backward_gain, stats.gain_judged[1]),
     ):
-        if judged and not math.isnan(gain) and not (1 / limit <= gain <= limit):
-            sources.setdefault("exploding" if gain > 1 else "vanishing", []).append(direction)
+        flag = _outside(gain, limit) if judged else None
+        if flag is not None:
+            sources.setdefault(flag, []).append(direction)
+    flag = _outside(stats.data_gain, t.max_forward_gain) if _data_gain_judged(stats) else None
+    if flag is not None and "fwd" not in sources.get(flag, ()):
+        sources.setdefault(flag, []).insert(0, "fwd")
     if stats.silent:
         sources.setdefault("vanishing", []).append("no-signal")
     if stats.gradient_stop is not None:
@@ -152,6 +76,10 @@ def layer_flags(stats: LayerStats, t: Thresholds) -> list[str]:
             flags.add("vanishing")
         elif gain > limit:
             flags.add("exploding")
+    if _data_gain_judged(stats):
+        flag = _outside(stats.data_gain, t.max_forward_gain)
+        if flag is not None:
+            flags.add(flag)
     if stats.silent or stats.gradient_stop is not None:
         flags.add("vanishing")
     if stats.dead_judged and stats.dead_fraction > t.max_dead_fraction:
@@ -174,6 +102,61 @@ class Finding(NamedTuple):
     sentence: str
 
 
+def _stop_sentence(s: LayerStats) -> str:
+    """Why no gradient reaches a layer's weights, by what stopped it."""
+    stop = s.gradient_stop
+    if s.stop_kind == "zero-scale":
+        return (
+            f"no gradient reaches layer {s.name} (dL/dW = 0 everywhere): the branch of {stop} is multiplied "
+            "by its fixed residual scale 0, so it adds nothing forward and gets no gradient back (a "
+            "learned scale, as ReZero's, starts at 0 but trains; a fixed one never does)"
+        )
+    if s.stop_kind in NORM_KINDS:
+        what = "batch norm" if s.stop_kind == "batchnorm" else "layer norm"
+        over = "each feature over 2 values" if what == "batch norm" else "over 2 values per sample"
+        fix = "use a batch of at least 16" if what == "batch norm" else "normalize a wider layer"
+        return (
+            f"almost no gradient reaches layer {s.name}: {what} {stop} normalizes {over}, which it maps "
+            f"to ±1 whatever they are, and passes back only what its eps leaves; {fix}"
+        )
+    where = "there" if stop == s.name else f"at layer {stop}"
+    return (
+        f"no gradient reaches layer {s.name} (dL/dW = 0 everywhere): the gradient stops {where}, "
+        "whose dL/dx is 0"
+    )
+
+
+def _data_gain_sentence(s: LayerStats, limit: float, warn: bool) -> str:
+    """A row at the data whose gain from the data leaves (or nears) [1/T, T]: by how much, and
+    whether its weights alone do it (their size against the 1/sqrt(fan_in) that keeps E[x^2])."""
+    g = s.data_gain
+    toward = "exploding" if g > 1 else "vanishing"
+    bound = f"{limit:g}" if g > 1 else f"1/{limit:g}"
+    what = f"residual sum {s.name}" if s.kind == "residual" else f"layer {s.name}"
+    sentence = f"{what} multiplies the data's E[x^2] by {format_number(g)}"
+    sentence += (
+        f", close to {toward} (limit {bound})" if warn else f" ({toward}: {'>' if g > 1 else '<'} {bound})"
+    )
+    if s.fan_in and s.weight_rms is not None and math.isfinite(s.weight_rms):
+        alone = s.fan_in * s.weight_rms**2
+        keep = 1 / math.sqrt(s.fan_in)
+        if (alone > 1) == (g > 1) and alone > 0 and abs(math.log(alone)) >= abs(math.log(g)) / 2:
+            size = (
+                "std"
+                if s.weight_std is not None and s.weight_std >= 0.5 * s.weight_rms
+                else "root-mean-square"
+            )
+            value = s.weight_std if size == "std" else s.weight_rms
+            sentence += (
+                f": its weights' {size} {format_number(value)} is {format_number(s.weight_rms / keep)}x the "
+                f"1/sqrt(fan_in) = {format_number(keep)} that keeps the scale"
+            )
+        else:
+            rest = "its bias" if g > alone else "the data's correlations"
+            sentence += f": its weights alone would give {format_number(alone)}, the rest is {rest}"
+    return sentence
+
+
 def all_findings(layers: list[LayerStats], t: Thresholds, warn: bool) -> list[Finding]:
     """Every problem (or, with *warn*, every drift toward one) at every layer."""
     found: list[Finding] = []
@@ -187,27 +170,20 @@ def all_findings(layers: list[LayerStats], t: Thresholds, warn: bool) -> list[Fi
                 )
                 found.append(Finding("nonfinite", "nonfinite", 0, 1.0, overflow.name, sentence))
             else:
-                found.append(
-                    Finding(
-                        "nonfinite",
-                        "nonfinite",
-                        0,
-                        1.0,
-                        s.name,
-                        f"layer {s.name}: the backward pass overflows (inf/nan)",
-                    )
-                )
+                sentence = f"layer {s.name}: the backward pass overflows (inf/nan)"
+                found.append(Finding("nonfinite", "nonfinite", 0, 1.0, s.name, sentence))
         if not warn and s.silent:
             sentence = f"layer {s.name}: z is 0 for every input, so no signal passes it"
             found.append(Finding("no signal", "vanishing", 1, math.inf, s.name, sentence))
         if not warn and s.gradient_stop is not None:
-            stop = s.gradient_stop
-            where = "there" if stop == s.name else f"at layer {stop}"
-            sentence = (
-                f"no gradient reaches layer {s.name} (dL/dW = 0 everywhere): the gradient stops {where}, "
-                "whose dL/dx is 0"
-            )
-            found.append(Finding("no gradient", "vanishing", 1, math.inf, s.name, sentence))
+            found.append(Finding("no gradient", "vanishing", 1, math.inf, s.name, _stop_sentence(s)))
+        if _data_gain_judged(s) and not math.isnan(s.data_gain) and s.data_gain >= 0:
+            g, limit = s.data_gain, t.max_forward_gain
+            log_ratio = math.inf if g == 0 or math.isinf(g) else abs(math.log(g)) / math.log(limit)
+            if (not warn and log_ratio > 1) or (warn and WARN_FRACTION < log_ratio <= 1):
+                toward = "exploding" if g > 1 else "vanishing"
+                sentence = _data_gain_sentence(s, limit, warn)
+                found.append(Finding(f"data {toward}", toward, 1, log_ratio, s.name, sentence))
         directions = (("forward", t.max_forward_gain), ("backward", t.max_backward_gain))
         for (direction, limit), judged in zip(directions, s.gain_judged, strict=True):
             g = getattr(s, f"{direction}_gain")
@@ -236,23 +212,45 @@ def all_findings(layers: list[LayerStats], t: Thresholds, warn: bool) -> list[Fi
                 found.append(Finding(key, flag, severity, share, s.name, sentence))
         if not warn and "symmetric" in s.flags:
             units = f"{s.distinct_units:.4g} distinct unit{'s' if s.distinct_units != 1 else ''}"
+            sentence = f"layer {s.name}: {units} of {s.units} (symmetric)"
+            if s.bias_varies:
+                sentence += ": units whose incoming weights are equal differ only by their bias"
             found.append(
-                Finding(
-                    "symmetric",
-                    "symmetric",
-                    3,
-                    1 - s.distinct_units / s.units,
-                    s.name,
-                    f"layer {s.name}: {units} of {s.units} (symmetric)",
-                )
+                Finding("symmetric", "symmetric", 3, 1 - s.distinct_units / s.units, s.name, sentence)
+            )
+        if warn and small_batch_norm(s):
+            found.append(
+                Finding("small batch", "vanishing", 5, 1.0 / s.norm_values, s.name, small_batch_sentence(s))
             )
     return found
 
 
-def reasons_for(layers: list[LayerStats], t: Thresholds) -> tuple[list[Reason], bool]:
-    """Why the verdict is what it is: one sentence per kind of problem, naming its worst layer and
-    how many more layers share it; the most severe first. Without problems, the same for drifts
-    toward one (the warn band). Returns (reasons, whether only drifting)."""
+# a batch norm over fewer values per channel than this is not judged reliable: its statistics come
+# from a handful of values, and it passes back only (n - 2)/n of the gradient's second moment (the
+# mean and the scale it removes are two of the n directions)
+MIN_NORM_VALUES = 16
+
+
+def small_batch_norm(s: LayerStats) -> bool:
+    """A batch norm row over 3 to 15 values per channel (2 blocks the gradient: `norm_blocked`)."""
+    return s.kind == "batchnorm" and s.norm_values is not None and 2 < s.norm_values < MIN_NORM_VALUES
+
+
+def small_batch_sentence(s: LayerStats) -> str:
+    n, positions = s.norm_values, s.norm_positions
+    enough = -(-MIN_NORM_VALUES // positions)
+    per = f"batch {n // positions} x {positions} position{'s' if positions != 1 else ''}"
+    return (
+        f"layer {s.name}: batch norm normalizes each channel over only {n} values ({per}): its statistics "
+        f"are noisy and it passes back about (n-2)/n = {(n - 2) / n:.0%} of the gradient; a batch of "
+        f"{enough} or more gives it {MIN_NORM_VALUES} values"
+    )
+
+
+def grouped_findings(layers: list[LayerStats], t: Thresholds) -> tuple[list[Finding], bool]:
+    """Why the verdict is what it is: one finding per kind of problem, its worst layer, the sentence
+    saying how many more layers share it; the most severe first. Without problems, the same for drifts
+    toward one (the warn band). Returns (findings, whether only drifting)."""
     for warn in (False, True):
         by_kind: dict[str, list[Finding]] = {}
         for finding in all_findings(layers, t, warn):
@@ -269,17 +267,72 @@ def reasons_for(layers: list[LayerStats], t: Thresholds) -> tuple[list[Reason], 
                     )
                 worst.append(top)
             worst.sort(key=lambda f: (f.severity, -f.badness))
-            return [Reason(f.flag, f.layer, f.sentence) for f in worst], warn
+            return worst, warn
     return [], False
 
 
+def reasons_for(layers: list[LayerStats], t: Thresholds) -> tuple[list[Reason], bool]:
+    """`grouped_findings` as the summary's reasons."""
+    findings, warn = grouped_findings(layers, t)
+    return [Reason(f.flag, f.layer, f.sentence) for f in findings], warn
+
+
+VERDICTS = ("ok", "warn", "fail")
+
+
+def judgement(layers: list[LayerStats], t: Thresholds) -> tuple[str, list[Finding]]:
+    """The verdict of one set of rows (flagged: fail; only drifting: warn) and its findings."""
+    findings, drifting = grouped_findings(layers, t)
+    verdict = "fail" if any(x.flags for x in layers) else ("warn" if drifting else "ok")
+    return verdict, findings
+
+
+def worst_of_trials(judged: list[tuple[str, list[Finding]]]) -> tuple[str, list[Reason]]:
+    """The verdict of several trials, each judged on its own numbers: the worst trial's, with the
+    findings of every trial that has it, each kind once (its worst trial's sentence), saying in which
+    trials it happened. A finding with the same sentence in every trial does not depend on the draw
+    and is not attributed."""
+    n = len(judged)
+    verdict = max((v for v, _ in judged), key=VERDICTS.index)
+    by_kind: dict[str, list[tuple[int, Finding]]] = {}
+    for trial, (v, findings) in enumerate(judged, start=1):
+        if v == verdict:
+            for finding in findings:
+                by_kind.setdefault(finding.kind, []).append((trial, finding))
+    out = []
+    for group in by_kind.values():
+        trial, top = max(group, key=lambda pair: pair[1].badness)
+        hit = sorted({k for k, _ in group})
+        if len(hit) == n and len({f.sentence for _, f in group}) == 1:
+            prefix = ""
+        elif len(hit) == 1:
+            prefix = f"in trial {trial} of {n}: "
+        elif len(hit) == n:
+            prefix = f"in all {n} trials (worst: trial {trial}): "
+        else:
+            prefix = f"in {len(hit)} of {n} trials (worst: trial {trial}): "
+        out.append(top._replace(sentence=prefix + top.sentence))
+    out.sort(key=lambda f: (f.severity, -f.badness))
+    return verdict, [Reason(f.flag, f.layer, f.sentence) for f in out]
+
+
 def summarize(
-    layers: list[LayerStats], losses: list[float], settings: ProbeSettings, spec: StackSpec
+    layers: list[LayerStats],
+    losses: list[float],
+    settings: ProbeSettings,
+    spec: StackSpec,
+    trials_judged: list[tuple[str, list[Finding]]] | None = None,
 ) -> Summary:
+    """The summary of a probe. *trials_judged*: each trial's `judgement` (with several trials the
+    verdict is the worst trial's and *layers* hold the means, flagged with every trial's flags);
+    without it, *layers* are judged as they are."""
     t, trials = settings.thresholds, settings.trials
     flags = [f for f in FLAGS if any(f in s.flags for s in layers)]
-    findings, drifting = reasons_for(layers, t)
-    verdict = "fail" if flags else ("warn" if drifting else "ok")
+    if trials_judged is None or len(trials_judged) == 1:
+        verdict, grouped = trials_judged[0] if trials_judged else judgement(layers, t)
+        findings = [Reason(f.flag, f.layer, f.sentence) for f in grouped]
+    else:
+        verdict, findings = worst_of_trials(trials_judged)
     # the end-to-end backward gain is read where the gradient first reaches weights: the first
     # layer's own dL/dx is the data's gradient, which trains nothing and is not judged
     first = next((x for x in layers if x.gain_judged[1]), layers[0])
@@ -291,6 +344,12 @@ def summarize(
             "loss": float(np.std(losses, ddof=1)),
         }
     reference = layers[-1].forward_reference
+    notes = notes_for(layers, settings, spec)
+    if verdict == "fail":  # the small-batch warning is not among the reasons: say it here
+        notes += [small_batch_sentence(x) for x in layers if small_batch_norm(x)]
+    trial_verdicts = [v for v, _ in trials_judged] if trials_judged and len(trials_judged) > 1 else None
+    if trial_verdicts and len(set(trial_verdicts)) > 1:
+        notes.append(_trials_note(layers, t, verdict, trial_verdicts))
     return Summary(
         forward_gain=layers[-1].forward_gain,
         backward_gain=first.backward_gain,
@@ -302,8 +361,24 @@ def summarize(
         worst_layer=findings[0].layer if findings else None,
         sd=sd,
         forward_gain_from=reference if reference != layers[0].name else None,
-        notes=notes_for(layers, settings, spec),
+        notes=notes,
+        trial_verdicts=trial_verdicts,
     )
+
+
+def _trials_note(layers: list[LayerStats], t: Thresholds, verdict: str, trial_verdicts: list[str]) -> str:
+    """Trials that disagree: which ones have the verdict, and whether the means shown would pass."""
+    n = len(trial_verdicts)
+    which = [str(k) for k, v in enumerate(trial_verdicts, start=1) if v == verdict]
+    named = f"trial {which[0]}" if len(which) == 1 else f"trials {', '.join(which[:-1])} and {which[-1]}"
+    mean_layers = [replace(x, flags=x.mean_flags) for x in layers]
+    mean_verdict, _ = judgement(mean_layers, t)
+    means = (
+        f"the means over the {n} trials, which the table shows, would give {mean_verdict}"
+        if VERDICTS.index(mean_verdict) < VERDICTS.index(verdict)
+        else "the table shows the means over the trials"
+    )
+    return f"the verdict is the worst trial's: {named} of {n} gave {verdict}; {means}"
 
 
 def notes_for(layers: list[LayerStats], settings: ProbeSettings, spec: StackSpec) -> list[str]:

@@ -26,6 +26,9 @@ class Layer:
     kind = "layer"
     weight: np.ndarray | None = None
     dweight: np.ndarray | None = None
+    # a weighted layer calls this with x @ W (before its bias is added), when set: the probe counts
+    # distinct units there, so that units whose incoming weights are equal count once
+    unbiased_hook = None
 
     def __init__(self, name: str, act: Activation | None = None):
         self.name = name
@@ -95,6 +98,8 @@ class Dense(Layer):
 
     def transform(self, x):
         z = x @ self.W
+        if self.unbiased_hook is not None:
+            self.unbiased_hook(self, z)
         z += self.b
         return z
 
@@ -124,7 +129,12 @@ class Conv2d(Layer):
         self.db: np.ndarray | None = None
 
     def transform(self, x):
-        return ops.conv2d_forward(x, self.W, self.b, self.stride, self.pads)
+        z = ops.conv2d_forward(x, self.W, None, self.stride, self.pads)
+        if self.unbiased_hook is not None:
+            self.unbiased_hook(self, z)
+        if self.b is not None:
+            z += self.b.astype(z.dtype, copy=False)
+        return z
 
     def transform_backward(self, dz):
         dx, self.dweight, self.db = ops.conv2d_backward(self.x, dz, self.W, self.stride, self.pads)

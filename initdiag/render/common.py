@@ -14,16 +14,22 @@ from ..analysis.result import format_number as fmt
 
 FORMATS = ("table", "json", "csv", "markdown")
 
-# one distinct style per flag
+# one distinct style per meaning, from the 8 basic colours every terminal shows as itself (a 256-colour
+# orange is drawn red on a 16-colour terminal): red exploding, blue vanishing, cyan dead, magenta
+# saturated, inverse symmetric, white on red not a number; green ok, yellow close to a limit (warn),
+# dim not judged. A theory cell far from its measurement is underlined, not coloured.
 FLAG_STYLES = {
     "vanishing": "bold blue",
     "exploding": "bold red",
-    "dead": "bold yellow",
-    "saturated": "bold dark_orange",
-    "symmetric": "bold magenta",
+    "dead": "bold cyan",
+    "saturated": "bold magenta",
+    "symmetric": "bold reverse",
     "nonfinite": "bold white on red",
 }
-VERDICT_STYLES = {"ok": "bold green", "warn": "bold yellow", "fail": "bold red"}
+WARN_STYLE = "yellow"  # a gain in the warn band, a warn verdict
+NOTE_STYLE = "italic"  # a note that qualifies the reading
+OFF_THEORY_STYLE = "underline"  # a prediction more than 10% from its measurement
+VERDICT_STYLES = {"ok": "bold green", "warn": f"bold {WARN_STYLE}", "fail": "bold red"}
 VERDICT_MARKS = {"ok": "✔", "warn": "!", "fail": "✘"}
 
 
@@ -134,7 +140,7 @@ def gain_style(gain: float, limit: float) -> str:
     if gain < 1 / limit:
         return FLAG_STYLES["vanishing"]
     if abs(math.log(gain)) > WARN_FRACTION * math.log(limit):  # the verdict's warn band
-        return "yellow"
+        return WARN_STYLE
     return "green"
 
 

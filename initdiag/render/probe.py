@@ -3,6 +3,7 @@ its markdown, JSON and CSV."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from typing import NamedTuple
@@ -12,8 +13,11 @@ from ..analysis.result import format_number as fmt
 from .common import (
     FLAG_STYLES,
     NOT_APPLICABLE,
+    NOTE_STYLE,
+    OFF_THEORY_STYLE,
     VERDICT_MARKS,
     VERDICT_STYLES,
+    WARN_STYLE,
     csv_text,
     fmt_percent,
     gain_style,
@@ -55,12 +59,14 @@ def flags_text(layer: LayerStats, result: ProbeResult):
     """The flags cell: each flag in its colour, vanishing / exploding with what raised them."""
     from rich.text import Text
 
-    sources = layer.flag_sources
+    sources, trials = layer.flag_sources, result.settings.trials
     out = Text()
     for k, flag in enumerate(layer.flags):
         if k:
             out.append(" ")
-        why = sources.get(flag)
+        why = list(sources.get(flag, ()))
+        if flag in layer.flag_trials:  # raised in some trials only: how many of them
+            why.append(f"{len(layer.flag_trials[flag])}/{trials}")
         out.append(flag + (f"({','.join(why)})" if why else ""), style=FLAG_STYLES[flag])
     return out
 
@@ -112,14 +118,14 @@ COLUMNS: tuple[Column, ...] = (
     Column("layer", layer_name, justify="left"),
     Column("shape", layer_shape, priority=3),
     Column("act", lambda s: s.act or "", justify="left", priority=4),
-    Column("W std", lambda s: num(s.weight_std), priority=6),
+    Column("W rms", lambda s: num(s.weight_rms), priority=6),
     Column("z mean", lambda s: fmt(s.preact_mean), priority=7),
     Column("z std", lambda s: fmt(std_of(s.preact_var)), ("vanishing", "exploding"), priority=1),
     Column("a mean", lambda s: fmt(s.act_mean), priority=7),
     Column("a std", lambda s: fmt(std_of(s.act_var)), ("vanishing", "exploding"), priority=3),
     # None: the input has no gradient (token ids into an embedding)
     Column("∂x std", lambda s: num(std_of(s.grad_input_var)), ("vanishing", "exploding"), priority=1),
-    Column("∂W std", lambda s: num(std_of(s.grad_weight_var)), priority=6),
+    Column("∂W rms", lambda s: num(s.grad_weight_rms), priority=6),
     Column("dead%", lambda s: fmt_percent(s.dead_fraction), ("dead",), priority=2),
     Column("sat%", lambda s: fmt_percent(s.saturated_fraction), ("saturated",), priority=2),
     Column(
@@ -138,7 +144,7 @@ THEORY_COLUMNS = {
 }
 
 
-THEORY_TOLERANCE = 0.1  # a prediction further than this from the measured std is shown in yellow
+THEORY_TOLERANCE = 0.1  # a prediction further than this from the measured std is underlined
 
 
 def columns_for(result: ProbeResult) -> list[Column]:
@@ -165,7 +171,7 @@ def _theory_style(column: Column, layer: LayerStats) -> str | None:
     )  # fmt: skip
     if predicted is None or not predicted > 0 or not measured >= 0:
         return "dim"
-    return "yellow" if abs(math.sqrt(measured / predicted) - 1) > THEORY_TOLERANCE else "dim"
+    return OFF_THEORY_STYLE if abs(math.sqrt(measured / predicted) - 1) > THEORY_TOLERANCE else "dim"
 
 
 BAR_CELLS = 13  # half a decade each: 1e-3 .. 1e3, gain 1 in the middle
@@ -240,14 +246,23 @@ def _track_text(layer: LayerStats, result: ProbeResult):
 
 
 def stack_text(result: ProbeResult) -> str:
-    """``784 → 256 → 10`` for a dense chain (folded when long), else input → output and the count."""
-    s = result.spec
+    """One form for every stack: ``input → ... → output (N layers)``, the widths of a dense chain
+    between (in a chain of more than 8, a run of more than two folded: ``256 ×30``), else the input
+    and output shapes."""
+    s, n = result.spec, len(result.layers)
+    shape = "×".join
     if hasattr(s, "model"):  # a PyTorch model
-        return f"{s.model} · input {s.input_shape}, {len(result.layers)} modules"
+        out = shape(map(str, result.layers[-1].output_shape))
+        return f"{s.model} · {s.input_shape} → {out} ({n} module{'s' if n != 1 else ''})"
     if s.is_dense_chain:
-        return " → ".join(str(w) for w in s.widths) if len(s.widths) <= 8 else s.shorthand()
-    first, last = "×".join(map(str, s.input_shape)), "×".join(map(str, result.layers[-1].output_shape))
-    return f"{first} → {last}, {len(result.layers)} layers"
+        parts = [str(s.widths[0])]
+        for width, run in itertools.groupby(s.widths[1:]):
+            count = len(list(run))
+            fold = count > 2 and len(s.widths) > 8  # a short chain reads best whole
+            parts += [f"{width} ×{count}"] if fold else [str(width)] * count
+    else:
+        parts = [shape(map(str, s.input_shape)), shape(map(str, result.layers[-1].output_shape))]
+    return f"{' → '.join(parts)} ({n} layer{'s' if n != 1 else ''})"
 
 
 def title(result: ProbeResult) -> str:
@@ -261,20 +276,21 @@ def title(result: ProbeResult) -> str:
     out = result.layers[-1].act
     if out not in (None, "linear") or not hidden:
         acts.append(f"out {out or 'linear'}")
-    trials = f" · {settings.trials} trials" if settings.trials > 1 else ""
-    name = f"{s.name} · " if s.name else ""
-    return (
-        f"{name}{arrow} · {', '.join(acts)} · {', '.join(inits)} · batch {settings.batch} · "
-        f"seed {settings.seed}{trials} · {settings.dtype}"
-    )
+    trials = f"{settings.trials} trials" if settings.trials > 1 else ""
+    fields = [s.name, arrow, ", ".join(acts), ", ".join(inits), f"batch {settings.batch}",
+              f"seed {settings.seed}", trials, settings.dtype]  # fmt: skip
+    return " · ".join(field for field in fields if field)
 
 
-def theory_line(result: ProbeResult) -> str:
-    """The mean-field summary in words, or why it does not apply."""
+def theory_line(result: ProbeResult, hidden: list | None = None) -> str:
+    """The mean-field summary in words, or why it does not apply; says so when the terminal hid the
+    th columns it goes with."""
     theory = result.summary.theory
     if "reason" in theory:
         return f"theory (th columns): not shown; {theory['reason']}"
-    return f"theory (th columns, mean field): {theory['words']}"
+    gone = {str(c.header) for c in hidden or ()} >= {"z th", "∂x th"}
+    where = "mean field; its th columns are hidden to fit the terminal" if gone else "th columns, mean field"
+    return f"theory ({where}): {theory['words']}"
 
 
 def jacobian_line(result: ProbeResult) -> str:
@@ -288,8 +304,12 @@ def verdict_line(result: ProbeResult) -> str:
     sm = result.summary
     since = f" (from {sm.forward_gain_from})" if sm.forward_gain_from else ""
     at = f" (at {sm.backward_gain_at})" if sm.backward_gain_at not in (None, result.layers[0].name) else ""
+    trials = sm.trial_verdicts or []
+    how_many = ""
+    if len(set(trials)) > 1:  # each trial is judged: the verdict is the worst one's
+        how_many = f" in {trials.count(sm.verdict)} of {len(trials)} trials"
     return (
-        f"{VERDICT_MARKS[sm.verdict]} {sm.verdict}: forward gain {fmt(sm.forward_gain)}{since}, "
+        f"{VERDICT_MARKS[sm.verdict]} {sm.verdict}{how_many}: forward gain {fmt(sm.forward_gain)}{since}, "
         f"backward gain {fmt(sm.backward_gain)}{at}, loss {fmt(sm.loss)} ({result.settings.loss})"
     )
 
@@ -337,7 +357,7 @@ def _layer_blocks(result: ProbeResult, columns, width: int | None):
         lines.append(head)
         pairs = []
         for header in ("z std", "z th", "a std", "∂x std", "∂x th", "fwd gain", "bwd gain", "dead%", "sat%",
-                       "distinct", "W std", "∂W std", "z mean", "a mean"):  # fmt: skip
+                       "distinct", "W rms", "∂W rms", "z mean", "a mean"):  # fmt: skip
             if header not in by_header:
                 continue
             pair = Text(f"{header} ", style="dim")
@@ -374,21 +394,39 @@ def probe_table(result: ProbeResult, width: int | None = None):
     for reason in sm.reasons:
         parts.append(Text(f"  · {reason}"))
     for note in sm.notes:
-        parts.append(Text(f"  note: {note}", style="yellow"))
+        parts.append(Text(f"  note: {note}", style=NOTE_STYLE))
     if sm.theory:
-        parts.append(Text(f"  {theory_line(result)}", style="dim"))
+        parts.append(Text(f"  {theory_line(result, hidden)}", style="dim"))
     if sm.jacobian:
         parts.append(Text(f"  {jacobian_line(result)}", style="dim"))
     parts += [Text(f"  {line}", style="dim") for line in legend_lines(result, hidden, fitted is None)]
-    present = [f for f in FLAGS if f in sm.flags]
-    if present:
-        legend = Text("  flags: ", style="dim")
-        for k, flag in enumerate(present):
-            if k:
-                legend.append("  ")
-            legend.append(flag, style=FLAG_STYLES[flag])
-        parts.append(legend)
+    parts += colour_legend(result, every if fitted is None else fitted[0])
     return Group(*indented(parts))
+
+
+def colour_legend(result: ProbeResult, shown) -> list:
+    """One line naming what the colours in the shown cells mean: each flag present in its colour,
+    yellow (close to a limit), underlined (theory off its measurement); none without any."""
+    from rich.text import Text
+
+    styles = set()
+    for column in shown:
+        for cell in column.cells:
+            if hasattr(cell, "spans"):
+                styles |= {str(cell.style)} | {str(span.style) for span in cell.spans}
+    parts = [(flag, FLAG_STYLES[flag]) for flag in FLAGS if flag in result.summary.flags]
+    if WARN_STYLE in styles:
+        parts.append(("yellow: close to a limit (warn)", WARN_STYLE))
+    if OFF_THEORY_STYLE in styles:
+        parts.append(("underlined th: more than 10% from the measurement", OFF_THEORY_STYLE))
+    if not parts:
+        return []
+    line = Text("  colours: ", style="dim")
+    for k, (words, style) in enumerate(parts):
+        if k:
+            line.append("  ")
+        line.append(words, style=style)
+    return [line]
 
 
 def legend_lines(result: ProbeResult, hidden: list, as_list: bool = False) -> list[str]:
@@ -416,8 +454,14 @@ def legend_lines(result: ProbeResult, hidden: list, as_list: bool = False) -> li
         )
     if any(x.flag_sources for x in result.layers):
         lines.append(
-            "(fwd)/(bwd): the forward/backward gain left [1/T, T]; no-signal: z = 0 everywhere; "
-            "no-grad: no gradient reaches the layer's weights"
+            "(fwd)/(bwd): the forward/backward gain left [1/T, T] (fwd at a row that takes the data: or its "
+            "gain from the data); no-signal: z = 0 everywhere; no-grad: no gradient reaches the layer's "
+            "weights"
+        )
+    if any(x.flag_trials for x in result.layers):
+        lines.append(
+            f"(k/{result.settings.trials}): the flag was raised in k of the {result.settings.trials} trials, "
+            "each judged on its own numbers (the table shows their means)"
         )
     if not as_list and not any(str(c.header) == "gain (log)" for c in hidden):
         lines.append(

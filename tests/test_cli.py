@@ -32,7 +32,7 @@ def test_main_command_prints_the_table_and_verdict():
     result = run(*MAIN)
     assert result.exit_code == 0, result.output
     out = result.stdout
-    for header in ("layer", "shape", "W std", "z mean", "z std", "a mean", "a std", "∂x std", "∂W std"):
+    for header in ("layer", "shape", "W rms", "z mean", "z std", "a mean", "a std", "∂x std", "∂W rms"):
         assert header in out
     for header in ("dead%", "sat%", "distinct", "fwd gain", "bwd gain", "gain (log)", "flags"):
         assert header in out
@@ -60,10 +60,10 @@ def test_table_pinned_for_a_small_float64_stack():
     )
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
-    assert lines[0] == "6 → 4 → 2 · tanh · xavier_uniform · batch 16 · seed 0 · float64"
+    assert lines[0] == "6 → 4 → 2 (2 layers) · tanh · xavier_uniform · batch 16 · seed 0 · float64"
     assert lines[2].split() == [
-        "layer", "shape", "act", "W", "std", "z", "mean", "z", "std", "a", "mean", "a", "std",
-        "∂x", "std", "∂W", "std", "dead%", "sat%", "distinct", "fwd", "gain", "bwd", "gain", "gain", "(log)",
+        "layer", "shape", "act", "W", "rms", "z", "mean", "z", "std", "a", "mean", "a", "std",
+        "∂x", "std", "∂W", "rms", "dead%", "sat%", "distinct", "fwd", "gain", "bwd", "gain", "gain", "(log)",
         "flags",
     ]  # fmt: skip
     rows = [line.split() for line in lines[4:6]]
@@ -72,7 +72,7 @@ def test_table_pinned_for_a_small_float64_stack():
     data = initdiag.probe("6,4,2", batch=16, dtype="float64", act="tanh", init="xavier")
     from initdiag.render.common import fmt
 
-    assert rows[0][3] == fmt(data.layers[0].weight_std)
+    assert rows[0][3] == fmt(data.layers[0].weight_rms)
     assert rows[1][5] == fmt(data.layers[1].preact_var ** 0.5)
     assert rows[0][-3:-1] == [fmt(data.layers[0].forward_gain), fmt(data.layers[0].backward_gain)]
     assert "●" in rows[0][-1] and "○" in rows[0][-1]
@@ -211,7 +211,7 @@ def test_csv_and_markdown():
     assert next(iter(csv.DictReader(io.StringIO(result.stdout))))["flags"] == "vanishing;dead;symmetric"
     md = run(*MAIN, "--format", "markdown").stdout
     assert md.startswith("**initdiag probe** · 784 → 256 → 256 → 10")
-    assert "| layer | shape | act | W std |" in md
+    assert "| layer | shape | act | W rms |" in md
     assert "| dense1 | 784→256 | relu |" in md
     assert "**✔ ok: forward gain" in md
 

@@ -23,6 +23,7 @@ from ..errors import InitdiagError, gain_limit, integer
 from ..network.job import job
 from ..network.parse import FORMATS, SpecError
 from ..network.specfile import load_spec
+from .asked import note_file_batch, spec_batch
 from .budget import MAX_TRIALS, TRIALS_HINT, probe_seconds, refuse_long
 from .result import ProbeResult, format_number
 
@@ -253,7 +254,7 @@ def check_spec(
             spec=spec, probe_options={"trials": trials, "seed": seed}, max_gain=max_gain
         )
         refuse_long(probe_seconds(stack, settings), "probing this spec", SPEC_LOWER)
-        result = run_probe(stack, settings)
+        result = note_file_batch(run_probe(stack, settings), spec_batch(spec), "probe.batch")
     except InitdiagError as exc:
         return SpecOutcome(path, spec.stack.name, problems=[f"{path}: {exc}"])
     failing = check.failing(result.summary.flags)

@@ -19,6 +19,7 @@ from ..errors import InitdiagError, gain_limit, integer, keyword_names
 from ..network.job import job
 from ..network.settings import PROBE_DEFAULTS, CheckSettings, ProbeSettings
 from ..network.stack import StackSpec
+from .asked import file_batch_note, note_file_batch, spec_batch
 from .budget import PROBE_LOWER, probe_seconds, refuse_long
 from .result import SCHEMA_VERSION, ProbeResult
 
@@ -164,7 +165,13 @@ def compare(
     refuse_long(
         seconds, f"comparing {len(candidates)} candidates", PROBE_LOWER + ", or compare fewer candidates"
     )
-    return Comparison(candidates, [run_probe(stack, settings) for stack, settings, _ in planned])
+    results = [run_probe(stack, settings) for stack, settings, _ in planned]
+    given = (probe_options or {}).get("batch")
+    for result in results:
+        note_file_batch(
+            result, *((given, "--batch") if given is not None else (spec_batch(spec), "probe.batch"))
+        )
+    return Comparison(candidates, results)
 
 
 # --- sweep ----------------------------------------------------------------------------------------
@@ -211,6 +218,7 @@ class Sweep:
     cells: list[list[SweepCell]]
     settings: ProbeSettings
     check: CheckSettings = field(default_factory=CheckSettings)
+    notes: list[str] = field(default_factory=list)  # what qualifies every cell (an input file's batch)
 
     def to_dict(self) -> dict[str, Any]:
         s = self.settings
@@ -232,6 +240,7 @@ class Sweep:
                 "max_backward_gain": s.thresholds.max_backward_gain,
             },
             "cells": [cell.to_dict() for row in self.cells for cell in row],
+            "notes": list(self.notes),
         }
 
 
@@ -315,5 +324,10 @@ def sweep(
         for (cell, _, _), outcome in zip(jobs_list, outcomes, strict=True)
     ]
     grid = [flat[r * len(columns) : (r + 1) * len(columns)] for r in range(len(rows))]
-    settings = replace(jobs_list[0][2])
-    return Sweep(width, metric, row_keys, column_key, rows, columns, grid, settings, check)
+    settings, notes = replace(jobs_list[0][2]), []
+    if str(settings.input).lower().endswith(".npy"):  # the file's rows are every cell's batch
+        from .inputs import get_input
+
+        settings = replace(settings, batch=len(get_input(settings.input, width).array))
+        notes = [n for n in [file_batch_note(settings, (probe_options or {}).get("batch"))] if n]
+    return Sweep(width, metric, row_keys, column_key, rows, columns, grid, settings, check, notes)

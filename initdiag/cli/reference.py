@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ..errors import InitdiagError
 from .app import choice, command, print_rich
 from .options import DebugOpt, FormatOpt
 
@@ -41,8 +42,15 @@ def explain(
 
 
 @command(epilog="Example: initdiag schema > initdiag.schema.json")
-def schema() -> None:
+def schema(
+    format: Annotated[
+        str, typer.Option("--format", "-f", metavar="FORMAT", help="json, the one format of a JSON Schema.")
+    ] = "json",
+    debug: DebugOpt = False,
+) -> None:
     """Print the JSON Schema of spec files (for editors and validators)."""
     from ..network.schema import schema_text
 
+    if format.strip().lower() != "json":
+        raise InitdiagError(f"--format '{format}': schema prints a JSON Schema, whose one format is json")
     sys.stdout.write(schema_text())

@@ -100,6 +100,7 @@ def probe(
     debug: DebugOpt = False,
 ) -> None:
     """Probe one stack with one initializer: a per-layer table of activation and gradient statistics, then a one-line verdict."""  # noqa: E501
+    from ..analysis.asked import note_file_batch, spec_batch
     from ..analysis.probe import run_probe
     from ..network.job import job
     from ..render import probe as render
@@ -108,9 +109,15 @@ def probe(
     fmt = choice("--format", format, FORMATS)
     fail_flags = parse_fail_on(fail_on)
     check_max_gain(max_gain)
+    spec = None
+    if config is not None and layers is None and model is None:  # its probe.batch is asked, as --batch
+        from ..network.specfile import load_spec
+
+        spec, config = load_spec(config), None
     stack, settings, check = job(
         layers=layers,
         config=config,
+        spec=spec,
         stack_options=stack_options(
             act, out_act, init, bias_init, norm, residual, residual_scale, dropout, keep_layer_inits
         ),
@@ -130,6 +137,10 @@ def probe(
         sys.stdout.write(dump(to_data(stack, settings, check), spec_fmt))
         return
     result = run_probe(stack, settings)
+    if batch is not None:
+        note_file_batch(result, batch)
+    else:
+        note_file_batch(result, spec_batch(spec), "probe.batch")
     if fmt == "table":
         print_rich(lambda width: render.probe_table(result, width=width))
     else:

@@ -9,6 +9,7 @@ import math
 from ..errors import InitdiagError, unknown_name
 from .activations import calculate_gain
 from .callspec import Call, fmt_number, parse_call, to_choice, to_float, to_int
+from .files import load_npz
 from .initializers import (
     DISTRIBUTIONS,
     FAN_MODES,
@@ -251,6 +252,7 @@ def get_initializer(text: str | Initializer) -> Initializer:
         path = text[5:].strip()
         if not path:
             raise InitdiagError("file: needs a path, e.g. file:weights.npz")
+        load_npz(path)  # read (once) now: a missing or unreadable file is named where the name is
         return FromFile(path)
     if text.lower() == "file":
         raise InitdiagError("file: needs a path, e.g. file:weights.npz")
@@ -265,8 +267,9 @@ def get_initializer(text: str | Initializer) -> Initializer:
 
 def get_bias_initializer(text: str | Initializer) -> Initializer:
     """Like `get_initializer`, refusing the weight-only kinds (orthogonal, identity, lsuv, file)."""
-    init = get_initializer(text)
-    if init.weight_only:
+    is_file = isinstance(text, str) and text.strip().lower().startswith("file:")
+    init = None if is_file else get_initializer(text)  # file: refused before its file is read
+    if init is None or init.weight_only:
         raise InitdiagError(
             f"'{text}' is a weight-only initializer; for biases use zeros, ones, constant:V, "
             "normal:STD, uniform:A, trunc_normal:STD, torch_default or a variance-scaling name"

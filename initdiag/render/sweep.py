@@ -75,7 +75,7 @@ def sweep_table(sweep):
 def _sweep_parts(sweep, width: int | None, colour: bool):
     from rich.text import Text
 
-    from .tables import Cells, chunks, table
+    from .tables import Cells, chunks, table, wrap_pairs
 
     limit = sweep.settings.thresholds.max_forward_gain
     corner = " · ".join(sweep.row_keys)
@@ -98,12 +98,13 @@ def _sweep_parts(sweep, width: int | None, colour: bool):
         style="dim",
     )
     parts.append(marks)
-    if colour:
-        legend = Text(f"  colour: the {sweep.metric} gain, T = {fmt(limit)}: ", style="dim")
-        for label, style in _heat_legend(limit):
-            legend.append(label, style=style)
-            legend.append(" ")
-        parts.append(legend)
+    parts += [Text(f"  note: {note}", style="dim") for note in sweep.notes]
+    if colour:  # whole words and whole swatches to a line: a wrap never splits "> 5.62"
+        words = [
+            Text(word, style="dim") for word in f"colour: the {sweep.metric} gain, T = {fmt(limit)}:".split()
+        ]
+        swatches = [Text(label, style=style) for label, style in _heat_legend(limit)]
+        parts += wrap_pairs(words + swatches, width, indent=2, gap=" ")
     return parts
 
 

@@ -1,15 +1,25 @@
-"""MkDocs hooks: the parts of the site that are generated from initdiag itself, so they cannot drift.
+"""MkDocs hooks, and the parts of the docs that are generated from initdiag itself, so they cannot drift.
 
-A page asks for a generated part with a marker on a line of its own:
+A generated part lives in the page itself, between two markers, so that the page reads complete on
+GitHub (and from the README's links) as well as in the built site:
 
-- ``<!-- generated: schema -->``: the spec-file reference, from the JSON Schema ``initdiag schema``
-  prints (every key, its type and constraints, its description; the layer keys each kind requires);
-- ``<!-- generated: initializers -->``: the reference card's table, one row per initializer (what
+    <!-- generated: schema (python docs/hooks.py --update) -->
+    ...the generated Markdown...
+    <!-- end generated: schema -->
+
+- ``schema``: the spec-file reference, from the JSON Schema ``initdiag schema`` prints (every key,
+  its type and constraints, its description; the layer keys each kind requires);
+- ``initializers``: the reference card's table, one row per initializer (what
   ``initdiag inits --format markdown`` prints);
-- ``<!-- generated: gains -->``: the gain table (PyTorch's ``calculate_gain`` beside the
-  second-moment gain);
-- ``<!-- generated: cards -->``: every initializer's card (``initdiag explain NAME``): formula,
-  syntax, paper, PyTorch / Keras / JAX spellings, when to use it, and its traps.
+- ``gains``: the gain table (PyTorch's ``calculate_gain`` beside the second-moment gain);
+- ``cards``: every initializer's card (``initdiag explain NAME``): formula, syntax, paper,
+  PyTorch / Keras / JAX spellings, when to use it, and its traps.
+
+``python docs/hooks.py --update`` rewrites every part from the code (``--check`` lists the stale
+ones and exits 1; ``tests/test_generated_docs.py`` fails on a stale part and names this command).
+The site build regenerates them too, so the site is current even before the files are refreshed.
+The generated Markdown is plain enough for GitHub: anchors are ``<a id="...">`` tags, not
+attribute lists, and traps are a nested list, not a collapsible block.
 
 The data come from the command line (``python -m initdiag schema`` and ``inits --format json``), the
 interface users see, so the hook does not depend on where a module lives inside the package.
@@ -28,7 +38,13 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MARKER = re.compile(r"^<!-- generated: (\w+) -->$", flags=re.M)
+DOCS = ROOT / "docs"
+UPDATE = "python docs/hooks.py --update"
+# a generated part: its opening marker (a bare one, without an end, is filled in by --update), its text
+PART = re.compile(
+    r"^<!-- generated: (?P<kind>\w+)[^\n]*-->\n(?:(?P<body>.*?)^<!-- end generated: (?P=kind) -->$)?",
+    flags=re.M | re.S,
+)
 AUTODOC = re.compile(r"^::: initdiag\.(\w+)$", flags=re.M)
 
 
@@ -56,6 +72,11 @@ def _code(text: str) -> str:
     text = str(text)
     fence = "``" if "`" in text else "`"
     return f"{fence}{text}{fence}".replace("|", "\\|")
+
+
+def _anchor(name: str) -> str:
+    """A link target that GitHub and MkDocs both keep (a heading's ``{#id}`` shows as text on GitHub)."""
+    return f'<a id="{name}"></a>'
 
 
 def _table(headers: list[str], rows: list[list[str]], align: str | None = None) -> str:
@@ -138,11 +159,13 @@ def schema_reference() -> str:
     schema = json.loads(_initdiag("schema"))
     out = [
         f"The format is a JSON Schema ({_md(schema['$schema'].rsplit('/', 2)[-2])} draft), "
-        "printed by `initdiag schema`; this reference is generated from it when the site is built.",
+        f"printed by `initdiag schema`; this reference is generated from it (`{UPDATE}`).",
         "",
         _prose(schema.get("description", "")),
         "",
-        "### Top level {#schema-top-level}",
+        _anchor("schema-top-level"),
+        "",
+        "### Top level",
         "",
         _properties(schema),
         "",
@@ -150,7 +173,8 @@ def schema_reference() -> str:
     ]
     for key, child in schema["properties"].items():
         if child.get("type") == "object":
-            out += ["", f"### `{key}` {{#schema-{key}}}", "", _prose(child.get("description", "")), ""]
+            description = _prose(child.get("description", ""))
+            out += ["", _anchor(f"schema-{key}"), "", f"### `{key}`", "", description, ""]
             out.append(_properties(child, prefix=f"{key}."))
     layer = schema["$defs"]["layer"]
     required_by: dict[str, list[str]] = {}
@@ -158,7 +182,7 @@ def schema_reference() -> str:
         kind = rule["if"]["properties"]["kind"]["const"]
         for key in rule["then"].get("required", ()):
             required_by.setdefault(key, []).append(kind)
-    out += ["", "### A layer {#schema-layer}", "", _prose(layer.get("description", "")), ""]
+    out += ["", _anchor("schema-layer"), "", "### A layer", "", _prose(layer.get("description", "")), ""]
     out.append(_properties(layer, prefix="", required_by=required_by))
     if "dense" in required_by.get("units", ()):
         out += ["", "A layer without `kind` is `dense`, so it needs `units`."]
@@ -212,7 +236,7 @@ _SECTIONS = (
 def initializer_cards() -> str:
     out = []
     for e in _card()["initializers"]:
-        out += [f"### `{e['name']}` {{#init-{e['name']}}}", ""]
+        out += [_anchor(f"init-{e['name']}"), "", f"### `{e['name']}`", ""]
         if e["aliases"]:
             out += ["Aliases: " + ", ".join(_code(a) for a in e["aliases"]) + ".", ""]
         out += [_md(e["summary"]), ""]
@@ -220,7 +244,7 @@ def initializer_cards() -> str:
             value = e[key]
             out.append(f"- **{label}**: " + (_code(value) if code else _md(value)))
         if e["traps"]:
-            out += ["", '??? warning "Traps"', ""]
+            out.append("- **traps**:")
             out += [f"    - {_md(trap)}" for trap in e["traps"]]
         out.append("")
     return "\n".join(out)
@@ -291,12 +315,54 @@ def on_config(config):
     return config
 
 
-def on_page_markdown(markdown: str, page, config, files) -> str:
-    def generate(match: re.Match) -> str:
-        kind = match.group(1)
-        if kind not in GENERATORS:
-            raise KeyError(f"{page.file.src_path}: unknown generated part {kind!r}")
-        return GENERATORS[kind]()
+def generated(kind: str, where: str = "docs") -> str:
+    if kind not in GENERATORS:
+        raise KeyError(f"{where}: unknown generated part {kind!r}; known: {', '.join(GENERATORS)}")
+    return GENERATORS[kind]().rstrip("\n") + "\n"
 
-    markdown = MARKER.sub(generate, markdown)
+
+def fill(markdown: str, where: str = "docs") -> str:
+    """*markdown* with every generated part (re)written from the code, between its two markers."""
+
+    def part(match: re.Match) -> str:
+        kind = match.group("kind")
+        begin, end = f"<!-- generated: {kind} ({UPDATE}) -->", f"<!-- end generated: {kind} -->"
+        return f"{begin}\n{generated(kind, where)}{end}"
+
+    return PART.sub(part, markdown)
+
+
+def pages_with_parts() -> list[Path]:
+    return [path for path in sorted(DOCS.rglob("*.md")) if PART.search(path.read_text(encoding="utf-8"))]
+
+
+def stale_pages() -> list[Path]:
+    """The pages whose generated parts differ from what the code generates now."""
+    out = []
+    for path in pages_with_parts():
+        text = path.read_text(encoding="utf-8")
+        if fill(text, str(path.relative_to(ROOT))) != text:
+            out.append(path)
+    return out
+
+
+def on_page_markdown(markdown: str, page, config, files) -> str:
+    markdown = fill(markdown, page.file.src_path)
     return AUTODOC.sub(lambda m: f"::: {module_of(m.group(1))}.{m.group(1)}", markdown)
+
+
+def main(argv: list[str]) -> int:
+    """``--update``: rewrite the generated parts of every page; ``--check``: list the stale ones."""
+    if argv not in (["--update"], ["--check"]):
+        sys.stderr.write("usage: python docs/hooks.py --update | --check\n")
+        return 2
+    stale = stale_pages()
+    for path in stale:
+        if argv == ["--update"]:
+            path.write_text(fill(path.read_text(encoding="utf-8"), str(path)), encoding="utf-8")
+        print(f"{'updated' if argv == ['--update'] else 'stale'}: {path.relative_to(ROOT)}")
+    return 1 if stale and argv == ["--check"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

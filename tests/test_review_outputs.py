@@ -119,3 +119,22 @@ def test_schema_refuses_other_formats_in_one_line():
     assert result.stderr == (
         "initdiag: error: --format 'csv': schema prints a JSON Schema, whose one format is json\n"
     )
+
+
+@pytest.mark.parametrize(
+    "command", ["probe -c spec.yaml", "check spec.yaml", "compare -c spec.yaml --act relu,tanh"]
+)
+def test_a_weights_file_of_the_wrong_shape_is_named_at_its_layers_line(command, tmp_path, monkeypatch):
+    """The sibling of a missing file: found while probing, not while reading, and still at its line."""
+    monkeypatch.chdir(tmp_path)
+    np.savez(tmp_path / "w.npz", dense1=np.zeros((3, 3)))
+    (tmp_path / "spec.yaml").write_text(
+        'input_shape: [8]\nlayers:\n  - {units: 4}\n  - {units: 8, init: "file:w.npz"}\n'
+    )
+    np.savez(tmp_path / "w.npz", dense2=np.zeros((3, 3)))
+    result = run(*shlex.split(command))
+    assert result.exit_code == 2
+    assert (
+        "spec.yaml:4: 'w.npz': layer dense2 needs shape (4, 8) (fan_in, fan_out) but the file holds (3, 3)"
+        in (result.output)
+    )

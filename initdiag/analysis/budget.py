@@ -3,7 +3,7 @@ mistyped number (``--trials 100000``) is one error line at once rather than an h
 
 The estimate counts the work (multiply-adds of the forward and backward passes, values stored,
 weights drawn, layers, trials, steps) at rates measured roughly on a 2-core x86 machine with
-OpenBLAS (docs/performance.md): a probe's trial costs about 0.6 ns per multiply-add of a dense
+OpenBLAS: a probe's trial costs about 0.6 ns per multiply-add of a dense
 layer's forward pass (0.2 ns forward, twice that backward), 1.2 ns for a convolution's (im2col),
 10 ns per value a layer outputs, 8 ns per weight drawn, 0.15 ms per layer and 5 ms in all; float64
 doubles the arithmetic. It is right to within a factor of about 2 on that machine, and meant for

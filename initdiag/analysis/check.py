@@ -14,6 +14,7 @@ import functools
 import glob
 import json
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from ..errors import InitdiagError, gain_limit, integer
 from ..network.job import job
 from ..network.parse import FORMATS, SpecError
 from ..network.specfile import load_spec
+from ..network.stack import StackSpec
 from .asked import note_file_batch, spec_batch
 from .budget import MAX_TRIALS, TRIALS_HINT, probe_seconds, refuse_long
 from .result import ProbeResult, format_number
@@ -228,6 +230,21 @@ def drift(
 
 
 SPEC_LOWER = "lower its probe.trials or probe.batch (or give --trials), or use fewer or narrower layers"
+_LAYER_NAMED = re.compile(r"\blayer '?([^\s:',]+)")
+
+
+def located(message: str, spec) -> str:
+    """*message* (an error met while probing a loaded spec) as ``FILE:LINE: message`` when it names
+    one of the spec's layers, as every error found while reading the file is; else ``FILE: message``."""
+    found = _LAYER_NAMED.search(message)
+    line = None
+    if found and isinstance(spec.stack, StackSpec):
+        try:
+            names = [layer.name for layer in spec.stack.resolve().walk()]
+        except InitdiagError:
+            names = []
+        line = dict(zip(names, spec.layer_lines, strict=False)).get(found.group(1))
+    return f"{spec.path}:{line}: {message}" if line else f"{spec.path}: {message}"
 
 
 def check_spec(
@@ -256,7 +273,11 @@ def check_spec(
         refuse_long(probe_seconds(stack, settings), "probing this spec", SPEC_LOWER)
         result = note_file_batch(run_probe(stack, settings), spec_batch(spec), "probe.batch")
     except InitdiagError as exc:
-        return SpecOutcome(path, spec.stack.name, problems=[f"{path}: {exc}"])
+        problem = located(str(exc), spec)
+        line = problem.removeprefix(f"{path}:").partition(":")[0]
+        return SpecOutcome(
+            path, spec.stack.name, problems=[problem], line=int(line) if line.isdigit() else None
+        )
     failing = check.failing(result.summary.flags)
     findings = [f for f in result.summary.findings if f.flag in failing]
     reasons = [(f.layer, f.text) for f in findings]

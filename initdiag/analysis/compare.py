@@ -165,7 +165,14 @@ def compare(
     refuse_long(
         seconds, f"comparing {len(candidates)} candidates", PROBE_LOWER + ", or compare fewer candidates"
     )
-    results = [run_probe(stack, settings) for stack, settings, _ in planned]
+    try:
+        results = [run_probe(stack, settings) for stack, settings, _ in planned]
+    except InitdiagError as exc:  # an error of a spec's layer names the spec's line
+        if spec is None:
+            raise
+        from .check import located
+
+        raise InitdiagError(located(str(exc), spec), exc.keywords) from None
     given = (probe_options or {}).get("batch")
     for result in results:
         note_file_batch(

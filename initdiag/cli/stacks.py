@@ -136,7 +136,14 @@ def probe(
         spec_fmt = choice("--emit-spec", emit_spec, ("toml", "yaml", "json"))
         sys.stdout.write(dump(to_data(stack, settings, check), spec_fmt))
         return
-    result = run_probe(stack, settings)
+    try:
+        result = run_probe(stack, settings)
+    except InitdiagError as exc:  # an error of a spec's layer names the spec's line
+        if spec is None:
+            raise
+        from ..analysis.check import located
+
+        raise InitdiagError(located(str(exc), spec)) from None
     if batch is not None:
         note_file_batch(result, batch)
     else:

@@ -1,13 +1,13 @@
-"""Time: what a job will take, estimated before it starts, and refused past a limit, so that a
-mistyped number (``--trials 100000``) is one error line at once rather than an hour of waiting.
+"""Time: what a job will take, estimated before it starts, and refused past a limit, so that a mistyped
+number (``--trials 100000``) is one error line at once rather than an hour of waiting.
 
-The estimate counts the work (multiply-adds of the forward and backward passes, values stored,
-weights drawn, layers, trials, steps) at rates measured roughly on a 2-core x86 machine with
-OpenBLAS: a probe's trial costs about 0.6 ns per multiply-add of a dense
-layer's forward pass (0.2 ns forward, twice that backward), 1.2 ns for a convolution's (im2col),
-10 ns per value a layer outputs, 8 ns per weight drawn, 0.15 ms per layer and 5 ms in all; float64
-doubles the arithmetic. It is right to within a factor of about 2 on that machine, and meant for
-work that would take hours, not minutes: the limit is `MAX_SECONDS` (10 min), or
+The estimate counts the work (multiply-adds of the forward and backward passes, values stored, weights
+drawn, layers, trials, steps) at rates measured roughly on a 2-core x86 machine with OpenBLAS: a
+probe's trial costs about 0.2 ns per multiply-add of a dense layer's forward pass (the backward pass's
+two products included), 1.2 ns for a convolution's (im2col), 10 ns per value a layer outputs, 8 ns per
+weight drawn, 0.15 ms per layer and 5 ms in all, and once per probe 1.5 ms per layer for the theory;
+float64 doubles the arithmetic. It is right to within a factor of about 2 on that machine, and meant
+for work that would take hours, not minutes: the limit is `MAX_SECONDS` (10 min), or
 ``INITDIAG_MAX_SECONDS`` when set (``0`` or ``inf``: no limit).
 """
 
@@ -26,12 +26,13 @@ TRIALS_HINT = "; a statistic's spread hardly changes past a few dozen trials"
 PROBE_LOWER = "lower --trials or --batch, or use fewer or narrower layers"
 
 # seconds per unit of work, one probe trial (see the module's docstring)
-_DENSE = 0.2e-9 * 3  # per forward multiply-add, forward and backward
-_CONV = 1.2e-9 * 3
+_DENSE = 0.2e-9  # per multiply-add of the forward pass, the backward pass's included
+_CONV = 1.2e-9
 _VALUE = 10e-9
 _WEIGHT = 8e-9
 _ROW = 0.15e-3
 _TRIAL = 5e-3
+_THEORY_ROW = 1.5e-3  # the mean-field theory, once per probe
 # one training step of one run, per sample: multiply-adds (forward and backward) and units
 _TRAIN_MADD = 0.06e-9
 _TRAIN_UNIT = 2e-9
@@ -60,7 +61,8 @@ def probe_seconds(stack, settings) -> float:
             else:  # conv (out_ch, in_ch, kh, kw): every output value sums in_ch * kh * kw products
                 seconds += arithmetic * _CONV * batch * out * math.prod(row.weight_shape[1:])
     trials = settings.trials if isinstance(settings.trials, int) else 1
-    return seconds * trials
+    theory = _THEORY_ROW * len(rows(stack).rows) if getattr(settings, "theory", False) else 0.0
+    return seconds * trials + theory
 
 
 def train_seconds(widths: list[int], runs: int, n_train: int, iters: int, dtype: str, workers: int) -> float:

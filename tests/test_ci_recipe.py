@@ -139,3 +139,13 @@ def test_probe_config_and_check_print_the_same_numbers(spec):
     assert checked["settings"] == probed["settings"]
     assert checked["layers"] == probed["layers"]
     assert checked["summary"] == probed["summary"]
+
+
+@pytest.mark.parametrize("command", ["probe", "compare --init he,xavier"])
+def test_a_result_given_as_config_is_one_clear_error(project, command):
+    run(shlex.split("check architectures/ --format json --output architectures/baseline.json"))
+    result = run([*shlex.split(command), "--config", "architectures/baseline.json"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "initdiag: error: --config 'architectures/baseline.json' is an initdiag result (JSON output), not a spec file\n"
+    )

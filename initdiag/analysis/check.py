@@ -115,6 +115,13 @@ def is_result(path: str | Path) -> bool:
     return isinstance(data, dict) and "schema_version" in data and ("results" in data or "layers" in data)
 
 
+def load_spec_file(path: str):
+    """`load_spec`, after telling an initdiag result (a JSON output) from a spec in one line."""
+    if is_result(path):
+        raise InitdiagError(f"--config '{path}' is an initdiag result (JSON output), not a spec file")
+    return load_spec(path)
+
+
 def result_problem(path: str) -> str:
     return (
         f"{path}: an initdiag result (JSON output), not a spec; to compare against it, pass --baseline {path}"

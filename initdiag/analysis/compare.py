@@ -153,9 +153,9 @@ def compare(
     candidates = candidate_grid(inits, acts)
     spec = None
     if config is not None:  # read the file once; each candidate layers its options over it
-        from ..network.specfile import load_spec
+        from .check import load_spec_file
 
-        spec = load_spec(config)
+        spec = load_spec_file(config)
     planned = []
     for cand in candidates:
         options = {**(stack_options or {}), "init": cand.init, "act": cand.act}

@@ -111,9 +111,9 @@ def probe(
     check_max_gain(max_gain)
     spec = None
     if config is not None and layers is None and model is None:  # its probe.batch is asked, as --batch
-        from ..network.specfile import load_spec
+        from ..analysis.check import load_spec_file
 
-        spec, config = load_spec(config), None
+        spec, config = load_spec_file(config), None
     stack, settings, check = job(
         layers=layers,
         config=config,

@@ -425,25 +425,30 @@ def _forward_stats(row: RowData, x, y) -> dict:
     if finite and act is not None and act.relu_family:
         values["dead_fraction"] = dead_fraction(_units_last(z, row.channels_first))
     if finite and row.kind in WEIGHTED:  # counted on x @ W: units with equal weights are one unit
-        unbiased = _unbiased(row.module, x, y)
         bias = getattr(row.module, "bias", None)
         values["bias_spread"] = float(np.ptp(_numpy(bias))) if bias is not None and bias.numel() else 0.0
-        values["distinct_units"] = distinct_columns(_units_last(unbiased, row.channels_first))
+        values["distinct_units"] = _distinct_units(row, x, a, values["bias_spread"] > 0)
     if act is not None and not act.piecewise_linear:
         values["_z"] = z
     return values
 
 
-def _unbiased(module, x, y) -> np.ndarray:
-    """A Linear / Conv module's output without its bias, x @ W (recomputed: subtracting the bias
-    from the output would not give equal units equal numbers after rounding)."""
-    torch = require_torch()
-    if getattr(module, "bias", None) is None or x is None:
-        return _numpy(y)
-    with torch.no_grad():
-        if isinstance(module, torch.nn.Linear):
-            return _numpy(torch.nn.functional.linear(x, module.weight))
-        return _numpy(module._conv_forward(x, module.weight, None))
+def _distinct_units(row: RowData, x, output: np.ndarray, bias_varies: bool) -> int:
+    """Distinct units of a Linear / Conv on x @ W, before its bias, so that units whose incoming
+    weights are equal count once. The output's count is that count unless the biases differ across
+    units that share their weights; only then is x @ W computed again (subtracting the bias from the
+    output would not give equal units equal numbers after rounding)."""
+    module = row.module
+    if bias_varies and x is not None:
+        weight = _numpy(module.weight).reshape(module.weight.shape[0], -1)
+        if distinct_columns(weight.T) < weight.shape[0]:
+            torch = require_torch()
+            with torch.no_grad():
+                if isinstance(module, torch.nn.Linear):
+                    output = _numpy(torch.nn.functional.linear(x, module.weight))
+                else:
+                    output = _numpy(module._conv_forward(x, module.weight, None))
+    return distinct_columns(_units_last(output, row.channels_first))
 
 
 def _weight_stats(row: RowData) -> None:

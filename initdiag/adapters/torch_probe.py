@@ -26,7 +26,7 @@ import numpy as np
 from ..analysis.inputs import stream
 from ..analysis.result import ProbeResult
 from ..analysis.result import format_number as fmt
-from ..core.activations import Activation, get_activation
+from ..core.activations import get_activation
 from ..core.init_parser import get_bias_initializer, get_initializer
 from ..core.initializers import FromFile, LayerContext, compute_fans
 from ..core.losses import LOSSES, make_target
@@ -35,67 +35,10 @@ from ..errors import InitdiagError, one_line
 from ..network.model import InputShape, ModelSpec, parse_input_shape
 from ..network.settings import ProbeSettings, Thresholds
 from .torch_load import require_torch
+from .torch_modules import activation_of, kind_of, leaves
 from .torch_rows import WEIGHTED, RowData, model_result
 
 _INPUT, _TARGET, _LAYER, _MODEL_SEED = 0, 1, 2, 6  # stream keys, as a spec probe's (6: the constructor)
-
-
-def kind_of(module) -> str:
-    """initdiag's kind for a torch module (``module:<ClassName>`` for any other)."""
-    torch = require_torch()
-    nn = torch.nn
-    table = (
-        (nn.Linear, "dense"), (nn.Conv1d, "conv1d"), (nn.Conv2d, "conv2d"), (nn.Conv3d, "conv3d"),
-        ((nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d), "batchnorm"), (nn.LayerNorm, "layernorm"),
-        (nn.GroupNorm, "groupnorm"), (getattr(nn, "RMSNorm", ()), "rmsnorm"),
-        ((nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d), "maxpool2d"),
-        ((nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d,
-          nn.AdaptiveAvgPool3d), "global_avgpool"),
-        ((nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d), "dropout"), (nn.Flatten, "flatten"),
-        (nn.Embedding, "embedding"), (nn.MultiheadAttention, "attention"),
-    )  # fmt: skip
-    for classes, kind in table:
-        if classes and isinstance(module, classes):
-            return kind
-    if activation_of(module) is not None:
-        return "activation"
-    return f"module:{type(module).__name__}"
-
-
-def activation_of(module) -> Activation | None:
-    """initdiag's activation for a torch activation module (its derivative gives sat%), or None."""
-    torch = require_torch()
-    nn = torch.nn
-    if isinstance(module, nn.ReLU):
-        return get_activation("relu")
-    if isinstance(module, nn.LeakyReLU):
-        return get_activation(f"leaky_relu:{module.negative_slope}")
-    if isinstance(module, nn.ELU):
-        return get_activation(f"elu:{module.alpha}")
-    if isinstance(module, nn.Softplus):
-        return get_activation("softplus") if module.beta == 1 else None
-    named = {nn.SELU: "selu", nn.GELU: "gelu", nn.SiLU: "silu", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh",
-             nn.Identity: "linear"}  # fmt: skip
-    for cls, name in named.items():
-        if type(module) is cls:
-            return get_activation(name)
-    return None
-
-
-def leaves(model) -> list[tuple[str, Any]]:
-    """(name, module) of every leaf in ``named_modules()`` order: modules without children, and
-    attention modules as a whole (their projections are inside them)."""
-    torch = require_torch()
-    out, skip = [], []
-    for name, module in model.named_modules():
-        if any(name.startswith(prefix + ".") for prefix in skip):
-            continue
-        if isinstance(module, torch.nn.MultiheadAttention):
-            out.append((name, module))
-            skip.append(name)
-        elif not any(True for _ in module.children()):
-            out.append((name or type(module).__name__, module))
-    return out
 
 
 def _units_last(array: np.ndarray, channels_first: bool) -> np.ndarray:
@@ -242,9 +185,9 @@ def _run(model, shape: InputShape, settings: ProbeSettings, trial: int, device: 
     running: list[str] = []
     layout = {"channels_first": shape.kind == "floats" and len(shape.shape) >= 2}
     handles = []
-    # tensors the hooks saw made (data pointer -> size, E[x^2]): an input that is none of them (or
-    # one changed in place) was computed by forward() itself, where no hook looks
-    produced: dict[int, tuple[int, float]] = {}
+    # the tensors the hooks saw made: an input that is none of them (or one changed in place since)
+    # was computed by forward() itself, where no hook looks; one that is needs no second measurement
+    produced, gradients = _Measured(), _Measured(keep=8)
     unseen: list[Unseen] = []
 
     def pre(name, ordinal):
@@ -270,17 +213,17 @@ def _run(model, shape: InputShape, settings: ProbeSettings, trial: int, device: 
             elif row.kind in ("dense", "embedding", "attention", "flatten"):
                 layout["channels_first"] = False
             row.channels_first = layout["channels_first"]
-            row.values = _forward_stats(row, x, y)
-            if x is not None and x.is_floating_point():
-                made = produced.get(x.data_ptr())
-                if made is None or made[0] != x.numel() or not _same(made[1], row.values["input_sq"]):
-                    before = order[-1] if order else None
-                    unseen.append(
-                        Unseen(label, before.name if before else None,
-                               before.values["output_sq"] if before else math.nan, row.values["input_sq"])
-                    )  # fmt: skip
+            floating = x is not None and x.is_floating_point()
+            known = produced.get(x) if floating else None
+            row.values = _forward_stats(row, x, y, known)
+            if floating and known is None:
+                before = order[-1] if order else None
+                unseen.append(
+                    Unseen(label, before.name if before else None,
+                           before.values["output_sq"] if before else math.nan, row.values["input_sq"])
+                )  # fmt: skip
             if y is not None and y.is_floating_point():
-                produced[y.data_ptr()] = (y.numel(), row.values["output_sq"])
+                produced.add(y, row.values["output_sq"])
             order.append(row)
 
         return hook
@@ -296,10 +239,13 @@ def _run(model, shape: InputShape, settings: ProbeSettings, trial: int, device: 
             if gx is not None:
                 m = moments(_numpy(gx))
                 row.values["grad_input_var"], row.values["grad_input_sq"] = m.var, m.second
+                gradients.add(gx, m.second)
             else:
                 row.values["grad_input_var"], row.values["grad_input_sq"] = None, math.nan
             if gy is not None:
-                row.values["grad_output_sq"] = moments(_numpy(gy)).second
+                # in a chain, dL/dy of this module is dL/dx of the next, measured a moment ago
+                known = gradients.get(gy)
+                row.values["grad_output_sq"] = known if known is not None else moments(_numpy(gy)).second
                 act = activation_of(module)
                 if act is not None and not act.piecewise_linear and "_z" in row.values:
                     z = row.values["_z"]
@@ -316,7 +262,7 @@ def _run(model, shape: InputShape, settings: ProbeSettings, trial: int, device: 
     try:
         x = _input(shape, settings, trial, device)
         if x.is_floating_point():
-            produced[x.data_ptr()] = (x.numel(), moments(_numpy(x)).second)
+            produced.add(x, moments(_numpy(x)).second)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
@@ -328,6 +274,7 @@ def _run(model, shape: InputShape, settings: ProbeSettings, trial: int, device: 
                     f"{where}: {type(exc).__name__}: {one_line(str(exc), 160)}"
                 ) from None
             output = _first_tensor(output)
+            produced.clear()  # the forward pass is over: hold nothing autograd does not
             if output is None:
                 raise InitdiagError(f"--model '{one_line(spec.model)}' returned no tensor")
             loss = _loss(output, settings, trial)
@@ -339,6 +286,8 @@ def _run(model, shape: InputShape, settings: ProbeSettings, trial: int, device: 
     finally:
         for handle in handles:
             handle.remove()
+        produced.clear()
+        gradients.clear()
     for row in order:
         _weight_stats(row)
         row.values.pop("_z", None)
@@ -356,8 +305,35 @@ class Unseen:
     input_sq: float  # E[x^2] of what this module got
 
 
-def _same(a: float, b: float) -> bool:
-    return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-300)
+class _Measured:
+    """E[x^2] of the tensors measured so far, found again by data pointer while the tensor is held
+    here (a freed tensor's memory may hold another) and not changed in place since (its version
+    counter, which its views share, has not moved). Full backward hooks hand the next module an
+    alias of an output, not the output itself, so the tensors are held, not weakly referenced:
+    all of them in the forward pass (autograd keeps most for the backward pass anyway), the last
+    *keep* in the backward pass, where dL/dy of a module is dL/dx of the one after it."""
+
+    def __init__(self, keep: int | None = None):
+        self.entries: dict[int, tuple] = {}
+        self.keep = keep
+
+    def add(self, tensor, second: float) -> None:
+        self.entries.pop(tensor.data_ptr(), None)
+        self.entries[tensor.data_ptr()] = (tensor, tensor.numel(), tensor._version, second)
+        if self.keep is not None and len(self.entries) > self.keep:
+            del self.entries[next(iter(self.entries))]
+
+    def get(self, tensor) -> float | None:
+        entry = self.entries.get(tensor.data_ptr())
+        if entry is None:
+            return None
+        _, numel, version, second = entry
+        if numel != tensor.numel() or tensor._version != version:
+            return None
+        return second
+
+    def clear(self) -> None:
+        self.entries.clear()
 
 
 def unseen_note(unseen: list[Unseen]) -> str | None:
@@ -405,8 +381,9 @@ def _loss(output, settings: ProbeSettings, trial: int):
     return torch.nn.functional.cross_entropy(output, target.long())
 
 
-def _forward_stats(row: RowData, x, y) -> dict:
-    """Statistics of one call's output (and input, for an activation or pooling row)."""
+def _forward_stats(row: RowData, x, y, input_sq: float | None = None) -> dict:
+    """Statistics of one call's output (and input, for an activation row); *input_sq* is E[x^2]
+    when it is already known (the input is an output measured before)."""
     values: dict[str, Any] = {}
     act = row.act
     z_tensor = x if row.kind == "activation" and x is not None else y
@@ -420,7 +397,9 @@ def _forward_stats(row: RowData, x, y) -> dict:
                   act_var=am.var, dead_fraction=0.0, saturated_fraction=0.0, distinct_units=None)  # fmt: skip
     values["output_sq"] = am.second
     if x is not None and x.is_floating_point():
-        values["input_sq"] = zm.second if z_tensor is x else moments(_numpy(x)).second
+        if input_sq is None:
+            input_sq = zm.second if z_tensor is x else moments(_numpy(x)).second
+        values["input_sq"] = input_sq
     finite = math.isfinite(zm.second) and math.isfinite(am.second)
     if finite and act is not None and act.relu_family:
         values["dead_fraction"] = dead_fraction(_units_last(z, row.channels_first))

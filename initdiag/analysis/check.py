@@ -242,7 +242,7 @@ _LAYER_NAMED = re.compile(r"\blayer '?([^\s:',]+)")
 
 def located(message: str, spec) -> str:
     """*message* (an error met while probing a loaded spec) as ``FILE:LINE: message`` when it names
-    one of the spec's layers, as every error found while reading the file is; else ``FILE: message``."""
+    one of the spec's layers, as every error found while reading the file is; else as it is."""
     found = _LAYER_NAMED.search(message)
     line = None
     if found and isinstance(spec.stack, StackSpec):
@@ -251,7 +251,7 @@ def located(message: str, spec) -> str:
         except InitdiagError:
             names = []
         line = dict(zip(names, spec.layer_lines, strict=False)).get(found.group(1))
-    return f"{spec.path}:{line}: {message}" if line else f"{spec.path}: {message}"
+    return f"{spec.path}:{line}: {message}" if line else message
 
 
 def check_spec(
@@ -281,6 +281,7 @@ def check_spec(
         result = note_file_batch(run_probe(stack, settings), spec_batch(spec), "probe.batch")
     except InitdiagError as exc:
         problem = located(str(exc), spec)
+        problem = problem if problem.startswith(f"{spec.path}:") else f"{path}: {problem}"
         line = problem.removeprefix(f"{path}:").partition(":")[0]
         return SpecOutcome(
             path, spec.stack.name, problems=[problem], line=int(line) if line.isdigit() else None

@@ -149,3 +149,11 @@ def test_a_result_given_as_config_is_one_clear_error(project, command):
     assert result.stderr == (
         "initdiag: error: --config 'architectures/baseline.json' is an initdiag result (JSON output), not a spec file\n"
     )
+
+
+def test_telling_a_result_survives_any_json(tmp_path):
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)  # deeper than json can read: not a result
+    assert not is_result(deep)
+    (tmp_path / "bad.json").write_text("{not json")
+    assert not is_result(tmp_path / "bad.json")

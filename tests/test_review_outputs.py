@@ -127,7 +127,6 @@ def test_schema_refuses_other_formats_in_one_line():
 def test_a_weights_file_of_the_wrong_shape_is_named_at_its_layers_line(command, tmp_path, monkeypatch):
     """The sibling of a missing file: found while probing, not while reading, and still at its line."""
     monkeypatch.chdir(tmp_path)
-    np.savez(tmp_path / "w.npz", dense1=np.zeros((3, 3)))
     (tmp_path / "spec.yaml").write_text(
         'input_shape: [8]\nlayers:\n  - {units: 4}\n  - {units: 8, init: "file:w.npz"}\n'
     )
@@ -138,3 +137,16 @@ def test_a_weights_file_of_the_wrong_shape_is_named_at_its_layers_line(command, 
         "spec.yaml:4: 'w.npz': layer dense2 needs shape (4, 8) (fan_in, fan_out) but the file holds (3, 3)"
         in (result.output)
     )
+
+
+def test_a_weights_file_is_read_again_from_another_directory_or_when_rewritten(tmp_path, monkeypatch):
+    """file:w.npz is relative: the same name in another directory (or the file rewritten) is another file."""
+    from initdiag.core.files import load_npz
+
+    for sub, shape in (("a", (2, 2)), ("b", (3, 3))):
+        (tmp_path / sub).mkdir()
+        monkeypatch.chdir(tmp_path / sub)
+        np.savez("w.npz", dense1=np.zeros(shape))
+        assert load_npz("w.npz")["dense1"].shape == shape
+    np.savez("w.npz", dense1=np.zeros((4, 4)))
+    assert load_npz("w.npz")["dense1"].shape == (4, 4)

@@ -110,7 +110,7 @@ def is_result(path: str | Path) -> bool:
             if Path(path).stat().st_size > 64 << 20:
                 return f.read(64).decode("utf-8", "replace").lstrip("{ \n").startswith('"schema_version"')
             data = json.loads(f.read())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # not JSON, or nested past what json reads
         return False
     return isinstance(data, dict) and "schema_version" in data and ("results" in data or "layers" in data)
 

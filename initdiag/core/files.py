@@ -39,9 +39,19 @@ def _load(path: str, what: str):
         raise InitdiagError(f"'{path}' is not a readable numpy file: {exc}") from None
 
 
-@cache
 def load_npz(path: str) -> dict[str, np.ndarray]:
-    """The arrays of an .npz archive by name (read once per path)."""
+    """The arrays of an .npz archive by name, read once per file (its absolute path, size and time of
+    change: a relative path in another directory, or a rewritten file, is read again)."""
+    try:
+        stat = Path(path).stat()
+        key = (str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        key = (str(path), 0, 0)
+    return _load_npz(path, *key)
+
+
+@cache
+def _load_npz(path: str, *key) -> dict[str, np.ndarray]:
     arrays = _load(path, "file:PATH.npz needs an existing .npz")
     if not isinstance(arrays, dict):
         raise InitdiagError(f"'{path}' is a single array; file: needs an .npz of arrays by layer name")

@@ -54,7 +54,9 @@ class ResNet18(nn.Module):
         self.maxpool = nn.MaxPool2d(3, 2, 1)
         widths = [(64, 64, 1), (64, 128, 2), (128, 256, 2), (256, 512, 2)]
         for i, (cin, cout, stride) in enumerate(widths, 1):
-            setattr(self, f"layer{i}", nn.Sequential(BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)))
+            setattr(
+                self, f"layer{i}", nn.Sequential(BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1))
+            )
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(512, classes)
 
@@ -105,8 +107,8 @@ def main() -> None:
     pairs = [(plain(model, x, g), probed(model, args.batch, args.size)) for _ in range(args.pairs)]
     ratio = statistics.median(p / b for b, p in pairs)
     mark = "ok" if ratio <= 1.3 else "OVER"
-    print(f"plain forward+backward {statistics.median(b for b, _ in pairs):6.2f} s, "
-          f"probe {statistics.median(p for _, p in pairs):6.2f} s: {ratio:.2f}x (target <= 1.3x: {mark})")  # fmt: skip
+    base, probe = statistics.median(b for b, _ in pairs), statistics.median(p for _, p in pairs)
+    print(f"plain forward+backward {base:6.2f} s, probe {probe:6.2f} s: {ratio:.2f}x (target <= 1.3x: {mark})")
 
     floor = [sys.executable, "-c", "import numpy, typer, rich.table"]
     helpcmd = [sys.executable, "-m", "initdiag", "probe", "--help"]
@@ -115,7 +117,9 @@ def main() -> None:
     ratio = statistics.median(h / f for f, h in times)
     leaked = subprocess.run([sys.executable, "-c", "import initdiag.cli, sys; print('torch' in sys.modules)"],
                             capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
-    print(f"initdiag probe --help with torch installed: {ratio:.2f}x the import floor; torch imported: {leaked}")
+    print(
+        f"initdiag probe --help with torch installed: {ratio:.2f}x the import floor; torch imported: {leaked}"
+    )
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ def test_the_first_layers_scale_is_judged_against_the_data():
     # 1/sqrt(784) = 0.0357; 100 / 0.0357 = 2.8e3
     assert r.summary.reasons == [
         f"layer dense1 multiplies the data's E[x^2] by {initdiag.analysis.result.format_number(dense.data_gain)} "
-        "(exploding: > 10): its weights' std 100 is 2.8e+3x the 1/sqrt(fan_in) = 0.0357 that keeps the scale"
+        "(exploding: > 100): its weights' std 100 is 2.8e+3x the 1/sqrt(fan_in) = 0.0357 that keeps the scale"
     ]
     assert r.to_dict()["layers"][0]["data_gain"] == dense.data_gain
 
@@ -103,17 +103,29 @@ def test_variance_preserving_first_layers_stay_ok(init, act, expected):
 def test_a_first_conv_and_a_dense_after_flatten_take_the_data():
     """conv 3x3 on 3 channels with N(0, 1) weights: fan_in 27 (closed form); after a flatten, the
     dense layer is the one that takes the data (its dL/dx is the data's gradient, not judged)."""
-    conv = _spec((3, 16, 16), LayerSpec(kind="conv2d", channels=16, init="normal:1", padding="same"),
+    conv = _spec((3, 16, 16), LayerSpec(kind="conv2d", channels=16, init="normal:3", padding="same"),
                  LayerSpec(kind="flatten"), LayerSpec(units=10))  # fmt: skip
     r = initdiag.run_probe(conv, ProbeSettings(batch=64))
     # the padding's zeros: of the 16x16 outputs, the border sees fewer inputs (14x14 see 9, 56 see 6, 4 see 4)
     seen = (14 * 14 * 9 + 56 * 6 + 4 * 4) / (16 * 16 * 9)
-    assert r.layers[0].data_gain == pytest.approx(27 * seen, rel=0.1)
-    assert "exploding" in r.layers[0].flags
+    assert r.layers[0].data_gain == pytest.approx(9 * 27 * seen, rel=0.1)
+    assert "exploding" in r.layers[0].flags  # 216 > T^2 = 100
     flat = _spec((64,), LayerSpec(kind="flatten"), LayerSpec(units=64, init="normal:1"), LayerSpec(units=10))
     r = initdiag.run_probe(flat, ProbeSettings())
     assert r.layers[1].data_gain == pytest.approx(64, rel=0.1)
     assert r.layers[1].gain_judged == (True, False)  # its dL/dx is the data's gradient
+
+
+def test_the_data_gain_band_is_t_squared():
+    """A Glorot conv stem on 3 channels keeps 0.09 of E[x^2] (27 * 2 / (27 + 576)): an init choice, not
+    a mistake; N(0, 1) on 64 inputs multiplies it by 64 (under 100): a warning at most."""
+    stem = _spec((3, 16, 16), LayerSpec(kind="conv2d", channels=64, init="xavier_normal", padding="same"),
+                 LayerSpec(kind="flatten"), LayerSpec(units=10))  # fmt: skip
+    r = initdiag.run_probe(stem, ProbeSettings(batch=32))
+    assert r.layers[0].data_gain == pytest.approx(2 * 27 / (27 + 576) * 0.89, rel=0.15)
+    assert not {"vanishing", "exploding"} & set(r.layers[0].flags)
+    r = initdiag.probe("64,64,10", init="normal:1")
+    assert r.layers[0].data_gain == pytest.approx(64, rel=0.15) and "exploding" not in r.layers[0].flags
 
 
 def test_a_scale_a_norm_erases_is_not_judged_from_the_data():
@@ -126,11 +138,11 @@ def test_the_torch_path_judges_the_first_layer_against_the_data():
     torch = pytest.importorskip("torch")
     from initdiag.torch import probe_module
 
-    net = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
-    r = probe_module(net, "64", init="normal:1", batch=64)
-    assert r.layers[0].data_gain == pytest.approx(64, rel=0.1)  # fan_in * 1
+    net = torch.nn.Sequential(torch.nn.Linear(256, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
+    r = probe_module(net, "256", init="normal:1", batch=64)
+    assert r.layers[0].data_gain == pytest.approx(256, rel=0.1)  # fan_in * 1 > T^2 = 100
     assert "exploding" in r.layers[0].flags and r.summary.verdict == "fail"
-    assert probe_module(net, "64", init="he", batch=64).summary.verdict == "ok"
+    assert probe_module(net, "256", init="he", batch=64).summary.verdict == "ok"
 
 
 # --- 2. units that differ only by their bias ----------------------------------------------------------

@@ -39,6 +39,14 @@ def _data_gain_judged(stats: LayerStats) -> bool:
     return stats.data_gain is not None and stats.gain_judged[0] and not stats.silent
 
 
+def data_gain_limit(t: Thresholds) -> float:
+    """The band a row's gain from the data must stay in: [1/T^2, T^2] in E[x^2], T in std. The
+    data's scale is the user's, and a first layer may move it by up to T in std by design (Glorot
+    on a 3-channel conv stem keeps 0.09 of E[x^2], He with fan_out 0.19); beyond that it is a
+    mistake: randn weights multiply E[x^2] by fan_in (784 for MNIST), N(0, 100) by 1e4 fan_in."""
+    return t.max_forward_gain**2
+
+
 def flag_sources(stats: LayerStats, t: Thresholds) -> dict[str, list[str]]:
     """What raised each vanishing / exploding flag of a layer: ``fwd`` or ``bwd`` (its gain in that
     direction left [1/T, T]; at a row whose input is the data, also its gain from the data),
@@ -52,7 +60,7 @@ def flag_sources(stats: LayerStats, t: Thresholds) -> dict[str, list[str]]:
         flag = _outside(gain, limit) if judged else None
         if flag is not None:
             sources.setdefault(flag, []).append(direction)
-    flag = _outside(stats.data_gain, t.max_forward_gain) if _data_gain_judged(stats) else None
+    flag = _outside(stats.data_gain, data_gain_limit(t)) if _data_gain_judged(stats) else None
     if flag is not None and "fwd" not in sources.get(flag, ()):
         sources.setdefault(flag, []).insert(0, "fwd")
     if stats.silent:
@@ -77,7 +85,7 @@ def layer_flags(stats: LayerStats, t: Thresholds) -> list[str]:
         elif gain > limit:
             flags.add("exploding")
     if _data_gain_judged(stats):
-        flag = _outside(stats.data_gain, t.max_forward_gain)
+        flag = _outside(stats.data_gain, data_gain_limit(t))
         if flag is not None:
             flags.add(flag)
     if stats.silent or stats.gradient_stop is not None:
@@ -178,7 +186,7 @@ def all_findings(layers: list[LayerStats], t: Thresholds, warn: bool) -> list[Fi
         if not warn and s.gradient_stop is not None:
             found.append(Finding("no gradient", "vanishing", 1, math.inf, s.name, _stop_sentence(s)))
         if _data_gain_judged(s) and not math.isnan(s.data_gain) and s.data_gain >= 0:
-            g, limit = s.data_gain, t.max_forward_gain
+            g, limit = s.data_gain, data_gain_limit(t)
             log_ratio = math.inf if g == 0 or math.isinf(g) else abs(math.log(g)) / math.log(limit)
             if (not warn and log_ratio > 1) or (warn and WARN_FRACTION < log_ratio <= 1):
                 toward = "exploding" if g > 1 else "vanishing"

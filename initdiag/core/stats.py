@@ -50,6 +50,7 @@ def moments(x: np.ndarray) -> Moments:
             d -= mean
             deviations += float(np.dot(d, d))
         var = deviations / n
+        second = var + mean * mean  # nan where the values are not finite, as the two-pass form gives
     return Moments(mean, var, second)
 
 

@@ -20,6 +20,7 @@ BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 PRELOAD = [
     "initdiag.analysis.check",
     "initdiag.analysis.compare",
+    "initdiag.analysis.coordtrain",
     "initdiag.analysis.probe",
     "initdiag.analysis.train",
 ]

@@ -9,7 +9,7 @@ compare, sweep; `train`; `check`; `audit`; `reference`: inits, explain, schema) 
 
 import sys
 
-from . import audit, check, reference, stacks, train  # noqa: F401  (registers the commands)
+from . import audit, check, coordcheck, reference, stacks, train  # noqa: F401  (registers the commands)
 from .app import COMMANDS, app, new_app, root
 
 

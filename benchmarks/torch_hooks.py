@@ -108,7 +108,9 @@ def main() -> None:
     ratio = statistics.median(p / b for b, p in pairs)
     mark = "ok" if ratio <= 1.3 else "OVER"
     base, probe = statistics.median(b for b, _ in pairs), statistics.median(p for _, p in pairs)
-    print(f"plain forward+backward {base:6.2f} s, probe {probe:6.2f} s: {ratio:.2f}x (target <= 1.3x: {mark})")
+    print(
+        f"plain forward+backward {base:6.2f} s, probe {probe:6.2f} s: {ratio:.2f}x (target <= 1.3x: {mark})"
+    )
 
     floor = [sys.executable, "-c", "import numpy, typer, rich.table"]
     helpcmd = [sys.executable, "-m", "initdiag", "probe", "--help"]

@@ -455,8 +455,8 @@ def legend_lines(result: ProbeResult, hidden: list, as_list: bool = False) -> li
     if any(x.flag_sources for x in result.layers):
         lines.append(
             "(fwd)/(bwd): the forward/backward gain left [1/T, T] (fwd at a row that takes the data: or "
-            "its gain from the data left [1/T², T²]); no-signal: z = 0 everywhere; no-grad: no gradient reaches the layer's "
-            "weights"
+            "its gain from the data left [1/T², T²]); no-signal: z = 0 everywhere; no-grad: no gradient "
+            "reaches the layer's weights"
         )
     if any(x.flag_trials for x in result.layers):
         lines.append(

@@ -285,6 +285,12 @@ def coordcheck(settings: CoordSettings) -> CoordReport:
     if len({str(p) for p in params}) < len(params):
         raise InitdiagError("--param lists a parametrization twice")
     init, bias_init = get_initializer(settings.init), get_initializer(settings.bias_init)
+    for option, initializer in (("--init", init), ("--bias-init", bias_init)):
+        if initializer.data_driven or initializer.name == "file":
+            raise InitdiagError(
+                f"{option} '{initializer}': coordcheck draws new weights at every width, so a data-driven or "
+                "file initializer has nothing to scale; use he, xavier, torch_default, normal:0.02, ..."
+            )
     base = settings.base_width or widths[0]
     out = stack.tokens[-1][0]
     _check_data(settings, stack.tokens[0][0], out)

@@ -279,3 +279,71 @@ def card(name: str) -> Card:
     if found is None:
         raise InitdiagError(f"unknown parametrization '{name}'")
     return CARDS[found]
+
+
+def card_data(name: str) -> dict:
+    """A parametrization's card as a dict (JSON): the `Card` fields, the table as rows of
+    {row, input weights & all biases, hidden weights, output weights}, and ``kind``."""
+    found = card(name)
+    data = {"kind": "parametrization", **found._asdict(), "input": str(name).strip()}
+    data["table"] = [dict(zip(("row", *CARD_COLUMNS), row, strict=True)) for row in found.table]
+    data["aliases"], data["traps"] = list(found.aliases), list(found.traps)
+    return data
+
+
+def card_csv_row(name: str) -> dict:
+    """The card as one CSV row: the table's cells as ``row: input | hidden | output`` joined by "; "."""
+    data = card_data(name)
+    data["table"] = "; ".join(f"{r['row']}: " + " | ".join(r[c] for c in CARD_COLUMNS) for r in data["table"])
+    data["aliases"], data["traps"] = "; ".join(data["aliases"]), " | ".join(data["traps"])
+    return data
+
+
+def card_text(name: str, width: int = 100) -> str:
+    """The plain-text page of ``initdiag explain mup``: title, summary, the table, paper, mup, traps."""
+    import textwrap
+
+    found = card(name)
+    lines = [f"{found.name} (parametrization; aliases: {', '.join(found.aliases)})"]
+    lines += textwrap.wrap(found.summary, width, initial_indent="  ", subsequent_indent="  ")
+    lines.append("")
+    headers = ("", *CARD_COLUMNS)
+    cells = [headers, *found.table]
+    sizes = [max(len(row[k]) for row in cells) for k in range(4)]
+    for row in cells:
+        lines.append(
+            "  " + "  ".join(cell.ljust(size) for cell, size in zip(row, sizes, strict=True)).rstrip()
+        )
+    lines.append("")
+    for label, text in (
+        ("paper", found.paper),
+        ("mup package", found.mup_package),
+        ("when to use it", found.when),
+    ):
+        lines += textwrap.wrap(text, width, initial_indent=f"{label + ':':<16}", subsequent_indent=" " * 16)
+    lines.append("traps:")
+    for trap in found.traps:
+        lines += textwrap.wrap(trap, width, initial_indent="  - ", subsequent_indent="    ")
+    return "\n".join(lines) + "\n"
+
+
+def card_markdown(name: str) -> str:
+    found = card(name)
+    lines = [
+        f"### `{found.name}` (parametrization)",
+        "",
+        "Aliases: " + ", ".join(f"`{a}`" for a in found.aliases),
+    ]
+    lines += ["", found.summary, "", "| | " + " | ".join(CARD_COLUMNS) + " |", "|:--|:--|:--|:--|"]
+    lines += ["| " + " | ".join(row) + " |" for row in found.table]
+    lines += [
+        "",
+        f"- **paper**: {found.paper}",
+        f"- **mup package**: {found.mup_package}",
+        f"- **when to use it**: {found.when}",
+        "",
+        "**Traps**",
+        "",
+    ]
+    lines += [f"- {trap}" for trap in found.traps]
+    return "\n".join(lines) + "\n"

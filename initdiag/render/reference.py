@@ -117,8 +117,17 @@ def explain_text(name: str, fmt_name: str) -> str:
     """One initializer's page; asked by a framework's name (``tf.keras.initializers.HeNormal``), every
     format also says what that name resolves to and means (JSON/CSV: ``input``, ``framework``,
     ``resolves_to``, ``note``)."""
-    from ..core import reference
+    from ..core import parametrizations, reference
 
+    if parametrizations.resolve_name(name) is not None:  # sp, mup, ntk, mean_field: initdiag coordcheck's
+        if fmt_name == "json":
+            return json_text(parametrizations.card_data(name))
+        if fmt_name == "csv":
+            row = parametrizations.card_csv_row(name)
+            return csv_text(list(row), [row])
+        return (parametrizations.card_markdown if fmt_name == "markdown" else parametrizations.card_text)(
+            name
+        )
     if fmt_name == "json":
         return json_text(reference.explain_data(name))
     if fmt_name == "markdown":

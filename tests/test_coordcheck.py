@@ -1,0 +1,278 @@
+"""initdiag coordcheck: the parametrizations against Tensor Programs V's Table 3 and against the mup
+package's own training (tests/data/mup_reference.npz), the slopes against closed forms, the paper's
+and the mup README's figures on small widths, and the command line."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from initdiag.analysis import coordtrain
+from initdiag.analysis.coordcheck import CoordSettings, _layout, coordcheck, parse_stack
+from initdiag.analysis.coordjudge import slopes, verdict_of
+from initdiag.cli import app
+from initdiag.core.init_parser import get_initializer
+from initdiag.core.parametrizations import get_parametrization
+from initdiag.errors import InitdiagError
+
+runner = CliRunner()
+DATA = Path(__file__).resolve().parent / "data" / "mup_reference.npz"
+SMALL = {"widths": [64, 128, 256, 512], "steps": 3, "seeds": 3, "batch": 64}
+
+
+# --- the rules ------------------------------------------------------------------------------------
+
+
+def test_mup_is_table_3_of_tensor_programs_v():
+    """Table 3 (SGD and Adam): input weights & biases Var 1/fan_in, SGD fan_out, Adam 1; hidden 1/fan_in,
+    SGD 1, Adam 1/fan_in; output 1/fan_in^2, SGD 1/fan_in, Adam 1/fan_in; at 4x the base width."""
+    mup, m = get_parametrization("mup:readout=normal"), 4.0
+    expected = {  # role: (variance, SGD lr, Adam lr), relative to the base width
+        "input": (1, 4, 1), "hidden": (1 / 4, 1, 1 / 4), "output": (1 / 16, 1 / 4, 1 / 4), "bias": (1, 4, 1),
+        "fixed": (1, 1, 1),
+    }  # fmt: skip
+    for role, (var, sgd, adam) in expected.items():
+        assert mup.variance_factor(role, m) == pytest.approx(var), role
+        assert mup.lr_factor(role, m, "sgd") == pytest.approx(sgd), role
+        assert mup.lr_factor(role, m, "momentum") == pytest.approx(sgd), role
+        assert mup.lr_factor(role, m, "adam") == pytest.approx(adam), role
+        assert mup.eps_factor(role, m) == 1
+    assert get_parametrization("mup").variance_factor("output", m) == 0  # the zero readout (mup's default)
+    sp = get_parametrization("sp")
+    assert sp.own_init and all(sp.lr_factor(r, m, o) == 1 for r in expected for o in ("sgd", "adam"))
+
+
+def test_ntk_and_mean_field_fold_their_multipliers_into_the_learning_rates():
+    """W = A w trained with lr on w is W trained with A^2 lr (SGD), A lr and eps / A (Adam): NTK's
+    A = n^-1/2, mean field's A = 1/n after the first layer (TP4's abc with a = 1/2 and 1)."""
+    ntk, mf, m = get_parametrization("ntk"), get_parametrization("mf"), 16.0
+    assert ntk.variance_factor("hidden", m) == pytest.approx(1 / 16)
+    assert ntk.lr_factor("hidden", m, "sgd") == pytest.approx(1 / 16)  # A^2
+    assert ntk.lr_factor("output", m, "adam") == pytest.approx(1 / 4)  # A
+    assert ntk.eps_factor("hidden", m) == pytest.approx(4)  # 1 / A
+    assert ntk.lr_factor("input", m, "sgd") == 1 and ntk.variance_factor("input", m) == 1
+    assert mf.variance_factor("hidden", m) == pytest.approx(1 / 256)  # A^2 Var(w)
+    assert mf.lr_factor("hidden", m, "sgd") == pytest.approx(1 / 16)  # A^2 * n (c = -1)
+    assert mf.lr_factor("hidden", m, "adam") == pytest.approx(1 / 16) and mf.eps_factor("hidden", m) == 16
+    assert mf.lr_factor("input", m, "sgd") == pytest.approx(16)  # c = -1 with A = 1
+
+
+def test_names_and_their_errors():
+    assert str(get_parametrization("μP")) == "mup" and str(get_parametrization("standard")) == "sp"
+    assert str(get_parametrization("MUP:readout=normal")) == "mup:readout=normal"
+    with pytest.raises(InitdiagError, match="unknown parametrization 'mupp'; did you mean 'mup'"):
+        get_parametrization("mupp")
+    with pytest.raises(InitdiagError, match="readout"):
+        get_parametrization("mup:readout=huge")
+    with pytest.raises(InitdiagError, match="takes no"):
+        get_parametrization("ntk:2")
+
+
+def test_init_scales_follow_the_rule_at_the_real_fans():
+    """The draw at the real fans times the scale has the rule's variance: He hidden (2/n at any n) needs
+    no scale, the muP readout sqrt(n0/n); Xavier's input layer at base fans, sqrt((d+n)/(d+n0))."""
+    stack, settings = parse_stack("16,W,W,4"), CoordSettings(seeds=1)
+    params = [get_parametrization("mup:readout=normal")]
+    layout, _ = _layout(stack, 256, 64, params, get_initializer("he"), get_initializer("zeros"), settings)
+    assert layout.weight_scale[0] == pytest.approx([1, 1, math.sqrt(64 / 256)])
+    layout, _ = _layout(stack, 256, 64, params, get_initializer("xavier"), get_initializer("zeros"), settings)
+    assert layout.weight_scale[0, 0] == pytest.approx(math.sqrt((16 + 256) / (16 + 64)))
+    assert layout.weight_lr[0] == pytest.approx([1e-3, 1e-3 / 4, 1e-3 / 4])  # Adam: 1, base/n, base/n
+
+
+# --- against the mup package -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("opt", ["sgd", "momentum", "adam"])
+@pytest.mark.parametrize("param", ["sp", "mup"])
+def test_training_matches_the_mup_package(monkeypatch, opt, param):
+    """From the same weights, initdiag's runs give mup's l1 at every step and width (MuSGD, MuAdam and
+    MuReadout against initdiag's Table 3; torch.optim for SP): the per-layer learning rates agree."""
+    ref = np.load(DATA)
+    base = int(ref["base"])
+    X, labels = ref["X"], ref["labels"]
+    Y = np.eye(3)[labels]
+    settings = CoordSettings(layers="6,W,W,3", optimizer=opt, lr=float(ref[f"lr/{opt}"]), seeds=1)
+    parametrization = get_parametrization("sp" if param == "sp" else "mup:readout=normal")
+    for n in ref["widths"]:
+        weights = [(ref[f"{n}/W{i}"], ref[f"{n}/b{i}"]) for i in (1, 2, 3)]
+        layout, _ = _layout(parse_stack(settings.layers), int(n), base, [parametrization], get_initializer("he"),
+                            get_initializer("zeros"), settings)  # fmt: skip
+        params = [np.concatenate([W, b[:, None]], axis=1)[None].copy() for W, b in weights]
+        monkeypatch.setattr(coordtrain, "_sample", lambda *args, p=params: [x.copy() for x in p])
+        options = {"steps": 3, "dtype": "float64", "optimizer": opt, "loss": "xent", "seed": 0}
+        l1, *_ = coordtrain.run_task(layout, None, None, (X, Y), options)
+        np.testing.assert_allclose(l1[0], ref[f"{param}/{opt}/{n}/l1"], rtol=2e-6)
+
+
+# --- slopes and verdicts --------------------------------------------------------------------------
+
+
+def test_slopes_are_least_squares_with_the_seeds_standard_error():
+    widths = [64, 128, 256, 512]
+    w = np.array(widths, dtype=float)
+    values = np.stack([3 * w**0.5, 0.2 * w**0.7])[:, :, None]  # two seeds, exact power laws
+    slope, se = slopes(widths, values)
+    assert slope[0] == pytest.approx(0.6) and se[0] == pytest.approx(0.1)  # sd 0.1414 / sqrt(2)
+    one = np.log2(w) * 0.25 + np.array([0.1, -0.1, -0.1, 0.1])  # one seed: the fit's own standard error
+    slope, se = slopes(widths, (2.0**one)[None, :, None])
+    x = np.log2(w) - np.log2(w).mean()
+    residual = one - one.mean() - 0.25 * x
+    assert slope[0] == pytest.approx(0.25)
+    assert se[0] == pytest.approx(math.sqrt((residual**2).sum() / 2 / (x @ x)))
+    slope, _ = slopes(widths, np.array([[[1.0], [0.0], [1.0], [1.0]]]))
+    assert math.isnan(slope[0])
+
+
+def test_verdicts():
+    ones = np.ones((2, 3))
+    assert verdict_of(ones, 0.05, 0.0, 0.1, True) == "stable"
+    assert verdict_of(ones, 0.15, 0.03, 0.1, True) == "stable"  # within 0.1 + 2 se
+    assert verdict_of(ones, 0.15, 0.01, 0.1, True) == "grows"
+    assert verdict_of(ones, -0.5, 0.02, 0.1, True) == "shrinks"
+    assert verdict_of(np.zeros((2, 3)), math.nan, math.nan, 0.1, True) == "zero"
+    assert verdict_of(ones * np.inf, math.nan, math.nan, 0.1, True) == "nonfinite"
+    assert verdict_of(ones, 3.0, 0.0, 0.1, False) == "fixed"
+
+
+# --- the figures, on small widths -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", params=[("adam", 4e-3), ("sgd", 0.1)], ids=["adam", "sgd"])
+def report(request):
+    """The acceptance runs (widths 128..2048, Adam lr 1e-3, SGD lr 0.1) at widths 4x narrower: in SP an
+    Adam update moves a layer by about lr * width, so Adam's learning rate is 4x larger to reach the
+    same regime (the docs show the full-size runs)."""
+    opt, lr = request.param
+    return coordcheck(CoordSettings(**SMALL, optimizer=opt, lr=lr, params=["sp", "mup", "mup:readout=normal"],
+                                    jobs=1))  # fmt: skip
+
+
+def test_mup_keeps_every_layer_flat_at_every_step(report):
+    """TP5 / mup README: in muP "all curves stay horizontal", the logits too (zero readout)."""
+    mup = report.results[1]
+    assert mup.verdict == "ok", mup.reasons
+    for layer in mup.layers:
+        finite = layer.slope[np.isfinite(layer.slope)]
+        assert np.all(np.abs(finite) <= 0.1), (layer.name, layer.slope)
+    assert mup.layers[-1].verdicts[0] == "zero"  # the zero readout at init
+
+
+def test_sp_is_flat_at_init_and_its_output_blows_up_after_an_update(report):
+    sp = report.results[0]
+    assert all(layer.verdicts[0] == "stable" for layer in sp.layers)  # init: width-stable in SP too
+    assert all(abs(layer.slope[0]) <= 0.1 for layer in sp.layers if layer.role == "hidden")
+    assert max(sp.layers[-1].slope[1:3]) >= 0.5  # the logits: clearly growing by step 2
+    assert "grows" in sp.flags and sp.verdict == "fail"
+    assert any("step 0 is width-stable" in note for note in sp.notes)
+    # the hidden layers' change since init already grows with width (TP5 sec. 3: an update moves them by
+    # about lr * n with Adam, lr * sqrt(n) with SGD, whose gradient reaches them through a readout of
+    # size n^-1/2), while their size is still dominated by the init at these widths
+    hidden = [layer for layer in sp.layers if layer.role == "hidden"]
+    if report.settings.optimizer == "adam":
+        assert all(layer.delta_slope[1] >= 0.7 for layer in hidden)
+    else:
+        assert all(layer.delta_slope[2] == pytest.approx(0.5, abs=0.15) for layer in hidden)
+        assert sp.layers[0].delta_slope[1] == pytest.approx(-0.5, abs=0.1)  # the input layer: dz ~ n^-1/2
+
+
+def test_mup_random_readout_starts_at_width_to_the_minus_half(report):
+    readout = report.results[2].layers[-1]
+    assert readout.slope[0] == pytest.approx(-0.5, abs=0.1)
+    assert readout.verdicts[0] == "shrinks"
+    assert any("expected in muP" in note for note in report.results[2].notes)
+
+
+def test_mean_field_shrinks_by_half_a_power_per_layer_at_init():
+    """W = w / n after the first layer: E[z_2^2] ~ n * (1/n^2) * 1 = 1/n, then 1/n^2, ...: slopes of
+    l1 (a std) of -1/2, -1, -3/2 (closed form, relu or not)."""
+    result = coordcheck(CoordSettings(**SMALL, params=["mean_field"], jobs=1)).results[0]
+    assert [layer.slope[0] for layer in result.layers] == pytest.approx([0, -0.5, -1, -1.5], abs=0.1)
+    assert "shrinks" in result.flags
+
+
+def test_ntk_with_sgd_is_lazy():
+    """NTK (SGD): stable sizes, a change since init that shrinks like width^-1/2 (the kernel regime)."""
+    result = coordcheck(CoordSettings(**SMALL, params=["ntk"], optimizer="sgd", lr=0.1, jobs=1)).results[0]
+    assert result.verdict == "ok"
+    hidden = [layer for layer in result.layers if layer.role == "hidden"]
+    assert all(layer.delta_slope[1] == pytest.approx(-0.5, abs=0.1) for layer in hidden)
+    assert any("lazy" in note for note in result.notes)
+
+
+def test_split_and_pool_give_the_same_numbers():
+    """Runs do not depend on how they are grouped into tasks or processes."""
+    settings = {**SMALL, "widths": [32, 64], "steps": 2, "params": ["sp", "mup"]}
+    one = coordcheck(CoordSettings(**settings, jobs=1))
+    two = coordcheck(CoordSettings(**settings, jobs=2))
+    for a, b in zip(one.results, two.results, strict=True):
+        for x, y in zip(a.layers, b.layers, strict=True):
+            np.testing.assert_array_equal(x.l1, y.l1)
+
+
+# --- input and the command line -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--layers", "64,128,10"], "mark the widths that scale with W"),
+        (["--layers", "W,W,10"], "the input and output widths are fixed"),
+        (["--layers", "64,W,Q,10"], "'q' is not a width"),
+        (["--widths", "64"], "at least two widths"),
+        (["--widths", "64,-2"], "is not a positive integer"),
+        (["--param", "sp,mupp"], "did you mean 'mup'"),
+        (["--param", "mup", "--init", "constant:0.1"], "cannot rescale it with width"),
+        (["--init", "lsuv"], "draws new weights at every width"),
+        (["--steps", "0"], "--steps"),
+        (["--lr", "-1"], "--lr must be a positive number"),
+        (["--optimizer", "adamw"], "--optimizer 'adamw' is not one of"),
+        (["--data", "spiral"], "input width must be 2"),
+        (["--fail-on", "explodes"], "unknown flag 'explodes'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, message):
+    result = runner.invoke(app, ["coordcheck", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_too_much_work_is_refused_at_once(monkeypatch):
+    monkeypatch.setenv("INITDIAG_MAX_SECONDS", "5")
+    result = runner.invoke(app, ["coordcheck", "--widths", "1024,4096,16384", "--steps", "50"])
+    assert result.exit_code == 2 and "would take about" in result.stderr
+
+
+def test_cli_table_json_csv_markdown_and_fail_on(tmp_path):
+    args = ["coordcheck", "--widths", "64,128,256", "--steps", "2", "--lr", "0.004"]
+    table = runner.invoke(app, args, env={"COLUMNS": "160"})
+    assert table.exit_code == 0, table.output
+    assert "sp: slope of log2 l1" in table.stdout and "step 2" in table.stdout and "┌─ step 0" in table.stdout
+    data = json.loads(runner.invoke(app, [*args, "--format", "json"]).stdout)
+    sp = data["results"][0]
+    assert data["widths"] == [64, 128, 256] and data["base_width"] == 64
+    assert len(sp["layers"][1]["points"]) == 3 * 3 and {"l1", "l1_sd", "std", "delta"} <= set(
+        sp["layers"][1]["points"][0]
+    )
+    assert sp["flags"] == ["grows"]
+    csv = runner.invoke(app, [*args, "--format", "csv"]).stdout.splitlines()
+    assert csv[0].startswith("param,layer,shape,role,width,step,l1") and len(csv) == 1 + 2 * 4 * 3 * 3
+    markdown = runner.invoke(app, [*args, "--format", "markdown"]).stdout
+    assert "| layer | shape | role | step 0 |" in markdown
+    assert runner.invoke(app, [*args, "--fail-on", "grows"]).exit_code == 1
+    assert runner.invoke(app, [*args, "--param", "mup", "--fail-on", "any"]).exit_code == 0
+
+
+def test_explain_prints_each_parametrization_with_its_table():
+    text = runner.invoke(app, ["explain", "mup"]).stdout
+    assert "Table 3" in text and "1/fan_in^2" in text and "lr * base/fan_in" in text
+    for name in ("sp", "ntk", "mean_field", "μP"):
+        result = runner.invoke(app, ["explain", name])
+        assert result.exit_code == 0 and "parametrization" in result.stdout
+    data = json.loads(runner.invoke(app, ["explain", "ntk", "--format", "json"]).stdout)
+    assert data["kind"] == "parametrization" and data["table"][0]["row"] == "init var"

@@ -150,3 +150,16 @@ def test_a_weights_file_is_read_again_from_another_directory_or_when_rewritten(t
         assert load_npz("w.npz")["dense1"].shape == shape
     np.savez("w.npz", dense1=np.zeros((4, 4)))
     assert load_npz("w.npz")["dense1"].shape == (4, 4)
+
+
+def test_every_command_takes_format_as_the_readme_says():
+    """The README: every command takes --format, and it names each command's formats."""
+    from pathlib import Path
+
+    from initdiag.cli.app import COMMANDS
+
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    claim = readme[readme.index("Every command takes `-h`") :].split("`python -m initdiag`")[0]
+    for name in COMMANDS:
+        assert f"`{name}`" in claim, name
+        assert "--format" in run(name, "--help").stdout, name

@@ -223,7 +223,7 @@ def _run(model, shape: InputShape, settings: ProbeSettings, trial: int, device: 
                            before.values["output_sq"] if before else math.nan, row.values["input_sq"])
                 )  # fmt: skip
             if y is not None and y.is_floating_point():
-                produced.add(y, row.values["output_sq"])
+                produced.add(y, row.values.pop("_output_moments"))
             order.append(row)
 
         return hook
@@ -239,13 +239,13 @@ def _run(model, shape: InputShape, settings: ProbeSettings, trial: int, device: 
             if gx is not None:
                 m = moments(_numpy(gx))
                 row.values["grad_input_var"], row.values["grad_input_sq"] = m.var, m.second
-                gradients.add(gx, m.second)
+                gradients.add(gx, m)
             else:
                 row.values["grad_input_var"], row.values["grad_input_sq"] = None, math.nan
             if gy is not None:
                 # in a chain, dL/dy of this module is dL/dx of the next, measured a moment ago
-                known = gradients.get(gy)
-                row.values["grad_output_sq"] = known if known is not None else moments(_numpy(gy)).second
+                known = gradients.get(gy) or moments(_numpy(gy))
+                row.values["grad_output_sq"] = known.second
                 act = activation_of(module)
                 if act is not None and not act.piecewise_linear and "_z" in row.values:
                     z = row.values["_z"]
@@ -262,7 +262,7 @@ def _run(model, shape: InputShape, settings: ProbeSettings, trial: int, device: 
     try:
         x = _input(shape, settings, trial, device)
         if x.is_floating_point():
-            produced.add(x, moments(_numpy(x)).second)
+            produced.add(x, moments(_numpy(x)))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
@@ -291,6 +291,7 @@ def _run(model, shape: InputShape, settings: ProbeSettings, trial: int, device: 
     for row in order:
         _weight_stats(row)
         row.values.pop("_z", None)
+        row.values.pop("_output_moments", None)
     return order, loss_value, unseen
 
 
@@ -317,20 +318,21 @@ class _Measured:
         self.entries: dict[int, tuple] = {}
         self.keep = keep
 
-    def add(self, tensor, second: float) -> None:
+    def add(self, tensor, measured) -> None:
         self.entries.pop(tensor.data_ptr(), None)
-        self.entries[tensor.data_ptr()] = (tensor, tensor.numel(), tensor._version, second)
+        self.entries[tensor.data_ptr()] = (tensor, tensor.numel(), tensor._version, measured)
         if self.keep is not None and len(self.entries) > self.keep:
             del self.entries[next(iter(self.entries))]
 
-    def get(self, tensor) -> float | None:
+    def get(self, tensor):
+        """What was measured of *tensor* (its `Moments`), or None."""
         entry = self.entries.get(tensor.data_ptr())
         if entry is None:
             return None
-        _, numel, version, second = entry
+        _, numel, version, measured = entry
         if numel != tensor.numel() or tensor._version != version:
             return None
-        return second
+        return measured
 
     def clear(self) -> None:
         self.entries.clear()
@@ -381,9 +383,9 @@ def _loss(output, settings: ProbeSettings, trial: int):
     return torch.nn.functional.cross_entropy(output, target.long())
 
 
-def _forward_stats(row: RowData, x, y, input_sq: float | None = None) -> dict:
-    """Statistics of one call's output (and input, for an activation row); *input_sq* is E[x^2]
-    when it is already known (the input is an output measured before)."""
+def _forward_stats(row: RowData, x, y, known=None) -> dict:
+    """Statistics of one call's output (and input, for an activation row); *known* is the input's
+    `Moments` when it was measured before (the output of a module that ran earlier)."""
     values: dict[str, Any] = {}
     act = row.act
     z_tensor = x if row.kind == "activation" and x is not None else y
@@ -391,18 +393,18 @@ def _forward_stats(row: RowData, x, y, input_sq: float | None = None) -> dict:
         z_tensor = y
     z = _numpy(z_tensor)
     a = _numpy(y) if y is not None else z
-    zm = moments(z)
+    zm = known if z_tensor is x and known is not None else moments(z)
     am = zm if z_tensor is y else moments(a)
     values.update(preact_mean=zm.mean, preact_var=zm.var, preact_sq=zm.second, act_mean=am.mean,
                   act_var=am.var, dead_fraction=0.0, saturated_fraction=0.0, distinct_units=None)  # fmt: skip
-    values["output_sq"] = am.second
+    values["output_sq"], values["_output_moments"] = am.second, am
     if x is not None and x.is_floating_point():
-        if input_sq is None:
-            input_sq = zm.second if z_tensor is x else moments(_numpy(x)).second
-        values["input_sq"] = input_sq
+        if known is None:
+            known = zm if z_tensor is x else moments(_numpy(x))
+        values["input_sq"] = known.second
     finite = math.isfinite(zm.second) and math.isfinite(am.second)
     if finite and act is not None and act.relu_family:
-        values["dead_fraction"] = dead_fraction(_units_last(z, row.channels_first))
+        values["dead_fraction"] = _dead_fraction(z, row.channels_first)
     if finite and row.kind in WEIGHTED:  # counted on x @ W: units with equal weights are one unit
         bias = getattr(row.module, "bias", None)
         values["bias_spread"] = float(np.ptp(_numpy(bias))) if bias is not None and bias.numel() else 0.0
@@ -410,6 +412,16 @@ def _forward_stats(row: RowData, x, y, input_sq: float | None = None) -> dict:
     if act is not None and not act.piecewise_linear:
         values["_z"] = z
     return values
+
+
+def _dead_fraction(z: np.ndarray, channels_first: bool) -> float:
+    """Share of units (channels, or features on the last axis) that are <= 0 for every sample and
+    position, without reshaping the array into a copy."""
+    if z.ndim < 2:
+        return dead_fraction(z.reshape(-1, 1))
+    unit_axis = 1 if channels_first and z.ndim >= 3 else z.ndim - 1
+    alive = np.any(z > 0, axis=tuple(i for i in range(z.ndim) if i != unit_axis))
+    return 1.0 - np.count_nonzero(alive) / alive.size
 
 
 def _distinct_units(row: RowData, x, output: np.ndarray, bias_varies: bool) -> int:
@@ -427,6 +439,13 @@ def _distinct_units(row: RowData, x, output: np.ndarray, bias_varies: bool) -> i
                     output = _numpy(torch.nn.functional.linear(x, module.weight))
                 else:
                     output = _numpy(module._conv_forward(x, module.weight, None))
+    if output.ndim >= 2 and output.shape[0] > 1:
+        # the first sample's positions (or the first samples) tell the units apart, as a rule: the
+        # whole batch is laid out (a copy, for channels-first outputs) only when they do not
+        first = _units_last(output[: max(1, -(-64 // max(1, row.positions)))], row.channels_first)
+        units = first.shape[1]
+        if first.shape[0] >= 2 and distinct_columns(first) == units:
+            return units
     return distinct_columns(_units_last(output, row.channels_first))
 
 

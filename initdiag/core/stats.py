@@ -32,7 +32,7 @@ def moments(x: np.ndarray) -> Moments:
     where the mean swamps the variance (var < 1e-6 E[x^2], a saturated sigmoid layer whose outputs
     are all close to 1) a second pass sums the squared deviations from the mean instead.
     """
-    flat = x.reshape(-1)
+    flat = x.ravel(order="K")  # memory order: a view of any dense layout (a gradient's), not a copy
     n = flat.size
     if n == 0:
         return Moments(float("nan"), float("nan"), float("nan"))
@@ -40,7 +40,9 @@ def moments(x: np.ndarray) -> Moments:
     for start in range(0, n, _CHUNK):
         d = flat[start : start + _CHUNK].astype(np.float64)
         total += float(d.sum())
-        squares += float(np.dot(d, d))
+        # einsum, not np.dot: BLAS's dot wakes its thread pool for every chunk, which stalls for
+        # milliseconds whenever other threads (torch's, another process's) hold the cores
+        squares += float(np.einsum("i,i->", d, d))
     mean, second = total / n, squares / n
     var = second - mean * mean
     if not var >= 1e-6 * second:  # cancellation (or nan): the two-pass form
@@ -48,7 +50,7 @@ def moments(x: np.ndarray) -> Moments:
         for start in range(0, n, _CHUNK):
             d = flat[start : start + _CHUNK].astype(np.float64)
             d -= mean
-            deviations += float(np.dot(d, d))
+            deviations += float(np.einsum("i,i->", d, d))
         var = deviations / n
         second = var + mean * mean  # nan where the values are not finite, as the two-pass form gives
     return Moments(mean, var, second)

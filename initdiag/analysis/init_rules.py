@@ -185,10 +185,12 @@ def top_singular_values(matrix: np.ndarray, steps: int = 40) -> tuple[np.ndarray
     threads compete), and whether every singular value is the same (the Krylov space of a random
     start vector collapses at once only for a multiple of an orthogonal matrix)."""
     rows, cols = matrix.shape
+    # einsum rather than BLAS's gemv: its thread pool stalls for milliseconds a call when other
+    # threads hold the cores, and forty small products are where that shows
     if rows <= cols:
-        n, apply = rows, (lambda v: matrix @ (matrix.T @ v))
+        n, apply = rows, (lambda v: np.einsum("ij,j->i", matrix, np.einsum("ij,i->j", matrix, v)))
     else:
-        n, apply = cols, (lambda v: matrix.T @ (matrix @ v))
+        n, apply = cols, (lambda v: np.einsum("ij,i->j", matrix, np.einsum("ij,j->i", matrix, v)))
     k = min(steps, n)
     basis = np.zeros((k + 1, n))
     alpha, beta = np.zeros(k), np.zeros(k)

@@ -263,7 +263,18 @@ def test_every_command_has_help_with_an_example_and_a_readme_entry():
     readme = (ROOT / "README.md").read_text()
     nav = (ROOT / "mkdocs.yml").read_text()
     pages = {"explain": "inits"}
-    assert set(COMMANDS) == {"probe", "compare", "sweep", "check", "audit", "train", "inits", "explain", "schema"}
+    assert set(COMMANDS) == {
+        "probe",
+        "compare",
+        "sweep",
+        "check",
+        "audit",
+        "train",
+        "coordcheck",
+        "inits",
+        "explain",
+        "schema",
+    }
     for name in COMMANDS:
         result = runner.invoke(app, [name, "-h"], env={"COLUMNS": "200"})
         assert result.exit_code == 0, name

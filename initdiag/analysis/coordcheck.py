@@ -25,6 +25,7 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import InitdiagError, integer
+from .coordjudge import LayerCoords, ParamCoords  # noqa: F401  (the public names live here too)
 from .result import SCHEMA_VERSION
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
@@ -158,86 +159,6 @@ def _number(token: str, shown: str, item: str) -> int:
 
 
 # --- results --------------------------------------------------------------------------------------
-
-
-@dataclass
-class LayerCoords:
-    """One layer under one parametrization: its records (seeds, widths, steps + 1) and, per step,
-    the slope of log2(l1) against log2(width), its standard error, the slope of the change since
-    init, and the verdict."""
-
-    name: str
-    shape: str
-    role: str
-    judged: bool  # its output's width, or its fan_in, scales
-    l1: np.ndarray
-    std: np.ndarray
-    delta: np.ndarray
-    slope: np.ndarray
-    slope_se: np.ndarray
-    delta_slope: np.ndarray
-    verdicts: list[str]
-
-    def to_dict(self, widths: list[int]) -> dict[str, Any]:
-        def mean(a, w, t):
-            return float(np.mean(a[:, w, t]))
-
-        steps = self.l1.shape[2]
-        points = []
-        for w, width in enumerate(widths):
-            for t in range(steps):
-                point = {
-                    "width": width,
-                    "step": t,
-                    "l1": mean(self.l1, w, t),
-                    "std": mean(self.std, w, t),
-                    "delta": mean(self.delta, w, t),
-                }
-                if self.l1.shape[0] > 1:
-                    point["l1_sd"] = float(np.std(self.l1[:, w, t], ddof=1))
-                points.append(point)
-        return {
-            "name": self.name,
-            "shape": self.shape,
-            "role": self.role,
-            "judged": self.judged,
-            "slope": [float(v) for v in self.slope],
-            "slope_se": [float(v) for v in self.slope_se],
-            "delta_slope": [float(v) for v in self.delta_slope],
-            "verdict": list(self.verdicts),
-            "points": points,
-        }
-
-
-@dataclass
-class ParamCoords:
-    """One parametrization's layers, its losses (seeds, widths, steps + 1), verdict and notes."""
-
-    param: str
-    label: str
-    layers: list[LayerCoords]
-    loss: np.ndarray
-    verdict: str = "ok"
-    flags: list[str] = field(default_factory=list)
-    reasons: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self, widths: list[int]) -> dict[str, Any]:
-        loss = [
-            {"width": width, "step": t, "loss": float(np.mean(self.loss[:, w, t]))}
-            for w, width in enumerate(widths)
-            for t in range(self.loss.shape[2])
-        ]
-        return {
-            "param": self.param,
-            "label": self.label,
-            "verdict": self.verdict,
-            "flags": list(self.flags),
-            "reasons": list(self.reasons),
-            "notes": list(self.notes),
-            "layers": [layer.to_dict(widths) for layer in self.layers],
-            "loss": loss,
-        }
 
 
 @dataclass

@@ -6,17 +6,97 @@ since init shrinks with width in the lazy regime)."""
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:  # annotations only: coordcheck builds on this module
-    from .coordcheck import CoordSettings, ParamCoords, Stack
+    from .coordcheck import CoordSettings, Stack
 
-LAZY_SLOPE = -0.25  # the change since init shrinking faster than width^-1/4: the lazy regime's note
-GROWING_DELTA = (
-    0.5  # ... growing faster than width^1/2 while the size is still flat: the note that it will grow
-)
+# the notes: the change since init shrinking faster than width^-1/4 (the lazy regime), or growing
+# faster than width^1/2 while the size is still flat (it will outgrow the init)
+LAZY_SLOPE, GROWING_DELTA = -0.25, 0.5
+
+
+@dataclass
+class LayerCoords:
+    """One layer under one parametrization: its records (seeds, widths, steps + 1) and, per step,
+    the slope of log2(l1) against log2(width), its standard error, the slope of the change since
+    init, and the verdict."""
+
+    name: str
+    shape: str
+    role: str
+    judged: bool  # its output's width, or its fan_in, scales
+    l1: np.ndarray
+    std: np.ndarray
+    delta: np.ndarray
+    slope: np.ndarray
+    slope_se: np.ndarray
+    delta_slope: np.ndarray
+    verdicts: list[str]
+
+    def to_dict(self, widths: list[int]) -> dict[str, Any]:
+        def mean(a, w, t):
+            return float(np.mean(a[:, w, t]))
+
+        steps = self.l1.shape[2]
+        points = []
+        for w, width in enumerate(widths):
+            for t in range(steps):
+                point = {
+                    "width": width,
+                    "step": t,
+                    "l1": mean(self.l1, w, t),
+                    "std": mean(self.std, w, t),
+                    "delta": mean(self.delta, w, t),
+                }
+                if self.l1.shape[0] > 1:
+                    point["l1_sd"] = float(np.std(self.l1[:, w, t], ddof=1))
+                points.append(point)
+        return {
+            "name": self.name,
+            "shape": self.shape,
+            "role": self.role,
+            "judged": self.judged,
+            "slope": [float(v) for v in self.slope],
+            "slope_se": [float(v) for v in self.slope_se],
+            "delta_slope": [float(v) for v in self.delta_slope],
+            "verdict": list(self.verdicts),
+            "points": points,
+        }
+
+
+@dataclass
+class ParamCoords:
+    """One parametrization's layers, its losses (seeds, widths, steps + 1), verdict and notes."""
+
+    param: str
+    label: str
+    layers: list[LayerCoords]
+    loss: np.ndarray
+    verdict: str = "ok"
+    flags: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self, widths: list[int]) -> dict[str, Any]:
+        loss = [
+            {"width": width, "step": t, "loss": float(np.mean(self.loss[:, w, t]))}
+            for w, width in enumerate(widths)
+            for t in range(self.loss.shape[2])
+        ]
+        return {
+            "param": self.param,
+            "label": self.label,
+            "verdict": self.verdict,
+            "flags": list(self.flags),
+            "reasons": list(self.reasons),
+            "notes": list(self.notes),
+            "layers": [layer.to_dict(widths) for layer in self.layers],
+            "loss": loss,
+        }
 
 
 def slopes(widths: list[int], values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -64,7 +144,6 @@ def judge(
     """One parametrization's `ParamCoords` from its records (4: l1, std, delta, loss; seeds, widths,
     layers, steps + 1)."""
     from ..core.parametrizations import role_of
-    from .coordcheck import LayerCoords, ParamCoords
 
     l1, std, delta, loss = records
     layers = []

@@ -117,10 +117,10 @@ def _legend(report) -> list:
     s = report.settings
     lines = [
         f"  slope: least squares of log2 l1 (l1 = mean |x| of the layer's output) against log2 width, "
-        f"the mean over {s.seeds} seed{'s' if s.seeds > 1 else ''} ± its standard error; stable when |slope| <= "
-        f"{fmt(s.tolerance)} + 2 se, else grows or shrinks; 0: the output is 0 at every width",
-        "  panels: per step, log2 l1 (up) against log2 width (across), one mark per layer (the digits above); "
-        "a flat line is width-stable",
+        f"the mean over {s.seeds} seed{'s' if s.seeds > 1 else ''} ± its standard error; stable when "
+        f"|slope| <= {fmt(s.tolerance)} + 2 se, else grows or shrinks; 0: the output is 0 at every width",
+        "  panels: per step, log2 l1 (up) against log2 width (across), one mark per layer (the digits "
+        "above); a flat line is width-stable",
         "  colours: green stable, red grows, blue shrinks",
     ]
     return [Text(line, style="dim") for line in lines]

@@ -178,7 +178,9 @@ def test_tokens_attention_and_embedding_rows():
 
 
 def test_no_unseen_note_for_a_plain_sequential():
-    net = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(8, 2))
+    net = torch.nn.Sequential(
+        torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(8, 2)
+    )
     assert not [n for n in probe_module(net, "8").summary.notes if n.startswith("hooks see")]
 
 

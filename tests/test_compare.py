@@ -243,7 +243,8 @@ def test_sweep_command_output_and_formats():
         ),
         (["sweep", "--metric", "sideways"], "--metric 'sideways' is not one of forward, backward"),
         (["sweep", "--jobs", "0"], "--jobs must be a positive integer, got 0"),
-        (["sweep", "--width", "0"], "--width must be a positive integer, got 0"),
+        (["sweep", "--width", "0"], "--width '0': '0' is not a positive integer"),
+        (["sweep", "--width", "64,64"], "--width '64,64': 64 given twice"),
         (["sweep", "--init", "he,xavier", "--act", "tanh,bogus"], "unknown activation 'bogus'"),
     ],
 )

@@ -276,3 +276,26 @@ def test_explain_prints_each_parametrization_with_its_table():
         assert result.exit_code == 0 and "parametrization" in result.stdout
     data = json.loads(runner.invoke(app, ["explain", "ntk", "--format", "json"]).stdout)
     assert data["kind"] == "parametrization" and data["table"][0]["row"] == "init var"
+
+
+def test_sweep_takes_several_widths_as_an_axis():
+    """``sweep --width 64,256``: a column per width, each cell the probe of that width's stack."""
+    from initdiag.analysis.compare import sweep
+    from initdiag.analysis.probe import run_probe
+    from initdiag.network.job import job
+
+    result = sweep(width=[64, 256], depths=[3], inits=["he", "xavier"], acts=["relu"], jobs=1)
+    assert result.column_key == "width" and result.row_keys == ("init",)
+    assert [c["width"] for c in result.columns] == [64, 256] and result.to_dict()["widths"] == [64, 256]
+    for row, init in zip(result.cells, ("he", "xavier"), strict=True):
+        for cell, width in zip(row, (64, 256), strict=True):
+            stack, settings, _ = job(layers=f"{width},{width}x3", stack_options={"init": init, "act": "relu"})
+            assert cell.forward_gain == pytest.approx(
+                run_probe(stack, settings).summary.forward_gain, rel=1e-12
+            )
+    table = runner.invoke(app, ["sweep", "--width", "64,256", "--depth", "3", "--jobs", "1"])
+    title = table.stdout.split("\n\n")[0]  # a narrow terminal wraps it
+    assert table.exit_code == 0 and "width" not in title and "depth 3" in title
+    assert any(line.split() == ["64", "256"] for line in table.stdout.splitlines())
+    bad = runner.invoke(app, ["sweep", "--width", "64,x"])
+    assert bad.exit_code == 2 and "'x' is not a positive integer" in bad.stderr

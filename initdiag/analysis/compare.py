@@ -183,7 +183,7 @@ def compare(
 
 # --- sweep ----------------------------------------------------------------------------------------
 
-SWEEP_AXES = ("init", "act", "depth")
+SWEEP_AXES = ("init", "act", "depth", "width")
 METRICS = ("forward", "backward")
 SWEEP_LOWER = (
     "use fewer or smaller depths, fewer --init or --act values, a smaller --width, or lower --trials"
@@ -226,6 +226,7 @@ class Sweep:
     settings: ProbeSettings
     check: CheckSettings = field(default_factory=CheckSettings)
     notes: list[str] = field(default_factory=list)  # what qualifies every cell (an input file's batch)
+    widths: list[int] = field(default_factory=list)  # several: an axis (``width`` is the first)
 
     def to_dict(self) -> dict[str, Any]:
         s = self.settings
@@ -233,6 +234,7 @@ class Sweep:
             "schema_version": SCHEMA_VERSION,
             "initdiag_version": __version__,
             "width": self.width,
+            "widths": list(self.widths or [self.width]),
             "metric": self.metric,
             "rows": list(self.row_keys),
             "columns": self.column_key,
@@ -262,7 +264,7 @@ def _run_cell(stack: StackSpec, settings: ProbeSettings) -> tuple:
 @keyword_names(option_keywords(depth="depths", init="inits", act="acts"))
 def sweep(
     *,
-    width: int,
+    width: int | list[int],
     depths: list[int],
     inits: list[str],
     acts: list[str],
@@ -282,7 +284,9 @@ def sweep(
 
     if metric not in METRICS:
         raise InitdiagError(f"--metric '{metric}' is not one of {', '.join(METRICS)}")
-    width = integer("--width", width)
+    widths = [integer("--width", w) for w in (width if isinstance(width, list | tuple) else [width])]
+    if not widths or len(set(widths)) < len(widths):
+        raise InitdiagError("--width must list positive integers, each once, e.g. 64,128,256")
     if not isinstance(depths, list | tuple) or not depths:
         raise InitdiagError(
             f"--depth must be a list of positive integers, e.g. [2, 4, 8], got {depths!r}"[:200]
@@ -299,8 +303,8 @@ def sweep(
         integer("--jobs", jobs)
     max_gain = _max_gain(max_gain)
     inits, acts = names_list("--init", inits) or ["he_normal"], names_list("--act", acts) or ["relu"]
-    values = {"init": inits, "act": acts, "depth": list(depths)}
-    column_key = next((k for k in ("depth", "init", "act") if len(values[k]) > 1), "depth")
+    values = {"init": inits, "act": acts, "depth": list(depths), "width": widths}
+    column_key = next((k for k in ("width", "depth", "init", "act") if len(values[k]) > 1), "depth")
     row_keys = tuple(k for k in SWEEP_AXES if k != column_key and len(values[k]) > 1)
 
     def combos(keys):
@@ -316,8 +320,9 @@ def sweep(
         for column in columns:
             cell = {key: values[key][0] for key in SWEEP_AXES} | row | column
             options = {**(stack_options or {}), "init": cell["init"], "act": cell["act"]}
-            stack, settings, check = job(layers=f"{width},{width}x{cell['depth']}", stack_options=options,
-                                         probe_options=probe_options, max_gain=max_gain)  # fmt: skip
+            layers = f"{cell['width']},{cell['width']}x{cell['depth']}"
+            stack, settings, check = job(layers=layers, stack_options=options, probe_options=probe_options,
+                                         max_gain=max_gain)  # fmt: skip
             cell["init"], cell["act"] = str(stack.init), str(stack.act)
             jobs_list.append((cell, stack, settings))
     from .workers import run_all
@@ -326,15 +331,14 @@ def sweep(
     seconds = sum(probe_seconds(stack, settings) for _, stack, settings in jobs_list) / workers
     refuse_long(seconds, f"this sweep of {len(jobs_list)} cells", SWEEP_LOWER)
     outcomes = run_all(_run_cell, [(stack, settings) for _, stack, settings in jobs_list], jobs, progress)
-    flat = [
-        SweepCell({**cell, "width": width}, *outcome)
-        for (cell, _, _), outcome in zip(jobs_list, outcomes, strict=True)
-    ]
+    flat = [SweepCell(cell, *outcome) for (cell, _, _), outcome in zip(jobs_list, outcomes, strict=True)]
     grid = [flat[r * len(columns) : (r + 1) * len(columns)] for r in range(len(rows))]
     settings, notes = replace(jobs_list[0][2]), []
     if str(settings.input).lower().endswith(".npy"):  # the file's rows are every cell's batch
         from .inputs import get_input
 
-        settings = replace(settings, batch=len(get_input(settings.input, width).array))
+        if len(widths) > 1:
+            raise InitdiagError("--input FILE.npy holds one width of data; sweep one --width with it")
+        settings = replace(settings, batch=len(get_input(settings.input, widths[0]).array))
         notes = [n for n in [file_batch_note(settings, (probe_options or {}).get("batch"))] if n]
-    return Sweep(width, metric, row_keys, column_key, rows, columns, grid, settings, check, notes)
+    return Sweep(widths[0], metric, row_keys, column_key, rows, columns, grid, settings, check, notes, widths)

@@ -13,6 +13,7 @@ weight's own and its bias's, as the parametrization's rule for their roles gives
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -184,24 +185,24 @@ class _Optimizer:
             p -= g
 
     def _adam(self, i: int, g: np.ndarray, t: int) -> None:
-        """g becomes lr * m_hat / (sqrt(v_hat) + eps): m = b1 m + (1 - b1) g as m += (1 - b1)(g - m)
-        and v likewise, in place."""
+        """g becomes torch's update lr / c1 * m / (sqrt(v / c2) + eps), written as
+        (lr sqrt(c2) / c1) * m / (sqrt(v) + eps sqrt(c2)) (c1, c2 = 1 - beta^t) to save a pass over
+        the weights; m = b1 m + (1 - b1) g as b1 (m - g) + g, v likewise: in place."""
         b1, b2 = ADAM_BETAS
         m, v = self.m[i], self.v[i]
         kind = g.dtype.type
-        m -= g  # m = b1 m + (1 - b1) g = b1 (m - g) + g
+        root = math.sqrt(1 - b2**t)
+        m -= g
         m *= kind(b1)
         m += g
         np.square(g, out=g)  # g is free once m has it
         v -= g
         v *= kind(b2)
         v += g
-        np.multiply(v, kind(1 / (1 - b2**t)), out=g)
-        np.sqrt(g, out=g)
-        g += self.eps[i]
+        np.sqrt(v, out=g)
+        g += (self.eps[i] * root).astype(g.dtype)
         np.divide(m, g, out=g)
-        g *= self.lr[i]
-        g *= kind(1 / (1 - b1**t))
+        g *= (self.lr[i] * (root / (1 - b1**t))).astype(g.dtype)
 
 
 def _columns(weight: np.ndarray, bias: np.ndarray, p: np.ndarray, dtype) -> np.ndarray:

@@ -236,7 +236,15 @@ SWEEP_EXAMPLE = (
 
 @command(epilog=f"Example: {SWEEP_EXAMPLE}")
 def sweep(
-    width: Annotated[int, typer.Option("--width", help="Width of every layer and of the input.")] = 256,
+    width: Annotated[
+        str,
+        typer.Option(
+            "--width",
+            metavar="WIDTHS",
+            help="Width of every layer and of the input; several "
+            "(64,128,256): a column per width, the init-only view of coordcheck.",
+        ),
+    ] = "256",
     depth: Annotated[
         str,
         typer.Option("--depth", help="Depths (numbers of dense layers), comma-separated.", metavar="DEPTHS"),
@@ -289,9 +297,14 @@ def sweep(
         if not (item.isascii() and item.isdigit()) or int(item) < 1:  # "²".isdigit() is True
             raise InitdiagError(f"--depth '{depth}': '{item}' is not a positive integer; e.g. 2,4,8,16")
         depths.append(int(item))
+    widths = []
+    for item in split_list(width, "--width"):
+        if not (item.isascii() and item.isdigit()) or int(item) < 1:
+            raise InitdiagError(f"--width '{width}': '{item}' is not a positive integer; e.g. 64,128,256")
+        widths.append(int(item))
     with _progress() as progress:
         result = run_sweep(
-            width=width,
+            width=widths if len(widths) > 1 else widths[0],
             depths=depths,
             inits=split_list(init, "--init"),
             acts=split_list(act, "--act"),

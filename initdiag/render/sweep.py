@@ -61,7 +61,8 @@ def sweep_title(sweep) -> str:
         if key != sweep.column_key and key not in sweep.row_keys:
             fixed.append(f"{key} {sweep.cells[0][0].values[key]}")
     trials = f" · {s.trials} trials" if s.trials > 1 else ""
-    return (f"sweep · {sweep.metric} gain · width {sweep.width}{''.join(' · ' + f for f in fixed)} · batch "
+    width = f" · width {sweep.width}" if len(sweep.widths or [sweep.width]) == 1 else ""
+    return (f"sweep · {sweep.metric} gain{width}{''.join(' · ' + f for f in fixed)} · batch "
             f"{s.batch} · seed {s.seed}{trials} · {s.dtype}")  # fmt: skip
 
 

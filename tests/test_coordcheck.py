@@ -299,3 +299,89 @@ def test_sweep_takes_several_widths_as_an_axis():
     assert any(line.split() == ["64", "256"] for line in table.stdout.splitlines())
     bad = runner.invoke(app, ["sweep", "--width", "64,x"])
     assert bad.exit_code == 2 and "'x' is not a positive integer" in bad.stderr
+
+
+# --- spec files -----------------------------------------------------------------------------------
+
+SPEC_TOML = """\
+name = "tiny"
+[coordcheck]
+layers = [16, "W", "2W", 4]
+widths = [16, 32, 64]
+params = "sp,mup"
+act = "relu"
+init = "he"
+optimizer = "adam"
+lr = 0.01
+steps = 2
+seeds = 2
+batch = 16
+fail_on = ["grows"]
+"""
+SPEC_ARGS = ["--layers", "16,W,2W,4", "--widths", "16,32,64", "--param", "sp,mup", "--act", "relu",
+             "--init", "he", "--optimizer", "adam", "--lr", "0.01", "--steps", "2", "--seeds", "2",
+             "--batch", "16"]  # fmt: skip
+
+
+def _results(result) -> dict:
+    data = json.loads(result.stdout)
+    return {key: data[key] for key in ("settings", "stack", "widths", "results")}
+
+
+@pytest.mark.parametrize("suffix", [".toml", ".yaml", ".json"])
+def test_a_spec_file_runs_what_the_same_options_run(tmp_path, suffix):
+    """``-c FILE`` gives the same JSON as the options it holds, in every format; exit 1 from its
+    fail_on (SP's last hidden layer grows with width after two Adam steps), and options typed override it."""
+    import tomllib
+
+    import yaml
+
+    data = tomllib.loads(SPEC_TOML)
+    path = tmp_path / f"tiny{suffix}"
+    path.write_text({".toml": SPEC_TOML, ".yaml": yaml.safe_dump(data), ".json": json.dumps(data)}[suffix])
+    from_file = runner.invoke(app, ["coordcheck", "-c", str(path), "--format", "json"])
+    typed = runner.invoke(app, ["coordcheck", *SPEC_ARGS, "--format", "json"])
+    assert typed.exit_code == 0 and from_file.exit_code == 1, from_file.output
+    assert _results(from_file) == _results(typed)
+    assert _results(from_file)["results"][0]["flags"] == ["grows"]
+    mup = runner.invoke(app, ["coordcheck", "-c", str(path), "--param", "mup", "--format", "json"])
+    assert mup.exit_code == 0 and [r["param"] for r in json.loads(mup.stdout)["results"]] == ["mup"]
+    overridden = runner.invoke(app, ["coordcheck", "-c", str(path), "--fail-on", "nonfinite"])
+    assert overridden.exit_code == 0, overridden.output
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[coordcheck]\nlayers = "16,W,4"\nsteps = 0\n', "spec.toml:3: coordcheck.steps must be a positive integer"),
+        ('[coordcheck]\nlayers = "16,W,4"\nstepz = 3\n', "spec.toml:3: coordcheck: unknown key 'stepz'; did you mean 'steps'"),
+        ('[coordcheck]\nlayers = "16,W,4"\nparams = ["sp", "mupp"]\n', "spec.toml:3: coordcheck.params: unknown parametrization 'mupp'"),
+        ('[coordcheck]\nlayers = "W,W,4"\n', "spec.toml:2: coordcheck.layers 'W,W,4': the input and output widths are fixed"),
+        ('[coordcheck]\nlayers = "16,W,4"\nlr = "fast"\n', "spec.toml:3: coordcheck.lr must be a number, got 'fast'"),
+        ('[coordcheck]\nlayers = "16,W,4"\nwidths = [64]\n', "spec.toml:3: coordcheck.widths needs at least two widths"),
+        ('[coordcheck]\nlayers = "16,W,4"\nfail_on = "grow"\n', "spec.toml:3: coordcheck.fail_on: unknown flag 'grow'"),
+        ('[coordcheck]\nlayers = "16,W,4"\nact = "rellu"\n', "spec.toml:3: coordcheck.act: unknown activation 'rellu'"),
+        ('name = "x"\n', "spec.toml: needs a [coordcheck] table"),
+        ('input_shape = [3]\n[coordcheck]\nlayers = "16,W,4"\n', "spec.toml:1: unknown key 'input_shape'; an architecture spec"),
+        ('[coordcheck]\nlayers = "16,W,4"\nsteps = 1\nsteps = 2\n', "spec.toml:4:"),
+    ],
+)  # fmt: skip
+def test_a_bad_spec_file_is_one_line_at_its_line(tmp_path, text, message):
+    (tmp_path / "spec.toml").write_text(text)
+    result = runner.invoke(app, ["coordcheck", "-c", str(tmp_path / "spec.toml")])
+    assert result.exit_code == 2, result.output
+    line = result.stderr.strip()
+    assert len(line.splitlines()) == 1 and message in line.replace(str(tmp_path) + "/", ""), line
+
+
+def test_the_documented_spec_is_the_example_file_and_check_names_it():
+    """The toml the docs show is the example file (without its comment lines), and ``check``, which
+    reads architecture specs, points at coordcheck -c instead of listing schema errors."""
+    root = Path(__file__).resolve().parent.parent
+    example = root / "examples" / "coordcheck" / "mlp_mup.toml"
+    shown = [line for line in example.read_text().splitlines() if not line.startswith("#")]
+    assert "\n".join(shown).strip() in (root / "docs" / "commands" / "coordcheck.md").read_text()
+    result = runner.invoke(app, ["check", str(example)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "a coordcheck spec, not an architecture spec" in said
+    assert f"initdiag coordcheck -c {example}" in said

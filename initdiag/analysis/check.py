@@ -119,7 +119,29 @@ def load_spec_file(path: str):
     """`load_spec`, after telling an initdiag result (a JSON output) from a spec in one line."""
     if is_result(path):
         raise InitdiagError(f"--config '{path}' is an initdiag result (JSON output), not a spec file")
-    return load_spec(path)
+    return _load_spec_or_coord(path)
+
+
+def _load_spec_or_coord(path: str):
+    """`load_spec`; a coordcheck spec (a ``[coordcheck]`` table) is told apart in one line."""
+    try:
+        return load_spec(path)
+    except SpecError:
+        if _is_coord_spec(path):
+            hint = f"a coordcheck spec, not an architecture spec: run it with initdiag coordcheck -c {path}"
+            raise SpecError(path, [(None, hint)]) from None
+        raise
+
+
+def _is_coord_spec(path: str) -> bool:
+    """Whether *path* holds a ``[coordcheck]`` table and no stack (`initdiag.analysis.coordspec`)."""
+    from ..network.parse import read_document
+
+    try:
+        data, _ = read_document(path)
+    except InitdiagError:
+        return False
+    return isinstance(data, dict) and "coordcheck" in data and "layers" not in data and "model" not in data
 
 
 def result_problem(path: str) -> str:
@@ -268,7 +290,7 @@ def check_spec(
 
     start = time.perf_counter()
     try:
-        spec = load_spec(path)
+        spec = _load_spec_or_coord(path)
     except SpecError as exc:
         return SpecOutcome(path, problems=exc.lines, line=exc.first_line)
     except InitdiagError as exc:

@@ -11,6 +11,9 @@ from ..errors import InitdiagError
 from .app import choice, command, print_rich
 from .options import ACTS, DebugOpt, FormatOpt, SeedOpt, opt
 
+# the options a coordcheck spec's keys stand for (CoordSettings field -> this command's parameter)
+_SETTING_OF = {"params": "param"}
+
 COORDCHECK_EXAMPLE = (
     "initdiag coordcheck --layers 64,W,W,W,10 --widths 64,128,256,512,1024,2048 --act relu --param sp,mup "
     "--optimizer adam --lr 1e-3 --steps 5 --seeds 3"
@@ -19,6 +22,17 @@ COORDCHECK_EXAMPLE = (
 
 @command(epilog=f"Example: {COORDCHECK_EXAMPLE}")
 def coordcheck(
+    ctx: typer.Context,
+    config: Annotated[
+        str | None,
+        opt(
+            "A coordcheck spec file (.toml, .yaml, .json) with a [coordcheck] table; the options given "
+            "here override its values.",
+            "--config",
+            "-c",
+            metavar="FILE",
+        ),
+    ] = None,
     layers: Annotated[
         str,
         typer.Option(
@@ -125,7 +139,7 @@ def coordcheck(
         from .train import _check_plot_path
 
         _check_plot_path(save_plot)
-    settings = CoordSettings(
+    values = dict(
         layers=layers,
         widths=_widths(widths),
         params=split_list(param, "--param"),
@@ -145,6 +159,19 @@ def coordcheck(
         dtype=choice("--dtype", dtype, ("float32", "float64")),
         jobs=jobs,
     )
+    if config is not None:
+        from dataclasses import replace
+
+        from ..analysis.coordspec import load_coord_spec
+
+        spec = load_coord_spec(config)
+        given = _given(ctx)
+        values = {key: value for key, value in values.items() if _SETTING_OF.get(key, key) in given}
+        settings = replace(spec.settings, **values)
+        if "fail_on" not in given:
+            fail_flags = _fail_on(",".join(spec.fail_on), FLAGS)
+    else:
+        settings = CoordSettings(**values)
     report = run(settings)
     if fmt == "table":
         print_rich(lambda width: render.coordcheck_table(report))
@@ -154,6 +181,11 @@ def coordcheck(
         render.save_plot(report, save_plot)
     if fail_flags & report.flags:
         raise typer.Exit(1)
+
+
+def _given(ctx: typer.Context) -> set[str]:
+    """The parameters typed on this command line (not left at their defaults)."""
+    return {name for name in ctx.params if getattr(ctx.get_parameter_source(name), "name", "") != "DEFAULT"}
 
 
 def _widths(text: str) -> list[int]:

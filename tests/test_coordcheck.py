@@ -385,3 +385,20 @@ def test_the_documented_spec_is_the_example_file_and_check_names_it():
     said = " ".join(result.output.split())
     assert result.exit_code == 2 and "a coordcheck spec, not an architecture spec" in said
     assert f"initdiag coordcheck -c {example}" in said
+
+
+def test_a_toy_set_is_drawn_as_train_draws_it():
+    """``--data circles`` draws its batch with ``initdiag train``'s maker and default noise, and the
+    title counts steps in the singular when there is one."""
+    from initdiag.analysis.inputs import stream
+    from initdiag.analysis.toy_data import NOISE, make_dataset
+
+    X, Y, labels = coordtrain.make_data("circles", 32, 2, 1, "xent", 0, None)
+    rng = stream(0, 0, coordtrain._DATA)
+    expected = make_dataset("circles", 32, 1, NOISE["circles"], rng)
+    assert np.array_equal(X, expected.X_train) and np.array_equal(labels, expected.y_train)
+    assert Y.shape == (32, 1) and set(np.unique(Y)) <= {0.0, 1.0}
+    result = runner.invoke(app, ["coordcheck", "--data", "circles", "--layers", "2,W,1", "--widths", "8,16",
+                                 "--steps", "1", "--seeds", "1", "--batch", "32"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "· 1 step · 1 seed ·" in " ".join(result.stdout.split())

@@ -62,6 +62,10 @@ class Dataset(NamedTuple):
     y_test: np.ndarray
 
 
+# the default noise of each set (`initdiag train --noise`)
+NOISE = {"circles": 0.05, "moons": 0.1, "spiral": 0.2}
+
+
 def make_dataset(name: str, n_train: int, n_test: int, noise: float, rng: np.random.Generator) -> Dataset:
     """Train and test sets drawn one after the other from *rng* (as the exercise's two calls)."""
     make = MAKERS[name]

@@ -29,11 +29,10 @@ from .batched import Network, Optimizer, Workspace, loss_and_grad, predict, targ
 from .budget import MAX_TRIALS, TRIALS_HINT, refuse_long, train_seconds
 from .result import SCHEMA_VERSION
 from .result import format_number as fmt
-from .toy_data import Dataset, make_dataset
+from .toy_data import NOISE, Dataset, make_dataset
 
 DATASETS = ("circles", "moons", "spiral")
 OPTIMIZERS = ("sgd", "momentum", "adam")
-NOISE = {"circles": 0.05, "moons": 0.1, "spiral": 0.2}
 DEFAULT_LAYERS = {"circles": "2,10,5,1", "moons": "2,10,5,1", "spiral": "2,100,3"}
 CLASSES = {"circles": 2, "moons": 2, "spiral": 3}
 CLASSIC_INITS = "zeros,normal:10,normal:0.1,normal:0.333,he,xavier"

@@ -40,9 +40,10 @@ def title(report) -> str:
     widths = ", ".join(f"{w:,}" for w in report.widths)
     data = "random labels" if s.data == "random" else s.data
     seeds = f"{s.seeds} seed{'s' if s.seeds > 1 else ''}"
+    steps = f"{s.steps} step{'s' if s.steps != 1 else ''}"
     return (
         f"coordcheck · {report.stack} · W = {widths} (base {report.base_width:,}) · {s.act} · {s.init} · "
-        f"{s.optimizer} lr {fmt(s.lr)} · {s.steps} steps · {seeds} · batch {s.batch} · {s.loss}, {data} · "
+        f"{s.optimizer} lr {fmt(s.lr)} · {steps} · {seeds} · batch {s.batch} · {s.loss}, {data} · "
         f"seed {s.seed} · {s.dtype}"
     )
 

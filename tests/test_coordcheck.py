@@ -402,3 +402,15 @@ def test_a_toy_set_is_drawn_as_train_draws_it():
                                  "--steps", "1", "--seeds", "1", "--batch", "32"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "· 1 step · 1 seed ·" in " ".join(result.stdout.split())
+
+
+def test_one_seed_and_two_widths_say_their_slope_has_no_error():
+    report = coordcheck(
+        CoordSettings(layers="16,W,4", widths=[16, 32], params=["sp"], steps=1, seeds=1, jobs=1)
+    )
+    assert np.all(report.results[0].layers[1].slope_se == 0)
+    assert any("no standard error" in note for note in report.results[0].notes)
+    two_seeds = coordcheck(
+        CoordSettings(layers="16,W,4", widths=[16, 32], params=["sp"], steps=1, seeds=2, jobs=1)
+    )
+    assert not any("no standard error" in note for note in two_seeds.results[0].notes)

@@ -174,6 +174,11 @@ def judge(
         )
     result = ParamCoords(str(param), str(param), layers, loss[:, :, 0, :])
     _verdict(result, param)
+    if l1.shape[0] == 1 and len(widths) == 2:
+        result.notes.append(
+            "one seed and two widths: a line through two points has no standard error, so each verdict "
+            "reads the slope alone, noise included; use --seeds 3 or more widths"
+        )
     return result
 
 

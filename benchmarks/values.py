@@ -6,7 +6,8 @@
 The commands: every sample config probed (float32 and float64, one with --trials), conv stacks of
 several strides, pads and kernels with each activation family, a conv stack with batch norm and
 residual blocks, and `train` with gelu and tanh. Numbers are compared relative to the larger of the
-two (default 1e-5: a float32 rounding), strings and lists exactly; version strings are skipped.
+two (default 1e-5: a float32 rounding; a `_sd` spread over trials relative to its mean, since it is a
+difference of close values), strings and lists exactly; version strings are skipped.
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ def run(args: list[str]) -> dict | None:
     return json.loads(proc.stdout)
 
 
-def compare(a, b, rtol: float, path: str, out: list[str]) -> None:
+def compare(a, b, rtol: float, path: str, out: list[str], scale=None) -> None:
     if isinstance(a, dict) and isinstance(b, dict):
         for key in sorted(set(a) | set(b)):
             if "version" in key:
@@ -123,7 +124,9 @@ def compare(a, b, rtol: float, path: str, out: list[str]) -> None:
             if key not in a or key not in b:
                 out.append(f"{path}.{key}: only in {'after' if key in b else 'before'}")
                 continue
-            compare(a[key], b[key], rtol, f"{path}.{key}", out)
+            # a spread over trials is a difference of close values: its rounding is the value's
+            scale = a.get(key[:-3]) if key.endswith("_sd") else None
+            compare(a[key], b[key], rtol, f"{path}.{key}", out, scale)
     elif isinstance(a, list) and isinstance(b, list):
         if len(a) != len(b):
             out.append(f"{path}: length {len(a)} -> {len(b)}")
@@ -133,8 +136,9 @@ def compare(a, b, rtol: float, path: str, out: list[str]) -> None:
     elif isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
         if math.isnan(a) and math.isnan(b):
             return
-        if abs(a - b) > rtol * max(abs(a), abs(b)):
-            out.append(f"{path}: {a!r} -> {b!r} ({abs(a - b) / max(abs(a), abs(b)):.1e} relative)")
+        size = max(abs(a), abs(b), abs(scale) if isinstance(scale, (int, float)) else 0.0)
+        if abs(a - b) > rtol * size:
+            out.append(f"{path}: {a!r} -> {b!r} ({abs(a - b) / size:.1e} relative)")
     elif a != b:
         out.append(f"{path}: {a!r} -> {b!r}")
 

@@ -61,6 +61,44 @@ def im2col_chunk(N: int, Ho: int, Wo: int, depth: int, itemsize: int) -> int:
     return max(1, min(N, IM2COL_MAX_BYTES // max(per_sample, 1)))
 
 
+# The fast path goes through the batch in chunks of about this many bytes of window columns: the
+# buffers are allocated once per call and reused, so the columns of a chunk are gathered and multiplied
+# while they are in cache, and no fresh page is touched per chunk
+WINDOW_CHUNK_BYTES = 8 << 20
+
+
+def _windows(x, kh, kw, stride, pads, sample_bytes):
+    """Yield ``(part, cols)`` over the batch: `part` a slice of samples, `cols` their im2col matrix
+    (n*Ho*Wo, kh*kw*C) in (kh, kw, C) order (as `_im2col`), written into one reused buffer, so a
+    caller must use each before asking for the next. A 1x1 stride-1 unpadded kernel's columns are
+    the input itself (no copy)."""
+    N, H, Wd, C = x.shape
+    top, bottom, left, right = pads
+    Hp, Wp = H + top + bottom, Wd + left + right
+    Ho, Wo = (Hp - kh) // stride + 1, (Wp - kw) // stride + 1
+    step = max(1, min(N, WINDOW_CHUNK_BYTES // max(sample_bytes, 1)))
+    if kh == kw == stride == 1 and not any(pads):
+        for start in range(0, N, step):
+            yield slice(start, start + step), x[start : start + step].reshape(-1, C)
+        return
+    padded = np.zeros((step, Hp, Wp, C), dtype=x.dtype) if any(pads) else None
+    cols = np.empty((step, Ho, Wo, kh, kw, C), dtype=x.dtype)
+    for start in range(0, N, step):
+        part = slice(start, start + step)
+        n = len(x[part])
+        if padded is not None:
+            src = padded[:n]
+            src[:, top : top + H, left : left + Wd, :] = x[part]  # the border stays zero
+        else:
+            src = x[part]
+        for i in range(kh):
+            for j in range(kw):
+                cols[:n, :, :, i, j, :] = src[
+                    :, i : i + stride * Ho : stride, j : j + stride * Wo : stride, :
+                ]
+        yield part, cols[:n].reshape(n * Ho * Wo, kh * kw * C)
+
+
 def conv2d_forward(
     x: np.ndarray, W: np.ndarray, b: np.ndarray | None, stride: int, pads: tuple[int, int, int, int]
 ) -> np.ndarray:
@@ -69,6 +107,7 @@ def conv2d_forward(
     x (N,H,W,C), W (O,C,kh,kw), b (O,) or None, pads = (top, bottom, left, right) zeros.
     Returns z (N,Ho,Wo,O), C-contiguous, with Ho = (H + top + bottom - kh) // stride + 1 (Wo alike):
     z[n,p,q,o] = b[o] + sum_{c,i,j} xpad[n, p*stride + i, q*stride + j, c] * W[o,c,i,j].
+    One matrix product per chunk of samples (`_windows`), written straight into z.
     """
     _check_conv(x, W, stride, pads)
     N, H, Wd, C = x.shape
@@ -77,12 +116,8 @@ def conv2d_forward(
     Wo = _out_size(Wd, kw, stride, pads[2], pads[3])
     W2d = _w2d(W, x.dtype).T
     z = np.empty((N, Ho, Wo, n_out), dtype=x.dtype)
-    step = im2col_chunk(N, Ho, Wo, C * kh * kw, x.dtype.itemsize)
-    for start in range(0, N, step):
-        part = slice(start, start + step)
-        cols = _im2col(x[part], kh, kw, stride, pads)
+    for part, cols in _windows(x, kh, kw, stride, pads, Ho * Wo * kh * kw * C * x.dtype.itemsize):
         np.matmul(cols, W2d, out=z[part].reshape(-1, n_out))
-        del cols
     if b is not None:
         z += b.astype(x.dtype, copy=False)
     return z
@@ -93,12 +128,40 @@ def conv2d_backward(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gradients of `conv2d_forward` given dz = dL/dz (N,Ho,Wo,O).
 
-    Returns dx (N,H,W,C) (the padding cropped off), dW (O,C,kh,kw), db (O,):
+    Returns dx (N,H,W,C) (the padding cropped off), dW (O,C,kh,kw), db (O,).
+    Stride 1 with pads below the kernel (a "same" or "valid" conv): dx is the convolution of dz,
+    padded by (kh - 1 - top, ...), with the flipped kernel, and the windows of dz gathered for it
+    also give dW, one matrix product each per chunk of samples: with D the window columns of the
+    padded dz in (i', j', o) order, dx = D @ Wf where Wf[(i', j', o), c] = W[o, c, kh-1-i', kw-1-j'],
+    and dW[o, c, i, j] = (x^T D)[c, (kh-1-i, kw-1-j, o)], accumulated over chunks in float64.
+    Other strides: `_conv2d_backward_scatter`.
+    """
+    _check_conv(x, W, stride, pads)
+    N, H, Wd, C = x.shape
+    n_out, _, kh, kw = W.shape
+    top, bottom, left, right = pads
+    if stride != 1 or max(top, bottom) >= kh or max(left, right) >= kw:
+        return _conv2d_backward_scatter(x, dz, W, stride, pads)
+    dt = np.result_type(x.dtype, dz.dtype)
+    x, dz = x.astype(dt, copy=False), dz.astype(dt, copy=False)
+    flipped = (kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right)
+    Wf = np.ascontiguousarray(W.astype(dt, copy=False).transpose(2, 3, 0, 1)[::-1, ::-1]).reshape(-1, C)
+    dx = np.empty((N, H, Wd, C), dtype=dt)
+    G = np.zeros((kh * kw * n_out, C))
+    for part, D in _windows(dz, kh, kw, 1, flipped, H * Wd * kh * kw * n_out * dt.itemsize):
+        np.matmul(D, Wf, out=dx[part].reshape(-1, C))
+        G += D.T @ x[part].reshape(-1, C)
+    dW = np.ascontiguousarray(G.reshape(kh, kw, n_out, C)[::-1, ::-1].transpose(2, 3, 0, 1), dtype=dt)
+    db = dz.reshape(-1, n_out).sum(axis=0)
+    return dx, dW, db
+
+
+def _conv2d_backward_scatter(x, dz, W, stride, pads):
+    """`conv2d_backward` for strides above 1 (or pads as wide as the kernel):
     dW = dz2d^T @ im2col(x), db = sum of dz over N, Ho, Wo, and dx = col2im(dz2d @ W2d), where col2im
     adds every window's column gradient back onto the input positions the window covered. Chunked
     over the batch like the forward pass; dW sums the chunks' contributions.
     """
-    _check_conv(x, W, stride, pads)
     N, H, Wd, C = x.shape
     n_out, _, kh, kw = W.shape
     top, bottom, left, right = pads

@@ -135,7 +135,7 @@ def _load_spec_or_coord(path: str):
 
 def _is_coord_spec(path: str) -> bool:
     """Whether *path* holds a ``[coordcheck]`` table and no stack (`initdiag.analysis.coordspec`)."""
-    from ..network.parse import read_document
+    from ..network.document import read_document
 
     try:
         data, _ = read_document(path)

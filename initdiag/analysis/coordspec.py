@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InitdiagError, did_you_mean, python_spelling
-from ..network.parse import SourceMap, SpecError, read_document
+from ..network.document import read_document
+from ..network.parse import SourceMap, SpecError
 from .coordcheck import FLAGS, CoordSettings, parse_stack
 
 TOP_KEYS = ("name", "description", "coordcheck")

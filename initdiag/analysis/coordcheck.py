@@ -24,8 +24,10 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
+from ..core.parametrizations import init_scale
 from ..errors import InitdiagError, integer
 from .coordjudge import LayerCoords, ParamCoords  # noqa: F401  (the public names live here too)
+from .coordtransformer import TransformerStack, is_transformer, parse_transformer
 from .result import SCHEMA_VERSION
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
@@ -123,10 +125,28 @@ class Stack:
     def scales(self, i: int) -> bool:
         return self.tokens[i][1]
 
+    def layer_infos(self) -> list[tuple[str, str, str]]:
+        """(name, shape, role) of each recorded layer: dense1, ``64 → W``, input; ..."""
+        from ..core.parametrizations import role_of
 
-def parse_stack(text: str) -> Stack:
+        return [
+            (f"dense{i + 1}", f"{_token(self.tokens[i])} → {_token(self.tokens[i + 1])}",
+             role_of(self.scales(i), self.scales(i + 1)))
+            for i in range(len(self.tokens) - 1)
+        ]  # fmt: skip
+
+
+def _token(token: tuple[int, bool]) -> str:
+    k, scales = token
+    return (f"{k}W" if k > 1 else "W") if scales else str(k)
+
+
+def parse_stack(text: str) -> Stack | TransformerStack:
     """``64,W,W,W,10`` (``W`` scales with width, ``2W`` twice it, ``Wx3`` repeats): the input and the
-    output stay fixed (the data and the classes), at least one hidden width scales."""
+    output stay fixed (the data and the classes), at least one hidden width scales. Or a transformer,
+    ``transformer:d=W,heads=4,blocks=2,seq=16,vocab=64`` (`coordtransformer.parse_transformer`)."""
+    if is_transformer(text):
+        return parse_transformer(text)
     shown = str(text).strip()
     tokens: list[tuple[int, bool]] = []
     for raw in shown.split(","):
@@ -213,6 +233,11 @@ def coordcheck(settings: CoordSettings) -> CoordReport:
                 "file initializer has nothing to scale; use he, xavier, torch_default, normal:0.02, ..."
             )
     base = settings.base_width or widths[0]
+    if isinstance(stack, TransformerStack):
+        from .coordtransformer import transformer_records
+
+        records = transformer_records(stack, widths, base, params, init, settings)
+        return _report(settings, stack, widths, base, params, records)
     out = stack.tokens[-1][0]
     _check_data(settings, stack.tokens[0][0], out)
     layouts = {n: _layout(stack, n, base, params, init, bias_init, settings) for n in widths}
@@ -236,6 +261,14 @@ def coordcheck(settings: CoordSettings) -> CoordReport:
         for r, (p, s) in enumerate(runs):
             records[0, p, s, w], records[1, p, s, w], records[2, p, s, w] = l1[r], std[r], delta[r]
             records[3, p, s, w, 0] = loss[r]
+    return _report(settings, stack, widths, base, params, records)
+
+
+def _report(
+    settings: CoordSettings, stack, widths: list[int], base: int, params: list, records
+) -> CoordReport:
+    """Slopes and verdicts from the records (4: l1, std, delta, loss; params, seeds, widths, layers,
+    steps + 1)."""
     from .coordjudge import judge
 
     results = [judge(settings, stack, widths, param, records[:, p]) for p, param in enumerate(params)]
@@ -298,8 +331,10 @@ def _layout(stack: Stack, n: int, base: int, params: list, init, bias_init, sett
         for r, (p, _) in enumerate(runs):
             param = params[p]
             if not param.own_init:
-                scale_w[r, i] = _scale(init, real, at_base, param.variance_factor(role, m), "--init", param)
-                scale_b[r, i] = _scale(
+                scale_w[r, i] = init_scale(
+                    init, real, at_base, param.variance_factor(role, m), "--init", param
+                )
+                scale_b[r, i] = init_scale(
                     bias_init, bias_real, bias_base, param.variance_factor(brole, m), "--bias-init", param
                 )
                 if param.zero_readout and role == "output":
@@ -310,22 +345,6 @@ def _layout(stack: Stack, n: int, base: int, params: list, init, bias_init, sett
             eps_b[r, i] *= param.eps_factor(brole, m)
     seeds = [s for _, s in runs]
     return Layout(n, widths, base_widths, acts, seeds, scale_w, scale_b, lr_w, lr_b, eps_w, eps_b), runs
-
-
-def _scale(init, real, at_base, factor: float, option: str, param) -> float:
-    """The std multiplier that turns *init*'s draw at the real fans into the parametrization's:
-    Var = Var(at base) * factor. A constant (zeros) stays as it is."""
-    if factor == 0:
-        return 0.0
-    var_real, var_base = init.variance(real), init.variance(at_base)
-    if var_real is None or var_base is None or init.mean(real) not in (0, 0.0):
-        raise InitdiagError(
-            f"{option} '{init}' has no fixed variance with mean 0, so {param} cannot rescale it with width; "
-            "use a variance-scaling or plain random initializer (he, xavier, normal:0.02, torch_default)"
-        )
-    if var_real == 0:
-        return 1.0
-    return math.sqrt(var_base * factor / var_real)
 
 
 def _tasks(stack: Stack, widths: list[int], layouts: dict, params: list, settings: CoordSettings):

@@ -143,12 +143,9 @@ def judge(
 ) -> ParamCoords:
     """One parametrization's `ParamCoords` from its records (4: l1, std, delta, loss; seeds, widths,
     layers, steps + 1)."""
-    from ..core.parametrizations import role_of
-
     l1, std, delta, loss = records
     layers = []
-    for i in range(l1.shape[2]):
-        role = role_of(stack.scales(i), stack.scales(i + 1))
+    for i, (name, shape, role) in enumerate(stack.layer_infos()):
         judged = role != "fixed"
         slope, se = slopes(widths, l1[:, :, i, :])
         delta_slope, _ = slopes(widths, delta[:, :, i, :])
@@ -156,10 +153,9 @@ def judge(
             verdict_of(l1[:, :, i, t], float(slope[t]), float(se[t]), settings.tolerance, judged)
             for t in range(l1.shape[3])
         ]
-        shape = " → ".join(_token(stack.tokens[k]) for k in (i, i + 1))
         layers.append(
             LayerCoords(
-                f"dense{i + 1}",
+                name,
                 shape,
                 role,
                 judged,
@@ -180,11 +176,6 @@ def judge(
             "reads the slope alone, noise included; use --seeds 3 or more widths"
         )
     return result
-
-
-def _token(token: tuple[int, bool]) -> str:
-    k, scales = token
-    return (f"{k}W" if k > 1 else "W") if scales else str(k)
 
 
 def expected_zero(layer, param, step: int) -> bool:

@@ -27,6 +27,7 @@ Numpy-free: the data and the arithmetic are plain floats.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -149,6 +150,22 @@ def role_of(fan_in_scales: bool, fan_out_scales: bool) -> str:
 
 def bias_role(fan_out_scales: bool) -> str:
     return "bias" if fan_out_scales else "fixed"
+
+
+def init_scale(init, real, at_base, factor: float, option: str, param) -> float:
+    """The std multiplier that turns *init*'s draw at the real fans into the parametrization's:
+    Var = Var(at base) * factor. A constant (zeros) stays as it is."""
+    if factor == 0:
+        return 0.0
+    var_real, var_base = init.variance(real), init.variance(at_base)
+    if var_real is None or var_base is None or init.mean(real) not in (0, 0.0):
+        raise InitdiagError(
+            f"{option} '{init}' has no fixed variance with mean 0, so {param} cannot rescale it with width; "
+            "use a variance-scaling or plain random initializer (he, xavier, normal:0.02, torch_default)"
+        )
+    if var_real == 0:
+        return 1.0
+    return math.sqrt(var_base * factor / var_real)
 
 
 def resolve_name(text: str) -> str | None:

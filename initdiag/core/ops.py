@@ -8,7 +8,11 @@ kernel returns arrays in the input's dtype (float32 or float64); reductions that
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
+
+from .parallel import map_chunks
 
 
 def _check_conv(x, W, stride, pads):
@@ -27,76 +31,69 @@ def _out_size(size, k, stride, pad_lo, pad_hi):
     return (size + pad_lo + pad_hi - k) // stride + 1
 
 
-def _im2col(x, kh, kw, stride, pads):
-    """(N,H,W,C) -> (N*Ho*Wo, kh*kw*C), columns in (kh, kw, C) order (match `_w2d`).
-
-    One strided copy per kernel offset, each moving whole channel vectors (channels-last), which is
-    several times faster than gathering a sliding-window view with the channels outside the window.
-    """
-    top, bottom, left, right = pads
-    if top or bottom or left or right:
-        x = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
-    N, Hp, Wp, C = x.shape
-    Ho, Wo = (Hp - kh) // stride + 1, (Wp - kw) // stride + 1
-    cols = np.empty((N, Ho, Wo, kh, kw, C), dtype=x.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            cols[:, :, :, i, j, :] = x[:, i : i + stride * Ho : stride, j : j + stride * Wo : stride, :]
-    return cols.reshape(N * Ho * Wo, kh * kw * C)
-
-
 def _w2d(W, dtype):
-    """(O,C,kh,kw) -> (O, kh*kw*C), the column order of `_im2col`."""
+    """(O,C,kh,kw) -> (O, kh*kw*C), the column order of `_Windows`."""
     return W.astype(dtype, copy=False).transpose(0, 2, 3, 1).reshape(W.shape[0], -1)
 
 
 # The im2col matrix of a whole batch can be huge (64 x 224^2 positions x 576 for a 3x3 conv from 64
-# channels: 7.4 GB in float32), so the batch goes through in chunks of at most this many bytes of it.
+# channels: 7.4 GB in float32). The convolutions below use much less (`WINDOW_CHUNK_BYTES` per
+# thread, or one sample's columns); the memory estimate (analysis/memory.py) allows this bound.
 IM2COL_MAX_BYTES = 256 << 20
 
 
 def im2col_chunk(N: int, Ho: int, Wo: int, depth: int, itemsize: int) -> int:
-    """Samples per chunk so that one chunk's im2col matrix stays under `IM2COL_MAX_BYTES`."""
+    """Samples per chunk so that one chunk's im2col matrix stays under `IM2COL_MAX_BYTES` (the
+    memory estimate's bound)."""
     per_sample = Ho * Wo * depth * itemsize
     return max(1, min(N, IM2COL_MAX_BYTES // max(per_sample, 1)))
 
 
-# The fast path goes through the batch in chunks of about this many bytes of window columns: the
-# buffers are allocated once per call and reused, so the columns of a chunk are gathered and multiplied
-# while they are in cache, and no fresh page is touched per chunk
+# A convolution goes through the batch in chunks of about this many bytes of window columns, each
+# gathered into a buffer that its thread reuses (no fresh pages) and multiplied while it is in cache;
+# the chunks run on `parallel.map_chunks`
 WINDOW_CHUNK_BYTES = 8 << 20
 
 
-def _windows(x, kh, kw, stride, pads, sample_bytes):
-    """Yield ``(part, cols)`` over the batch: `part` a slice of samples, `cols` their im2col matrix
-    (n*Ho*Wo, kh*kw*C) in (kh, kw, C) order (as `_im2col`), written into one reused buffer, so a
-    caller must use each before asking for the next. A 1x1 stride-1 unpadded kernel's columns are
-    the input itself (no copy)."""
-    N, H, Wd, C = x.shape
-    top, bottom, left, right = pads
-    Hp, Wp = H + top + bottom, Wd + left + right
-    Ho, Wo = (Hp - kh) // stride + 1, (Wp - kw) // stride + 1
+def _chunks(N: int, sample_bytes: int) -> list[slice]:
+    """The batch's chunks: slices of samples, about `WINDOW_CHUNK_BYTES` of columns each."""
     step = max(1, min(N, WINDOW_CHUNK_BYTES // max(sample_bytes, 1)))
-    if kh == kw == stride == 1 and not any(pads):
-        for start in range(0, N, step):
-            yield slice(start, start + step), x[start : start + step].reshape(-1, C)
-        return
-    padded = np.zeros((step, Hp, Wp, C), dtype=x.dtype) if any(pads) else None
-    cols = np.empty((step, Ho, Wo, kh, kw, C), dtype=x.dtype)
-    for start in range(0, N, step):
-        part = slice(start, start + step)
-        n = len(x[part])
-        if padded is not None:
-            src = padded[:n]
-            src[:, top : top + H, left : left + Wd, :] = x[part]  # the border stays zero
-        else:
-            src = x[part]
+    return [slice(start, min(start + step, N)) for start in range(0, N, step)]
+
+
+class _Windows:
+    """The im2col matrix (n*Ho*Wo, kh*kw*C), columns in (kh, kw, C) order (as `_w2d`), of one
+    chunk of samples at a time, written into buffers kept per thread, so a caller uses each matrix
+    before asking its thread for the next. A 1x1 stride-1 unpadded kernel's columns are the input
+    itself (no copy)."""
+
+    def __init__(self, x, kh, kw, stride, pads, step):
+        _, H, Wd, _ = x.shape
+        self.x, self.kh, self.kw, self.stride, self.pads, self.step = x, kh, kw, stride, pads, step
+        top, bottom, left, right = pads
+        self.Hp, self.Wp = H + top + bottom, Wd + left + right
+        self.Ho, self.Wo = (self.Hp - kh) // stride + 1, (self.Wp - kw) // stride + 1
+        self.plain = kh == kw == stride == 1 and not any(pads)
+        self.local = threading.local()
+
+    def __call__(self, part: slice) -> np.ndarray:
+        x, kh, kw, s, (top, _, left, _) = self.x, self.kh, self.kw, self.stride, self.pads
+        n, H, Wd, C = x[part].shape
+        Ho, Wo = self.Ho, self.Wo
+        if self.plain:
+            return x[part].reshape(-1, C)
+        if getattr(self.local, "cols", None) is None:
+            if any(self.pads):  # zeroed once: only the inside is written, the border stays zero
+                self.local.padded = np.zeros((self.step, self.Hp, self.Wp, C), dtype=x.dtype)
+            self.local.cols = np.empty((self.step, Ho, Wo, kh, kw, C), dtype=x.dtype)
+        src, cols = x[part], self.local.cols[:n]
+        if any(self.pads):
+            src = self.local.padded[:n]
+            src[:, top : top + H, left : left + Wd, :] = x[part]
         for i in range(kh):
             for j in range(kw):
-                cols[:n, :, :, i, j, :] = src[
-                    :, i : i + stride * Ho : stride, j : j + stride * Wo : stride, :
-                ]
-        yield part, cols[:n].reshape(n * Ho * Wo, kh * kw * C)
+                cols[:, :, :, i, j, :] = src[:, i : i + s * Ho : s, j : j + s * Wo : s, :]
+        return cols.reshape(n * Ho * Wo, kh * kw * C)
 
 
 def conv2d_forward(
@@ -107,7 +104,7 @@ def conv2d_forward(
     x (N,H,W,C), W (O,C,kh,kw), b (O,) or None, pads = (top, bottom, left, right) zeros.
     Returns z (N,Ho,Wo,O), C-contiguous, with Ho = (H + top + bottom - kh) // stride + 1 (Wo alike):
     z[n,p,q,o] = b[o] + sum_{c,i,j} xpad[n, p*stride + i, q*stride + j, c] * W[o,c,i,j].
-    One matrix product per chunk of samples (`_windows`), written straight into z.
+    One matrix product per chunk of samples (`_Windows`), written straight into z.
     """
     _check_conv(x, W, stride, pads)
     N, H, Wd, C = x.shape
@@ -116,8 +113,13 @@ def conv2d_forward(
     Wo = _out_size(Wd, kw, stride, pads[2], pads[3])
     W2d = _w2d(W, x.dtype).T
     z = np.empty((N, Ho, Wo, n_out), dtype=x.dtype)
-    for part, cols in _windows(x, kh, kw, stride, pads, Ho * Wo * kh * kw * C * x.dtype.itemsize):
-        np.matmul(cols, W2d, out=z[part].reshape(-1, n_out))
+    parts = _chunks(N, Ho * Wo * kh * kw * C * x.dtype.itemsize)
+    windows = _Windows(x, kh, kw, stride, pads, parts[0].stop)
+
+    def chunk(part):
+        np.matmul(windows(part), W2d, out=z[part].reshape(-1, n_out))
+
+    map_chunks(chunk, parts)
     if b is not None:
         z += b.astype(x.dtype, copy=False)
     return z
@@ -128,67 +130,63 @@ def conv2d_backward(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gradients of `conv2d_forward` given dz = dL/dz (N,Ho,Wo,O).
 
-    Returns dx (N,H,W,C) (the padding cropped off), dW (O,C,kh,kw), db (O,).
+    Returns dx (N,H,W,C) (the padding cropped off), dW (O,C,kh,kw), db (O,), chunk by chunk of
+    samples; dW sums the chunks' parts in float64, in order.
     Stride 1 with pads below the kernel (a "same" or "valid" conv): dx is the convolution of dz,
     padded by (kh - 1 - top, ...), with the flipped kernel, and the windows of dz gathered for it
-    also give dW, one matrix product each per chunk of samples: with D the window columns of the
-    padded dz in (i', j', o) order, dx = D @ Wf where Wf[(i', j', o), c] = W[o, c, kh-1-i', kw-1-j'],
-    and dW[o, c, i, j] = (x^T D)[c, (kh-1-i, kw-1-j, o)], accumulated over chunks in float64.
-    Other strides: `_conv2d_backward_scatter`.
+    give dW too, no gather of x and no scatter: with D the window columns of the padded dz in
+    (i', j', o) order, dx = D @ Wf where Wf[(i', j', o), c] = W[o, c, kh-1-i', kw-1-j'], and
+    dW[o, c, i, j] = (D^T x)[(kh-1-i, kw-1-j, o), c].
+    Other strides: dW = dz2d^T @ im2col(x), and dx = col2im(dz2d @ W2d), where col2im adds every
+    window's column gradient back onto the input positions the window covered.
     """
     _check_conv(x, W, stride, pads)
     N, H, Wd, C = x.shape
     n_out, _, kh, kw = W.shape
     top, bottom, left, right = pads
-    if stride != 1 or max(top, bottom) >= kh or max(left, right) >= kw:
-        return _conv2d_backward_scatter(x, dz, W, stride, pads)
+    Ho, Wo = dz.shape[1:3]
     dt = np.result_type(x.dtype, dz.dtype)
     x, dz = x.astype(dt, copy=False), dz.astype(dt, copy=False)
-    flipped = (kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right)
-    Wf = np.ascontiguousarray(W.astype(dt, copy=False).transpose(2, 3, 0, 1)[::-1, ::-1]).reshape(-1, C)
     dx = np.empty((N, H, Wd, C), dtype=dt)
-    G = np.zeros((kh * kw * n_out, C))
-    for part, D in _windows(dz, kh, kw, 1, flipped, H * Wd * kh * kw * n_out * dt.itemsize):
-        np.matmul(D, Wf, out=dx[part].reshape(-1, C))
-        G += D.T @ x[part].reshape(-1, C)
-    dW = np.ascontiguousarray(G.reshape(kh, kw, n_out, C)[::-1, ::-1].transpose(2, 3, 0, 1), dtype=dt)
-    db = dz.reshape(-1, n_out).sum(axis=0)
-    return dx, dW, db
+    if stride == 1 and max(top, bottom) < kh and max(left, right) < kw:
+        flipped = (kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right)
+        Wf = np.ascontiguousarray(W.astype(dt, copy=False).transpose(2, 3, 0, 1)[::-1, ::-1]).reshape(-1, C)
+        parts = _chunks(N, H * Wd * kh * kw * n_out * dt.itemsize)
+        windows = _Windows(dz, kh, kw, 1, flipped, parts[0].stop)
 
+        def chunk(part):
+            D = windows(part)
+            np.matmul(D, Wf, out=dx[part].reshape(-1, C))
+            return D.T @ x[part].reshape(-1, C)
 
-def _conv2d_backward_scatter(x, dz, W, stride, pads):
-    """`conv2d_backward` for strides above 1 (or pads as wide as the kernel):
-    dW = dz2d^T @ im2col(x), db = sum of dz over N, Ho, Wo, and dx = col2im(dz2d @ W2d), where col2im
-    adds every window's column gradient back onto the input positions the window covered. Chunked
-    over the batch like the forward pass; dW sums the chunks' contributions.
-    """
-    N, H, Wd, C = x.shape
-    n_out, _, kh, kw = W.shape
-    top, bottom, left, right = pads
-    Ho, Wo = dz.shape[1:3]
-    W2d = _w2d(W, x.dtype)
-    dW2d = np.zeros((n_out, kh * kw * C), dtype=np.result_type(x.dtype, dz.dtype))
-    dx = np.empty((N, H, Wd, C), dtype=dW2d.dtype)
-    step = im2col_chunk(N, Ho, Wo, C * kh * kw, x.dtype.itemsize)
-    for start in range(0, N, step):
-        part = slice(start, start + step)
-        n = len(x[part])
-        dz2d = dz[part].reshape(-1, n_out)
-        cols = _im2col(x[part], kh, kw, stride, pads)
-        dW2d += dz2d.T @ cols
-        del cols  # before the column gradients: only one im2col-sized matrix at a time
-        # (kh, kw, C) order, so each kernel offset's slice below is contiguous over C
-        dcols = (dz2d @ W2d).reshape(n, Ho, Wo, kh, kw, C)
-        dxp = np.zeros((n, H + top + bottom, Wd + left + right, C), dtype=dcols.dtype)
-        # windows overlap when stride < kernel, so scatter-add one kernel offset at a time
-        for i in range(kh):
-            for j in range(kw):
-                dxp[:, i : i + stride * Ho : stride, j : j + stride * Wo : stride, :] += dcols[
-                    :, :, :, i, j, :
-                ]
-        del dcols
-        dx[part] = dxp[:, top : top + H, left : left + Wd, :]
-    dW = np.ascontiguousarray(dW2d.reshape(n_out, kh, kw, C).transpose(0, 3, 1, 2))
+        G = np.zeros((kh * kw * n_out, C))
+        for partial in map_chunks(chunk, parts):
+            G += partial
+        dW = np.ascontiguousarray(G.reshape(kh, kw, n_out, C)[::-1, ::-1].transpose(2, 3, 0, 1), dtype=dt)
+    else:
+        W2d = _w2d(W, dt)
+        parts = _chunks(N, Ho * Wo * kh * kw * C * dt.itemsize)
+        windows = _Windows(x, kh, kw, stride, pads, parts[0].stop)
+
+        def chunk(part):
+            dz2d = dz[part].reshape(-1, n_out)
+            partial = dz2d.T @ windows(part)
+            # (kh, kw, C) order, so each kernel offset's slice below is contiguous over C
+            dcols = (dz2d @ W2d).reshape(-1, Ho, Wo, kh, kw, C)
+            dxp = np.zeros((len(dcols), H + top + bottom, Wd + left + right, C), dtype=dt)
+            # windows overlap when stride < kernel, so scatter-add one kernel offset at a time
+            for i in range(kh):
+                for j in range(kw):
+                    dxp[:, i : i + stride * Ho : stride, j : j + stride * Wo : stride, :] += dcols[
+                        :, :, :, i, j, :
+                    ]
+            dx[part] = dxp[:, top : top + H, left : left + Wd, :]
+            return partial
+
+        dW2d = np.zeros((n_out, kh * kw * C))
+        for partial in map_chunks(chunk, parts):
+            dW2d += partial
+        dW = np.ascontiguousarray(dW2d.reshape(n_out, kh, kw, C).transpose(0, 3, 1, 2), dtype=dt)
     db = dz.reshape(-1, n_out).sum(axis=0)
     return dx, dW, db
 

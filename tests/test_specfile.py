@@ -388,9 +388,14 @@ def test_library_entry_points_take_specs():
             "s.toml:6: layers[0].layers[1]: a batchnorm layer takes no 'init' (it takes eps, act)",
         ),
         (
-            'input_shape = [8, 8]\n[[layers]]\nunits = 8\n',
-            "s.toml:1: input_shape must be [width] or [channels, height, width] of positive integers (a model "
-            "also takes '3x32x32' or 'seq=128,vocab=50257'), got [8, 8]",
+            'input_shape = [8, 8, 8, 8]\n[[layers]]\nunits = 8\n',
+            "s.toml:1: input_shape must be [width], [seq, d] or [channels, height, width] of positive "
+            "integers, or 'seq=64,vocab=1000' (token ids), got [8, 8, 8, 8]",
+        ),
+        (
+            'input_shape = [8, 8]\n[[layers]]\nkind = "flatten"\n[[layers]]\nunits = 8\n',
+            "s.toml:2: layer flatten1: a flatten layer on a token stream (8, 8) is not supported; per token, "
+            "use layernorm or rmsnorm (normalization) or dense (a map)",
         ),
     ],
 )  # fmt: skip
@@ -563,7 +568,7 @@ BILLION_LAUGHS = "input_shape: [8]\nlayers: [{units: 4}]\na: &a [x, x, x, x, x, 
         ("key.yaml", "input_shape: [8]\nlayers: [{units: 3}]\n? [a, b]\n: 1\n",
          ["key.yaml:3: invalid YAML: found unhashable key"]),
         ("nl.json", '{"input_shape": [8], "layers": [{"units": 3}], "a\\nb": 1}',
-         ["nl.json:1: unknown key 'a\\nb'; allowed: name, description, model, model_args, input_shape, defaults, layers, probe, check"]),
+         ["nl.json:1: unknown key 'a\\nb'; allowed: name, description, model, model_args, input_shape, init, defaults, layers, probe, check"]),
     ],
 )  # fmt: skip
 def test_documents_refused_at_once_at_their_line(tmp_path, name, text, expected):

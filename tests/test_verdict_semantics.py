@@ -347,7 +347,10 @@ def test_a_stack_without_a_weighted_layer_is_refused(tmp_path):
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("initdiag: error: ")
-    assert lines[0].endswith("nothing to diagnose: the stack has no dense or conv layer")
+    assert lines[0].endswith(
+        "nothing to diagnose: the stack has no layer with weights (dense, conv2d, embedding, attention, mlp, "
+        "transformer, unembedding)"
+    )
     assert run("check", path).exit_code == 2
     with pytest.raises(InitdiagError, match="nothing to diagnose"):
         initdiag.run_probe(_spec((784,), LayerSpec(kind="flatten")), ProbeSettings())

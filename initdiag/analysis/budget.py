@@ -53,6 +53,11 @@ def probe_seconds(stack, settings) -> float:
     for row in rows(stack).rows:
         out = math.prod(row.out_shape)
         seconds += _ROW + _VALUE * batch * out
+        if row.params or row.tied_to or row.kind == "stream_add" or len(row.in_shape) == 2:
+            madds, values = _token_work(row)
+            seconds += arithmetic * (_DENSE * batch * madds + _VALUE * batch * values)
+            seconds += _WEIGHT * sum(math.prod(p.shape) for p in row.params)
+            continue
         if row.weight_shape is not None:
             size = math.prod(row.weight_shape)
             seconds += _WEIGHT * size
@@ -63,6 +68,24 @@ def probe_seconds(stack, settings) -> float:
     trials = settings.trials if isinstance(settings.trials, int) else 1
     theory = _THEORY_ROW * len(rows(stack).rows) if getattr(settings, "theory", False) else 0.0
     return seconds * trials + theory
+
+
+def _token_work(row) -> tuple[float, float]:
+    """(multiply-adds, elementwise values) of one sample through a row on a token stream: an
+    attention's four projections and its two seq x seq products per head, its softmax; an MLP's two
+    or three projections and its activation; a per-token dense map (an unembedding's d x vocab)."""
+    seq, d = row.out_shape[0], row.in_shape[-1]
+    if row.kind == "attention":
+        inner = row.params[0].shape[1]
+        return seq * 4 * d * inner + 2 * seq * seq * inner, 4 * row.layer.heads * seq * seq
+    if row.kind == "mlp":
+        hidden = row.params[0].shape[1]
+        return seq * len(row.params) * d * hidden, 6 * seq * hidden
+    if row.weight_shape is not None and row.kind != "embedding" and row.kind != "position_embedding":
+        return seq * math.prod(row.weight_shape), 0.0
+    if row.tied_to is not None:
+        return seq * d * row.out_shape[-1], 0.0
+    return 0.0, 2 * math.prod(row.out_shape)
 
 
 def train_seconds(widths: list[int], runs: int, n_train: int, iters: int, dtype: str, workers: int) -> float:

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..network.graph import Block, Graph
 from ..network.kinds import NORM_KINDS, POOL_KINDS
-from .result import GAIN_JUDGED_KINDS
+from .result import judged_kinds
 
 # dead_fraction is judged only when each unit sees at least this many values (batch x positions): a
 # unit that fires half the time looks dead on n values with probability 2^-n (1/1024 here)
@@ -52,7 +52,7 @@ def data_gains(graph: Graph, raw: dict, at_input: set[int]) -> np.ndarray:
     elsewhere."""
     out = np.full(len(graph.rows), math.nan)
     for i in at_input:
-        if graph.rows[i].kind in GAIN_JUDGED_KINDS:
+        if graph.rows[i].kind in judged_kinds(True):
             out[i] = ratio(raw["preact_sq"][i], raw["input_sq"][i])
     return out
 
@@ -122,16 +122,77 @@ def erased_rows(graph: Graph) -> set[int]:
     return erased
 
 
+# the rows that start a transformer's stream: token vectors, then their positions
+_STREAM_START = ("embedding", "position_embedding", "sinusoidal_positions")
+
+
+def block_branch_rows(graph: Graph) -> set[int]:
+    """The rows inside the branches of transformer blocks (the norms before and after a sublayer, the
+    attention, the MLP): their scale against the stream's is what their initializer chooses (GPT-2's
+    1/sqrt(2L), DeepNet's beta, T-Fixup's: small on purpose), so their gains are shown, not judged;
+    the stream's rows (the adds, a post-norm) are."""
+    stream_depth = {row.block: row.depth for row in graph.rows if row.kind == "stream_add"}
+    return {row.index for row in graph.rows if row.block is not None and row.depth > stream_depth[row.block]}
+
+
 def forward_references(graph: Graph) -> list[int]:
     """For each row, the row its forward gain is measured against: the last normalization row at or
     before it in execution order (a norm erases the scale of everything before it, so that scale
-    must not decide a verdict after it), else the first row."""
-    refs, current = [], 0
+    must not decide a verdict after it), else the first row. A norm inside a transformer block's
+    branch (a pre-norm) is the reference of its branch's rows only: the stream's rows after it do
+    not pass it, and are measured against the last norm on the stream (a post-norm, a final norm),
+    else the stream's start (the embedding plus its positions)."""
+    branch = block_branch_rows(graph)
+    refs, current, in_branch = [], 0, None
     for row in graph.rows:
+        if row.index not in branch:
+            in_branch = None
         if row.kind in NORM_KINDS:
+            if row.index in branch:
+                in_branch = row.index
+            else:
+                current = row.index
+        refs.append(in_branch if in_branch is not None and row.index in branch else current)
+        if row.kind in _STREAM_START[1:]:  # the stream starts here: token vectors plus positions
             current = row.index
-        refs.append(current)
     return refs
+
+
+def stream_rows(graph: Graph) -> set[int]:
+    """The rows of a transformer from its positions to its last block: the stream's (the positions
+    added to the embedding, the adds, a post-norm) and those of the blocks' branches, which read it."""
+    if not graph.n_blocks:  # no transformer entry (a model's rows, standalone attention layers): none
+        return set()
+    return {row.index for row in graph.rows if row.block is not None or row.kind in _STREAM_START[1:]}
+
+
+def scale_free_rows(graph: Graph) -> set[int]:
+    """The rows whose backward gain is taken scale-free (`cumulative_gains`): the stream's
+    (`stream_rows`) and the final norm's after them, when every transformer block has norms (pre,
+    post or deepnorm); none when one has none."""
+    if any(row.kind == "stream_add" and row.layer.get("norm") == "none" for row in graph.rows):
+        return set()
+    streamed = stream_rows(graph)
+    refs = backward_references(graph)
+    last = len(graph.rows) - 1
+    return streamed | {refs[i] for i in streamed if refs[i] != last}
+
+
+def backward_references(graph: Graph) -> list[int]:
+    """For each row, the row its backward gain is measured against: the last row, except the rows
+    of a transformer's stream (`stream_rows`) before a final normalization (a top-level norm outside
+    any block, GPT-2's ln_f): against the one entering it. A norm divides the gradient by the std of
+    what enters it, the scale its forward pass erases."""
+    last = len(graph.rows) - 1
+    finals = [
+        row.index for row in graph.rows if row.kind in NORM_KINDS and row.depth == 0 and row.block is None
+    ]
+    streamed = stream_rows(graph)
+    out = []
+    for row in graph.rows:
+        after = [n for n in finals if n > row.index]
+        out.append(after[0] if row.index in streamed and after else last)
+    return out
 
 
 def cumulative_gains(graph: Graph, raw: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -144,6 +205,15 @@ def cumulative_gains(graph: Graph, raw: dict) -> tuple[np.ndarray, np.ndarray]:
     row's backward gain unchanged. Factors no initializer can change are divided out: a pooling
     layer's own change of the second moment (a 2x2 max pool passes each gradient to one input of
     four), and, backward, the square of the residual scales a branch row's gradient is multiplied by.
+
+    On a transformer's residual stream (`scale_free_rows`) the backward gain is scale-free:
+    E[x_l^2] E[(dL/dx_l)^2] over the same at the reference (the final norm's input, else the last
+    row's), x_l what enters row l (the stream, or in a block's branch what its norm made of it). The
+    stream is read through norms, which divide the gradient by its std: a stream kept small on
+    purpose (GPT-2's embeddings of std 0.02) has a gradient 1/0.02 as large with no consequence for
+    training. The product is the loss's response to the same relative change of the stream at row l
+    as at the reference: a norm leaves it unchanged, and in a stack whose every read of the stream is
+    through a norm, rescaling the stream does too.
     """
     rows_ = graph.rows
     n = len(rows_)
@@ -161,9 +231,14 @@ def cumulative_gains(graph: Graph, raw: dict) -> tuple[np.ndarray, np.ndarray]:
         ratio(raw["preact_sq"][i], raw["preact_sq"][r] * ratio(fwd_fixed[i], fwd_fixed[r]))
         for i, r in enumerate(refs)
     ]
+    back_refs = backward_references(graph)
+    free = scale_free_rows(graph)
+    grad_sq = raw["grad_input_sq"]
     backward = [
-        ratio(raw["grad_input_sq"][i], raw["grad_input_sq"][-1] * bwd_fixed[i] * scale_sq[i])
-        for i in range(n)
+        ratio(grad_sq[i] * raw["input_sq"][i], grad_sq[r] * raw["input_sq"][r] * scale_sq[i])
+        if i in free
+        else ratio(grad_sq[i], grad_sq[r] * ratio(bwd_fixed[i], bwd_fixed[r]) * scale_sq[i])
+        for i, r in enumerate(back_refs)
     ]
     return np.array(forward), np.array(backward)
 
@@ -175,4 +250,4 @@ def ratio(num: float, den: float) -> float:
 
 def dead_judged(row, batch: int) -> bool:
     """Whether each unit of the row sees enough values (`MIN_DEAD_SAMPLES`) for dead to mean dead."""
-    return batch * math.prod(row.out_shape[1:]) >= MIN_DEAD_SAMPLES
+    return batch * row.positions >= MIN_DEAD_SAMPLES

@@ -28,9 +28,15 @@ class InputSource:
     text: str
     sampler: Initializer | None = None
     array: np.ndarray | None = None
+    vocab: int | None = None  # token ids below vocab (drawn uniformly, or the file's)
 
     def batch(self, rng: np.random.Generator, batch: int, shape: tuple[int, ...], dtype) -> np.ndarray:
-        """(batch, *shape) in PyTorch's order: images are (batch, C, H, W)."""
+        """(batch, *shape) in PyTorch's order: images are (batch, C, H, W); token ids (batch, seq)
+        int64, uniform in [0, vocab) (the ids a PyTorch model's probe draws from the same stream)."""
+        if self.vocab is not None:
+            if self.array is not None:
+                return self.array.astype(np.int64, copy=False)
+            return rng.integers(0, self.vocab, size=(batch, *shape))
         if self.array is not None:
             return self.array.astype(dtype, copy=False)
         full = (batch, *shape)
@@ -38,9 +44,11 @@ class InputSource:
         return self.sampler.sample(rng, ctx)
 
 
-def get_input(text: str, shape: tuple[int, ...] | int) -> InputSource:
+def get_input(text: str, shape: tuple[int, ...] | int, vocab: int | None = None) -> InputSource:
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     text = str(text).strip()
+    if vocab is not None:
+        return _token_input(text, shape, vocab)
     if text.lower().endswith(".npy"):
         return InputSource(text, array=_load_npy(text, shape))
     name = text.split(":", 1)[0].strip().lower()
@@ -58,6 +66,31 @@ def get_input(text: str, shape: tuple[int, ...] | int) -> InputSource:
             "measure nothing; give a positive std (normal:1) or width (uniform:low=-1,high=1)"
         )
     return InputSource(str(sampler), sampler)
+
+
+def _token_input(text: str, shape: tuple[int, ...], vocab: int) -> InputSource:
+    """Token ids: ``tokens`` (uniform in [0, vocab); ``normal``, the default of --input, means it
+    too) or ``tokens:FILE.npy`` (also a bare FILE.npy): integers of shape (batch, seq) below vocab."""
+    lowered = text.lower()
+    if lowered in ("tokens", "normal", "uniform"):
+        return InputSource("tokens", vocab=vocab)
+    path = text[7:].strip() if lowered.startswith("tokens:") else text
+    if not path.lower().endswith(".npy"):
+        raise InitdiagError(
+            f"--input '{text}': the stack takes token ids; use tokens (uniform ids below vocab, the default) "
+            "or tokens:FILE.npy"
+        )
+    array = load_npy(path)
+    seq = shape[0]
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "iu":
+        raise InitdiagError(f"'{path}' must hold one integer array of token ids, shape (batch, {seq})")
+    if array.ndim != 2 or array.shape[1] != seq or array.shape[0] < 1:
+        raise InitdiagError(f"'{path}' has shape {array.shape} but the stack takes (batch, {seq}) token ids")
+    if array.size and (array.min() < 0 or array.max() >= vocab):
+        raise InitdiagError(
+            f"'{path}': token ids must be in [0, {vocab}) (vocab {vocab}), got {array.min()}..{array.max()}"
+        )
+    return InputSource(f"tokens:{path}", array=array, vocab=vocab)
 
 
 def _load_npy(path: str, shape: tuple[int, ...]) -> np.ndarray:

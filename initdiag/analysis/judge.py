@@ -17,6 +17,7 @@ import numpy as np
 from ..network.graph import Graph
 from ..network.settings import FLAGS, ProbeSettings
 from .gains import (
+    block_branch_rows,
     cumulative_gains,
     data_gains,
     erased_rows,
@@ -25,7 +26,7 @@ from .gains import (
     norm_blocked,
     zero_scale_blocks,
 )
-from .result import GAIN_JUDGED_KINDS, STAT_KEYS, LayerStats, Summary
+from .result import STAT_KEYS, LayerStats, Summary, judged_kinds
 from .verdict import flag_sources, judgement, layer_flags, summarize
 
 # the per-row second moments that decide a layer gets no signal or no gradient
@@ -49,6 +50,8 @@ class RowInfo(NamedTuple):
     absent: frozenset[str] = frozenset()  # statistics the row does not have (JSON null)
     norm_values: int | None = None  # a normalization row: values per unit it normalizes over
     norm_positions: int = 1  # ... of which one sample gives this many
+    block: str | None = None  # the transformer block the row is part of
+    structured: bool = False  # a row of initdiag's own stack (not a model's): see `result.judged_kinds`
 
 
 def judge(
@@ -71,6 +74,7 @@ def judge(
         "references": forward_references(graph),
         "zero_scale": zero_scale_blocks(graph),
         "blocked": norm_blocked(graph, {i for i, info in enumerate(infos) if info.norm_values == 2}),
+        "branch": block_branch_rows(graph),
     }
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -106,8 +110,9 @@ def _rows(graph: Graph, infos: list[RowInfo], values: dict, zeros: dict, sds: di
     for row, info in zip(graph.rows, infos, strict=True):
         i = row.index
         numbers = {key: None if key in info.absent else float(values[key][i]) for key in STAT_KEYS}
-        judged = info.kind in GAIN_JUDGED_KINDS
-        if not judged or i not in at_input:
+        judged = info.kind in judged_kinds(info.structured)
+        gains_judged = judged and i not in structure["branch"]
+        if not gains_judged or i not in at_input:
             numbers["data_gain"] = None
         stop, stop_kind = None, None
         if row.weight_shape is not None and i in blocked:
@@ -134,7 +139,14 @@ def _rows(graph: Graph, infos: list[RowInfo], values: dict, zeros: dict, sds: di
             # et al. 2015, sec. 2.2: "we need not compute dx_1 because it represents the image
             # domain"), and a scale that a later normalization layer erases does not reach the
             # output; behind a norm over 2 values, the measured gradient is its eps's artefact
-            gain_judged=(judged and i not in erased, judged and i not in at_input and i not in blocked),
+            # an unembedding's small logits are a language model's uniform first prediction (loss log
+            # vocab), by design: its forward gain is judged only when it grows
+            gain_judged=(
+                gains_judged
+                and i not in erased
+                and not (info.kind == "unembedding" and numbers["forward_gain"] < 1),
+                gains_judged and i not in at_input and i not in blocked,
+            ),
             forward_reference=graph.rows[structure["references"][i]].name,
             silent=judged and bool(zeros["preact_sq"][i]),
             gradient_stop=stop,
@@ -143,6 +155,7 @@ def _rows(graph: Graph, infos: list[RowInfo], values: dict, zeros: dict, sds: di
             bias_varies=bool(values["bias_spread"][i] > 0) if "bias_spread" in values else False,
             norm_values=info.norm_values,
             norm_positions=info.norm_positions,
+            block=info.block,
         )
         stats.flags = layer_flags(stats, t)
         stats.mean_flags = list(stats.flags)

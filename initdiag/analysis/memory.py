@@ -21,8 +21,12 @@ class MemoryEstimate(NamedTuple):
     total: int
 
 
-def estimate_memory(spec: StackSpec, batch: int, dtype: str, orthogonal: bool = False) -> MemoryEstimate:
-    """Peak bytes one trial of a resolved stack needs, before anything is allocated."""
+def estimate_memory(
+    spec: StackSpec, batch: int, dtype: str, orthogonal: bool = False, loss: str = "unit"
+) -> MemoryEstimate:
+    """Peak bytes one trial of a resolved stack needs, before anything is allocated: the weights and
+    their gradients, every row's cached arrays (an attention's seq x seq scores and weights per head
+    included), the largest transient of a backward step, and the loss on the output."""
     item = np.dtype(dtype).itemsize
     graph = rows(spec)
     params, largest = 0, 0
@@ -30,6 +34,13 @@ def estimate_memory(spec: StackSpec, batch: int, dtype: str, orthogonal: bool = 
     transient = im2col = 0
     for row in graph.rows:
         out = math.prod(row.out_shape)
+        if row.params or row.kind in _TOKEN_ROWS:
+            row_params, row_cached, step = _token_row(row)
+            params += row_params
+            largest = max([largest, *(math.prod(p.shape) for p in row.params)])
+            cached += row_cached
+            transient = max(transient, step)
+            continue
         if row.weight_shape is not None:
             size = math.prod(row.weight_shape)
             params += size + (row.units if row.kind != "residual" else 0)
@@ -51,6 +62,9 @@ def estimate_memory(spec: StackSpec, batch: int, dtype: str, orthogonal: bool = 
             chunk = im2col_chunk(batch, *row.out_shape[1:], depth, item)
             im2col = max(im2col, chunk * positions * depth * item)
         transient = max(transient, step)
+    # the loss: its target (or labels) and dL/dY, and a cross-entropy's float64 log-softmax (three arrays)
+    out = math.prod(graph.rows[-1].out_shape)
+    transient = max(transient, 2 * out + (3 * out * 8 // item if loss == "xent" else 0))
     weights = 2 * params * item + (3 * largest * 8 if orthogonal else 0)
     # float64 chunks of the statistics and of each sampling thread's draw
     # + 10%: numpy's temporaries and the allocator's slack (measured: a 10-layer conv stack peaks 5%
@@ -58,6 +72,34 @@ def estimate_memory(spec: StackSpec, batch: int, dtype: str, orthogonal: bool = 
     activations = int(1.1 * (batch * (cached + transient) * item + im2col))
     activations += 8 * (1 << 20) * (1 + (os.cpu_count() or 1))
     return MemoryEstimate(weights, activations, weights + activations)
+
+
+_TOKEN_ROWS = ("sinusoidal_positions", "stream_add", "rmsnorm", "unembedding")
+
+
+def _token_row(row) -> tuple[int, int, int]:
+    """(parameters, values cached per sample, values of its largest backward transient per sample) of
+    a transformer row, or a norm or dense layer on a token stream."""
+    seq, d = row.out_shape[0], row.in_shape[-1]
+    out = math.prod(row.out_shape)
+    params = sum(math.prod(p.shape) + (p.shape[1] if p.bias else 0) for p in row.params)
+    if row.kind == "attention":
+        heads = row.layer.heads
+        inner = row.params[0].shape[1]
+        # q, k, v, the scores and the weights (2 heads x seq^2), the context, the output; backward: the
+        # scores' gradient (1 more), dq, dk, dv, d[qkv], the context's gradient and split
+        cached = 4 * seq * inner + 2 * heads * seq * seq + out
+        return params, cached, heads * seq * seq + 8 * seq * inner + 2 * out
+    if row.kind == "mlp":
+        hidden = row.params[0].shape[1]
+        gated = len(row.params) == 3
+        # before and after the activation, the normal CDF of gelu (and the gated forms' linear half and
+        # product), the output; backward: the hidden gradient, act'(z) kept, the gate's gradient
+        return params, (5 if gated else 3) * seq * hidden + out, 3 * seq * hidden + 2 * out
+    if row.kind in ("layernorm", "rmsnorm"):
+        return params + 2 * d, 3 * out, 4 * out  # z (a), the normalized x, 1/std
+    # an embedding, positions, an add of the stream, an unembedding or dense layer: z (and a)
+    return params, 2 * out, 4 * out + (seq * d if row.kind == "sinusoidal_positions" else 0)
 
 
 def available_memory() -> int | None:

@@ -14,13 +14,12 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from dataclasses import dataclass, replace
-from typing import NamedTuple
+from dataclasses import replace
 
 import numpy as np
 
-from ..core.activations import Activation, get_activation
-from ..core.initializers import FromFile, Initializer, LayerContext, compute_fans, units_of
+from ..core.activations import get_activation
+from ..core.initializers import LayerContext, compute_fans
 from ..core.layers import (
     ActivationLayer,
     BatchNorm,
@@ -40,17 +39,18 @@ from ..core.losses import LOSSES, loss_and_grad, make_target
 from ..core.ops import dropout_mask
 from ..core.stats import moments
 from ..errors import InitdiagError, gain_limit, integer
-from ..network.graph import Block, Graph, rows
-from ..network.kinds import KINDS, NORM_KINDS
+from ..network.graph import Block, rows
+from ..network.kinds import NORM_KINDS
 from ..network.model import ModelSpec
 from ..network.settings import ProbeSettings, Thresholds
 from ..network.shorthand import as_shorthand, parse_layers
 from ..network.stack import StackSpec
+from . import token_build
 from .budget import MAX_TRIALS, PROBE_LOWER, TRIALS_HINT, probe_seconds, refuse_long
-from .gains import dead_judged
 from .inputs import InputSource, channels_last, get_input, stream
-from .judge import RowInfo, judge
+from .judge import judge
 from .memory import available_memory, estimate_memory, format_bytes, shared_note
+from .plan import _bias_context, _default_bias, _FileBias, _norm_values, _Plan, _plan, row_infos  # noqa: F401
 from .recorder import Recorder
 from .result import LayerStats, ProbeResult
 
@@ -70,66 +70,6 @@ _PARALLEL_MIN_WEIGHTS = 1 << 20
 # --- the run --------------------------------------------------------------------------------------
 
 
-class _Plan(NamedTuple):
-    """A resolved stack ready to sample: its rows, and per row the weight context and initializers
-    (None for a row without weights) and the activation."""
-
-    spec: StackSpec
-    graph: Graph
-    contexts: tuple[LayerContext | None, ...]
-    inits: tuple[Initializer | None, ...]
-    bias_inits: tuple[Initializer | None, ...]
-    acts: tuple[Activation, ...]
-
-
-def _plan(spec: StackSpec, dtype: str) -> _Plan:
-    """The rows of a resolved stack with their objects: no text is parsed here (`StackSpec.resolve`
-    did it once)."""
-    graph = rows(spec)
-    linear = get_activation("linear")
-    contexts, inits, bias_inits, acts = [], [], [], []
-    for row in graph.rows:
-        layer = row.layer
-        act = layer.act if row.kind != "residual" and layer.act is not None else linear
-        ctx = init = bias = None
-        if row.weight_shape is not None:
-            ctx = LayerContext(
-                row.name, row.weight_shape, compute_fans(row.weight_shape), act, np.dtype(dtype)
-            )
-            init = layer.init
-            if row.kind != "residual":  # a shortcut projection has no bias
-                bias = layer.bias_init if layer.bias_init is not None else _default_bias(init)
-        contexts.append(ctx)
-        inits.append(init)
-        bias_inits.append(bias)
-        acts.append(act)
-    return _Plan(spec, graph, tuple(contexts), tuple(inits), tuple(bias_inits), tuple(acts))
-
-
-@dataclass(repr=False)
-class _FileBias(Initializer):
-    """The bias of a ``file:`` layer: ``NAME.bias`` from the same archive, else zeros."""
-
-    source: FromFile
-    name: str = "file-bias"
-
-    def sample(self, rng, ctx):
-        bias = self.source.bias(ctx)
-        return np.zeros(ctx.shape, dtype=ctx.dtype) if bias is None else bias
-
-    def __str__(self):
-        return f"{self.source}[bias or zeros]"
-
-
-def _default_bias(init: Initializer) -> Initializer:
-    return _FileBias(init) if isinstance(init, FromFile) else init.default_bias()
-
-
-def _bias_context(ctx: LayerContext) -> LayerContext:
-    """The bias's context: one value per output unit, the weight's fans (torch_default uses them)."""
-    return ctx._replace(shape=(units_of(ctx.shape),))
-
-
 def _sample_layer(plan: _Plan, seed: int, trial: int, i: int):
     """Weights and bias of row i, and the moments of the weights (computed here, on the pool)."""
     ctx = plan.contexts[i]
@@ -140,12 +80,26 @@ def _sample_layer(plan: _Plan, seed: int, trial: int, i: int):
 
 
 def _build(plan: _Plan, sampled: dict, settings: ProbeSettings, trial: int) -> list:
-    """The layer objects of one trial, nested as the graph's tree."""
+    """The layer objects of one trial, nested as the graph's tree (a transformer block's rows are
+    one `TransformerBlock`)."""
     rows_, dtype = plan.graph.rows, np.dtype(settings.dtype)
+    built: dict[str, object] = {}
+
+    def arrays(index: int) -> dict:
+        if plan.draws[index]:
+            return sampled.get(index, {})
+        if index in sampled:  # a dense row on a token stream: W and its bias
+            return {"W": sampled[index][0], "b": sampled[index][1]}
+        return {}
 
     def make(index: int):
         row, act = rows_[index], plan.acts[index]
         layer, name = row.layer, row.name
+        per_token = len(row.in_shape) == 2 and row.kind in ("dense", "layernorm")
+        if row.kind in (*token_build.TOKEN_KINDS, "sinusoidal_positions", "rmsnorm") or per_token:
+            made = token_build.make_layer(row, act, arrays(index), dtype, built)
+            built[row.name] = made
+            return made
         if row.kind == "dense":
             return Dense(name, sampled[index][0], sampled[index][1], act)
         if row.kind == "conv2d":
@@ -171,7 +125,23 @@ def _build(plan: _Plan, sampled: dict, settings: ProbeSettings, trial: int) -> l
 
     def build(tree) -> list:
         nodes = []
-        for item in tree:
+        group: list[int] = []  # the rows of the transformer block being collected
+        for k, item in enumerate(tree):
+            row = rows_[item.sum_row if isinstance(item, Block) else item]
+            if row.block is not None:
+                group += [*item.branch, item.sum_row] if isinstance(item, Block) else [item]
+                following = tree[k + 1] if k + 1 < len(tree) else None
+                after = (
+                    rows_[following.sum_row if isinstance(following, Block) else following]
+                    if following is not None
+                    else None
+                )
+                if after is None or after.block != row.block:
+                    block_rows = [rows_[j] for j in group]
+                    parts = {j: arrays(j) for j in group}
+                    nodes.append(token_build.make_block(block_rows, parts, dtype, plan.graph.n_blocks))
+                    group = []
+                continue
             if isinstance(item, Block):
                 row = rows_[item.sum_row]
                 P = sampled[row.index][0] if row.index in sampled else None
@@ -196,23 +166,30 @@ def _run_trial(
     """One forward and backward pass; returns per-row raw statistics (arrays over rows)."""
     seed, dtype = settings.seed, np.dtype(settings.dtype)
     weighted = [i for i, ctx in enumerate(plan.contexts) if ctx is not None]
+    several = [i for i, d in enumerate(plan.draws) if d]
     if pool is None:
         results = [_sample_layer(plan, seed, trial, i) for i in weighted]
+        drawn = [token_build.sample(plan.draws[i], seed, trial, i) for i in several]
     else:
         results = list(pool.map(lambda i: _sample_layer(plan, seed, trial, i), weighted))
-    sampled = dict(zip(weighted, results, strict=True))
+        drawn = list(pool.map(lambda i: token_build.sample(plan.draws[i], seed, trial, i), several))
+    sampled = {**dict(zip(weighted, results, strict=True)), **dict(zip(several, drawn, strict=True))}
     nodes = _build(plan, sampled, settings, trial)
-    recorder = Recorder(plan, {i: m for i, (_, _, m) in sampled.items()})
-    del sampled, results
+    recorder = Recorder(plan, {i: m for i, (_, _, m) in zip(weighted, results, strict=True)})
+    del sampled, results, drawn
 
     X = source.batch(stream(seed, trial, _INPUT_STREAM), settings.batch, plan.spec.input_shape, dtype)
     h = run_forward(nodes, channels_last(X), recorder)
     if settings.jacobian and trial == 0 and plan.spec.is_dense_chain and recorder.forward_finite:
         recorder.raw["jacobian"] = _jacobian(nodes, seed)
-    # the target is drawn in PyTorch's (N, C, H, W) order, so an image output gets the same numbers
+    # the target is drawn in PyTorch's (N, C, H, W) order, so an image output gets the same numbers;
+    # a token stream's cross-entropy is over every token (batch * seq rows), as a language model's
     shape = (h.shape[0], h.shape[-1], *h.shape[1:-1]) if h.ndim == 4 else h.shape
+    out = h.reshape(-1, h.shape[-1]) if h.ndim == 3 and settings.loss == "xent" else h
+    shape = out.shape if out is not h else shape
     target = channels_last(make_target(settings.loss, stream(seed, trial, _TARGET_STREAM), shape, dtype))
-    loss, grad = loss_and_grad(settings.loss, h, target)
+    loss, grad = loss_and_grad(settings.loss, out, target)
+    grad = grad.reshape(h.shape)
     recorder.raw["output_grad_sq"] = moments(grad).second
     # An overflowed forward pass makes the loss not a number, so no gradient is defined: the
     # backward statistics stay nan rather than report what nan happens to turn into.
@@ -243,21 +220,26 @@ def check_settings(settings: ProbeSettings, spec: StackSpec) -> ProbeSettings:
         raise InitdiagError(f"unknown dtype '{settings.dtype}'; allowed: {', '.join(DTYPES)}")
     settings.thresholds.check()
     graph = rows(spec)
-    if not any(row.kind in ("dense", "conv2d") for row in graph.rows):
-        raise InitdiagError("nothing to diagnose: the stack has no dense or conv layer")
+    if not any(row.weight_shape is not None or row.tied_to for row in graph.rows):
+        raise InitdiagError(
+            "nothing to diagnose: the stack has no layer with weights (dense, conv2d, embedding, attention, "
+            "mlp, transformer, unembedding)"
+        )
     for row in graph.rows:
         if row.kind == "batchnorm" and settings.batch * math.prod(row.out_shape[1:]) < 2:
             raise InitdiagError(
                 f"layer {row.name}: batch norm needs a batch of at least 2 (it normalizes each feature "
                 f"over the batch, and one value has no variance); got --batch {settings.batch}"
             )
-        if row.kind == "layernorm" and math.prod(row.out_shape) < 2:
+        if row.kind in ("layernorm", "rmsnorm") and _norm_values(row) < 2:
             raise InitdiagError(
-                f"layer {row.name}: layer norm over a single feature outputs 0 for every input; "
+                f"layer {row.name}: {row.kind} over a single feature outputs a constant for every input; "
                 "normalize a layer of at least 2 units"
             )
     if settings.loss == "xent":
         out = graph.rows[-1].out_shape
+        if len(out) == 2 and out[-1] >= 2:  # a token stream: one softmax per token
+            return settings
         if len(out) != 1 or out[0] < 2:
             raise InitdiagError(
                 f"--loss xent needs at least 2 outputs, one per class in a flat output; the stack "
@@ -269,7 +251,7 @@ def check_settings(settings: ProbeSettings, spec: StackSpec) -> ProbeSettings:
 def probe(
     spec: StackSpec | str | None = None,
     *,
-    act: str = "relu",
+    act: str | None = None,
     out_act: str = "linear",
     init: str = "he_normal",
     bias_init: str | None = None,
@@ -316,7 +298,7 @@ def probe(
     spec = spec.resolve()
     if thresholds is None:
         thresholds = Thresholds(gain_limit("--max-gain", max_gain), gain_limit("--max-gain", max_gain))
-    source = get_input(input, spec.input_shape)
+    source = get_input(input, spec.input_shape, spec.vocab)
     settings = ProbeSettings(batch, seed, trials, loss, source.text, dtype, thresholds, theory, jacobian)
     return run_probe(spec, settings, source)
 
@@ -329,9 +311,11 @@ def run_probe(spec: StackSpec, settings: ProbeSettings, source: InputSource | No
 
         return run_model(spec, settings)
     if source is None:
-        source = get_input(settings.input, spec.input_shape)
+        source = get_input(settings.input, spec.input_shape, spec.vocab)
     if source.array is not None:  # a file's rows are the batch
         settings = replace(settings, batch=int(source.array.shape[0]), input=source.text)
+    elif spec.takes_tokens:
+        settings = replace(settings, input=source.text)
     check_settings(settings, spec)
     plan = _plan(spec, settings.dtype)
     for ctx, init, bias in zip(plan.contexts, plan.inits, plan.bias_inits, strict=True):
@@ -339,11 +323,15 @@ def run_probe(spec: StackSpec, settings: ProbeSettings, source: InputSource | No
             init.check(ctx)
         if bias is not None:
             bias.check(_bias_context(ctx))
+    for row_draws in plan.draws:
+        token_build.check(row_draws)
     need = estimate_memory(
         spec,
         settings.batch,
         settings.dtype,
-        orthogonal=any(i is not None and i.name in ("orthogonal", "lsuv") for i in plan.inits),
+        orthogonal=any(i is not None and i.name in ("orthogonal", "lsuv") for i in plan.inits)
+        or any(d.init.name == "orthogonal" for row_draws in plan.draws for d in row_draws),
+        loss=settings.loss,
     )
     have = available_memory()
     if have is not None and need.total > have:
@@ -356,7 +344,10 @@ def run_probe(spec: StackSpec, settings: ProbeSettings, source: InputSource | No
     refuse_long(probe_seconds(spec, settings), "this probe", PROBE_LOWER)
 
     n_weights = sum(math.prod(ctx.shape) for ctx in plan.contexts if ctx is not None)
-    workers = min(sum(ctx is not None for ctx in plan.contexts), os.cpu_count() or 1)
+    n_weights += sum(math.prod(d.param.shape) for row_draws in plan.draws for d in row_draws)
+    workers = min(
+        sum(ctx is not None for ctx in plan.contexts) + sum(map(bool, plan.draws)), os.cpu_count() or 1
+    )
     pool = None
     if workers > 1 and n_weights >= _PARALLEL_MIN_WEIGHTS:
         from concurrent.futures import ThreadPoolExecutor
@@ -374,7 +365,7 @@ def run_probe(spec: StackSpec, settings: ProbeSettings, source: InputSource | No
         if pool is not None:
             pool.shutdown()
 
-    layers, summary = judge(plan.graph, _row_infos(plan, settings), raws, losses, settings, spec)
+    layers, summary = judge(plan.graph, row_infos(plan, settings), raws, losses, settings, spec)
     if settings.jacobian:
         summary.jacobian = raws[0].get("jacobian") or {
             "reason": "the Jacobian is computed for dense stacks whose forward pass stays finite"
@@ -383,38 +374,6 @@ def run_probe(spec: StackSpec, settings: ProbeSettings, source: InputSource | No
         output_grad_sq = float(np.mean([r["output_grad_sq"] for r in raws]))
         summary.theory = _theory(plan, source, settings, layers, output_grad_sq)
     return ProbeResult(spec=spec, settings=settings, layers=layers, summary=summary)
-
-
-def _row_infos(plan: _Plan, settings: ProbeSettings) -> list[RowInfo]:
-    """What each row is, for `judge`: names, fans, act and inits as text, what it does not have."""
-    infos = []
-    for row, ctx, init, bias in zip(plan.graph.rows, plan.contexts, plan.inits, plan.bias_inits, strict=True):
-        absent = set()
-        if ctx is None and row.kind not in NORM_KINDS:  # no weights: nothing to report
-            absent |= {"weight_std", "grad_weight_var", "grad_weight_ratio", "weight_rms", "grad_weight_rms"}
-        if row.kind not in ("dense", "conv2d"):
-            absent.add("distinct_units")
-        positions = math.prod(row.out_shape[1:])
-        values = {"batchnorm": settings.batch * positions, "layernorm": math.prod(row.out_shape)}
-        infos.append(
-            RowInfo(
-                name=row.name,
-                kind=row.kind,
-                fan_in=ctx.fans.fan_in if ctx else None,
-                fan_out=ctx.fans.fan_out if ctx else None,
-                act=str(row.layer.act) if KINDS[row.kind].takes_act and row.layer.act is not None else None,
-                init=str(init) if init is not None else None,
-                bias_init=str(bias) if bias is not None else None,
-                units=row.units,
-                output_shape=row.out_shape,
-                depth=row.depth,
-                dead_judged=dead_judged(row, settings.batch),
-                absent=frozenset(absent),
-                norm_values=values.get(row.kind),
-                norm_positions=positions if row.kind == "batchnorm" else 1,
-            )
-        )
-    return infos
 
 
 def _input_second_moment(source: InputSource, spec: StackSpec, dtype) -> float | None:

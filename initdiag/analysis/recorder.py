@@ -10,14 +10,18 @@ import numpy as np
 
 from ..core.stats import dead_fraction, distinct_columns, moments, saturated_fraction
 from ..network.kinds import POOL_KINDS
-from .gains import input_rows, ratio
+from .gains import backward_references, input_rows, ratio, scale_free_rows
 from .result import STAT_KEYS
+from .token_build import distinct_units
+
+# rows whose distinct units are counted on their output, before its last bias (`distinct_units`)
+_TOKEN_WEIGHTED = ("embedding", "attention", "mlp", "token_dense", "unembedding")
 
 # per-row numbers the gains need besides the reported ones
 _RAW_EXTRA = ("preact_sq", "grad_input_sq", "input_sq", "grad_output_sq", "grad_weight_sq", "bias_spread")
 
 if TYPE_CHECKING:  # for annotations only: the probe builds on this module
-    from .probe import _Plan
+    from .plan import _Plan
 
 
 # the per-row second moments that decide a layer gets no signal or no gradient (means over trials)
@@ -38,6 +42,9 @@ class Recorder:
         # rows whose E[x^2] going in is needed: a pooling row's own factor, a row at the data's gain
         self.input_needed = {row.index for row in plan.graph.rows if row.kind in POOL_KINDS}
         self.input_needed |= input_rows(plan.graph)
+        free = scale_free_rows(plan.graph)  # a transformer's stream: its backward gain is scale-free
+        references = backward_references(plan.graph)
+        self.input_needed |= free | {references[i] for i in free}
 
     def before_forward(self, layer, x):
         """LSUV (Mishkin & Matas 2015): rescale the row's weights to unit pre-activation variance on
@@ -77,7 +84,7 @@ class Recorder:
             raw["weight_std"][i], raw["weight_rms"][i] = weight.std, math.sqrt(weight.second)
         raw["preact_mean"][i], raw["preact_var"][i], raw["preact_sq"][i] = zm
         raw["act_mean"][i], raw["act_var"][i] = am.mean, am.var
-        if i in self.input_needed:
+        if i in self.input_needed and layer.x.dtype.kind == "f":  # (token ids have no scale)
             raw["input_sq"][i] = moments(layer.x).second
         if layer.act.piecewise_linear:  # no saturation by definition: its flat side is "dead"
             raw["saturated_fraction"][i] = 0.0
@@ -85,14 +92,32 @@ class Recorder:
             units = z.reshape(-1, z.shape[-1])  # channels-last: a unit is a feature or a channel
             raw["dead_fraction"][i] = dead_fraction(units) if layer.act.relu_family else 0.0
             # symmetry is the weights' (counted before the bias, `unbiased`); later layers inherit it
+            if layer.kind in _TOKEN_WEIGHTED:
+                raw["distinct_units"][i] = distinct_units(layer)
+            hidden_act = getattr(layer, "hidden_act", None)  # an MLP: its hidden units die, not its output
+            if hidden_act is not None:
+                raw["saturated_fraction"][i] = 0.0 if hidden_act.piecewise_linear else np.nan
+                if hidden_act.relu_family:
+                    raw["dead_fraction"][i] = dead_fraction(layer.hidden_pre.reshape(-1, layer.hidden_size))
         else:  # overflowed: counting dead or equal units of inf/nan means nothing
             raw["distinct_units"][i] = np.nan
             self.forward_finite = False
+        self.transformer_forward(i, layer)
+
+    def transformer_forward(self, i: int, layer) -> None:
+        """Where the per-block statistics of the contract's "Transformer statistics" are taken (part
+        B2): *layer* is the row's live object after its forward pass, with what it computed: an
+        attention's ``logits``, ``probs`` and ``allowed`` mask, a `StreamAdd`'s ``x`` (the stream
+        in), ``branch`` (the branch's output before the add) and ``a`` (the stream after it), an MLP's
+        hidden arrays. Nothing is taken here yet; they are freed after the row's backward pass."""
 
     def backward(self, layer, da, dx):
         i, raw = self.index[layer.name], self.raw
-        dxm = moments(dx)
-        raw["grad_input_var"][i], raw["grad_input_sq"][i] = dxm.var, dxm.second
+        if dx is None:  # an embedding: token ids have no gradient (the row shows none, never nan)
+            dxm = None
+        else:
+            dxm = moments(dx)
+            raw["grad_input_var"][i], raw["grad_input_sq"][i] = dxm.var, dxm.second
         if self.plan.graph.rows[i].kind in POOL_KINDS:
             raw["grad_output_sq"][i] = moments(da).second
         if layer.dweight is not None:
@@ -103,4 +128,7 @@ class Recorder:
             raw["grad_weight_ratio"][i] = ratio(math.sqrt(dwm.second), math.sqrt(wm.second))
         if not layer.act.piecewise_linear:
             raw["saturated_fraction"][i] = saturated_fraction(layer.dact, layer.act.max_derivative)
+        hidden_act = getattr(layer, "hidden_act", None)
+        if hidden_act is not None and not hidden_act.piecewise_linear and layer.hidden_dact is not None:
+            raw["saturated_fraction"][i] = saturated_fraction(layer.hidden_dact, hidden_act.max_derivative)
         layer.free()  # what is no longer needed

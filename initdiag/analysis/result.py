@@ -21,6 +21,16 @@ WARN_FRACTION = 0.75
 # E[x^2]; dropout multiplies it by 1/(1-rate)), or are fixed by construction: a normalization layer
 # resets the scale to 1, a pooling layer's own factor is divided out of the gains (`_gains`).
 GAIN_JUDGED_KINDS = ("dense", "conv1d", "conv2d", "conv3d", "residual")
+# ... and in initdiag's own transformer stacks, whose structure is known (a PyTorch model's attention or
+# embedding may sit in a residual its hooks cannot see, whose other path carries the gradient):
+# the rows of the stream, and standalone attention and MLP rows (those in a block's branch are not
+# judged, `gains.block_branch_rows`)
+TOKEN_GAIN_KINDS = ("embedding", "attention", "mlp", "stream_add", "unembedding")
+
+
+def judged_kinds(structured: bool) -> tuple[str, ...]:
+    """The kinds whose gains are judged: in a stack of initdiag's own (*structured*) or a model's."""
+    return (*GAIN_JUDGED_KINDS, *TOKEN_GAIN_KINDS) if structured else GAIN_JUDGED_KINDS
 
 
 def format_number(x: float | None) -> str:
@@ -121,6 +131,9 @@ class LayerStats:
     norm_values: int | None = None  # a normalization row: the values it normalizes each unit over
     norm_positions: int = 1  # ... of which one sample gives this many (a batch norm's positions)
     mean_flags: list[str] = field(default_factory=list)  # the flags of the means alone (several trials)
+    # the transformer block the row is part of (not in JSON: the row's name says it, block.row); where
+    # per-block statistics are read
+    block: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -28,7 +28,12 @@ def inits(format: FormatOpt = "table", debug: DebugOpt = False) -> None:
 @command(epilog="Example: initdiag explain torch_default")
 def explain(
     name: Annotated[
-        str, typer.Argument(metavar="NAME", help="An initializer or alias: he, glorot, torch_default, ...")
+        str,
+        typer.Argument(
+            metavar="NAME",
+            help="An initializer or alias (he, glorot, torch_default, ...), or a parametrization "
+            "(sp, mup, ntk, mean_field).",
+        ),
     ],
     format: FormatOpt = "table",
     debug: DebugOpt = False,

@@ -27,6 +27,7 @@ from .initializers import (
     VarianceScaling,
 )
 from .names import ALIASES, NO_CUT, TRUNCATED_NORMAL_STD, Resolution, resolve
+from .role_inits import PRESETS
 
 INITIALIZER_NAMES: tuple[str, ...] = (
     "zeros",
@@ -41,6 +42,7 @@ INITIALIZER_NAMES: tuple[str, ...] = (
     "torch_default",
     "keras_default",
     "flax_default",
+    *PRESETS,
     "lsuv",
     "file",
 )
@@ -219,6 +221,16 @@ def _parse(call: Call, name: str) -> Initializer:
     if name == "torch_default":
         call.bind((), None)
         return TorchDefault()
+    if name in ("gpt2", "small_init_emb"):  # one positive number: gpt2's std, small_init_emb's bound
+        key, default = ("std", "0.02") if name == "gpt2" else ("a", "1e-4")
+        values = call.bind((key,), key)
+        value = _non_negative(call, key, values.get(key, default))
+        if value == 0:
+            raise InitdiagError(f"'{call.text}': {key} must be > 0, got {values[key]}")
+        return PRESETS[name](value)
+    if name in PRESETS:
+        call.bind((), None)
+        return PRESETS[name]()
     if name == "orthogonal":
         values = call.bind(("gain",), "gain")
         return Orthogonal(_gain(call, values["gain"]) if "gain" in values else 1.0)

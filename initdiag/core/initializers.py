@@ -77,13 +77,20 @@ def layout_of(shape: tuple[int, ...]) -> str:
 
 
 class LayerContext(NamedTuple):
-    """What an initializer may look at: the layer's name, weight shape, fans and activation."""
+    """What an initializer may look at: the layer's name, weight shape, fans and activation; in a
+    transformer, the weight's role (`initdiag.core.role_inits`: ``q``, ``out_proj``, ``embedding``,
+    ...; ``weight`` for a dense or conv layer's), the stack's transformer blocks, whether its attention
+    is causal (a decoder), and the heads of an attention weight."""
 
     name: str
     shape: tuple[int, ...]
     fans: Fans
     act: Activation
     dtype: np.dtype = np.dtype(np.float32)
+    role: str = "weight"
+    blocks: int = 0
+    causal: bool = False
+    heads: int = 1
 
 
 DRAW_CHUNK = 1 << 20  # float64 entries drawn at a time before the cast: bounded extra memory
@@ -296,6 +303,7 @@ class TorchDefault(Initializer):
     (pytorch#15314)."""
 
     name: str = "torch_default"
+    zero_bias: bool = False  # nn.MultiheadAttention's out_proj: the Linear's weight, a zero bias
 
     def _bound(self, ctx):
         return 1.0 / math.sqrt(ctx.fans.fan_in)
@@ -307,7 +315,7 @@ class TorchDefault(Initializer):
         return 1.0 / (3.0 * ctx.fans.fan_in)
 
     def default_bias(self):
-        return self
+        return Constant("zeros", 0.0) if self.zero_bias else self
 
 
 @dataclass(repr=False)

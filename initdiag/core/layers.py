@@ -338,11 +338,12 @@ class Residual:
 
 
 def run_forward(nodes: list, x: np.ndarray, hook=None) -> np.ndarray:
-    """Forward through layers and residual blocks in order. *hook*, if given, has
+    """Forward through layers and composite nodes (residual blocks, transformer blocks: anything that
+    is not a `Layer` has ``forward(x, hook)`` / ``backward(da, hook)``) in order. *hook*, if given, has
     ``before_forward(layer, x)`` (may adjust the layer, e.g. LSUV), ``forward(layer)`` and
     ``backward(layer, da, dx)``, called for every layer (a block's sum after its branch)."""
     for node in nodes:
-        if isinstance(node, Residual):
+        if not isinstance(node, Layer):
             x = node.forward(x, hook)
             continue
         if hook is not None:
@@ -356,7 +357,7 @@ def run_forward(nodes: list, x: np.ndarray, hook=None) -> np.ndarray:
 def run_backward(nodes: list, da: np.ndarray, hook=None) -> np.ndarray:
     """Backward through *nodes* in reverse; returns dL/dx of their input."""
     for node in reversed(nodes):
-        if isinstance(node, Residual):
+        if not isinstance(node, Layer):
             da = node.backward(da, hook)
             continue
         dx = node.backward(da)

@@ -3,13 +3,40 @@ the protocol and parameter conventions of `token_layers.ParamLayer`."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
+from ..errors import InitdiagError
 from .activations import Activation, get_activation
 from .special import normal_cdf, normal_pdf
 from .token_layers import ParamLayer, as_dtype, check_width, token_rows
 
 GATED = {"swiglu": "silu", "geglu": "gelu"}
+
+
+class Gated(NamedTuple):
+    """A gated MLP's activation (Shazeer 2020): ``swiglu`` (silu) or ``geglu`` (gelu); text as its name."""
+
+    name: str
+    act: Activation
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def get_mlp_activation(text) -> Activation | Gated:
+    """An MLP's activation: any `get_activation` name, or ``swiglu`` / ``geglu`` for a gated MLP."""
+    if isinstance(text, Activation | Gated):
+        return text
+    name = str(text).strip().lower()
+    if name in GATED:
+        return Gated(name, get_activation(GATED[name]))
+    try:
+        return get_activation(text)
+    except InitdiagError as exc:
+        raise InitdiagError(f"{exc}; an MLP also takes swiglu or geglu (gated)") from None
+
 
 # entries per piece of an elementwise function: its float64 temporaries stay in the cache (the normal
 # CDF of a (2048, 3072) float32 array takes a quarter of the time in pieces of 2^16 than whole)
@@ -62,6 +89,8 @@ class MLP(ParamLayer):
         dtype=np.float64,
     ):
         super().__init__(name)
+        if isinstance(act, Gated):
+            act = act.name
         self.gated = isinstance(act, str) and act in GATED
         self.variant = act if self.gated else "plain"
         self.hidden_act = get_activation(GATED[act] if self.gated else act)

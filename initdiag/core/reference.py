@@ -637,6 +637,9 @@ _ENTRIES: tuple[Entry, ...] = (
             _CONV_FAN,
             "Other modules differ: nn.Embedding draws N(0, 1), and nn.RNN/LSTM/GRU draw every weight and "
             "bias from U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)).",
+            "In a transformer initdiag gives each weight what its PyTorch module draws: an embedding N(0, 1) "
+            "(nn.Embedding), q, k, v xavier_uniform_ on the fused (3d, d) in_proj_weight with a zero bias "
+            "and the output projection nn.Linear's rule with a zero bias (nn.MultiheadAttention).",
         ),
         summary="what nn.Linear/nn.Conv2d give you",
         variance_factor=(1.0 / 3.0, "fan_in"),
@@ -670,6 +673,9 @@ _ENTRIES: tuple[Entry, ...] = (
             "PyTorch's (out, in) and (out_ch, in_ch, kh, kw), but arrays must be transposed to move "
             "between them.",
             _CONV_FAN,
+            "In a transformer initdiag gives each weight what its Keras layer draws: an Embedding "
+            "U(-0.05, 0.05), MultiHeadAttention's glorot_uniform on (d, heads, head_dim) kernels, whose "
+            "fans count the first axis as a receptive field (Var = 2/(d*(heads + head_dim))).",
         ),
         summary="what Keras's Dense/Conv give you",
         variance_factor=(1.0, "fan_avg"),
@@ -708,9 +714,165 @@ _ENTRIES: tuple[Entry, ...] = (
             "Gain 1 on relu layers: without normalization the second moment halves every layer.",
             "Flax kernels are (in, out), conv kernels (kh, kw, in_ch, out_ch): the fans are the same as "
             "PyTorch's layouts, but arrays must be transposed to move between them.",
+            "nn.Embed draws variance_scaling(1, fan_in, normal): N(0, 1/d), untruncated; initdiag gives a "
+            "transformer's embeddings that.",
         ),
         summary="what Flax's Dense/Conv give you",
         variance_factor=(1.0, "fan_in"),
+    ),
+    Entry(
+        name="gpt2",
+        aliases=(),
+        syntax="gpt2[:std=S] (default std 0.02; L = the stack's transformer blocks)",
+        formula=(
+            "every weight and embedding W ~ N(0, std^2), std = 0.02; the two weights per block whose output "
+            "adds to the residual stream (attention's output projection, the MLP's second weight) "
+            "N(0, (std/sqrt(2L))^2); biases 0"
+        ),
+        distribution="normal, residual outputs smaller",
+        fan_mode="- (fixed std)",
+        gain="1/sqrt(2L) on out_proj, mlp_out",
+        paper=(
+            'Radford et al. 2019, "Language Models are Unsupervised Multitask Learners", sec. 2.3 ("we '
+            "scale the weights of residual layers at initialization by a factor of 1/sqrt(N) where N is the "
+            'number of residual layers")'
+        ),
+        torch=(
+            "HF GPT2PreTrainedModel._init_weights: module.weight.data.normal_(0.0, 0.02) for nn.Linear, "
+            "Conv1D and nn.Embedding, zero biases; then p.data.normal_(0.0, 0.02/math.sqrt(2*n_layer)) for "
+            "every c_proj.weight"
+        ),
+        keras=(
+            "keras.initializers.RandomNormal(stddev=0.02) for every kernel and embedding, "
+            "RandomNormal(stddev=0.02/math.sqrt(2*L)) for the two residual output kernels (set by hand)"
+        ),
+        jax=(
+            "jax.nn.initializers.normal(0.02), and normal(0.02/math.sqrt(2*L)) for the two residual output "
+            "kernels (set by hand)"
+        ),
+        when=(
+            "Pre-LN (GPT-2) decoder stacks: the stream's second moment grows about linearly with depth and "
+            "each block adds a small share of it; on a dense or conv stack it is N(0, 0.02^2) for every "
+            "weight."
+        ),
+        traps=(
+            "The std is a constant, not a function of the width: at d = 768 it is 0.55x Xavier's "
+            "sqrt(1/d); at d = 4096, 1.28x. Larger models often lower it (GPT-NeoX's small_init: "
+            "sqrt(2/(5d))).",
+            "L counts blocks (nanoGPT: config.n_layer), and N = 2L residual layers: the factor is "
+            "1/sqrt(2L), not 1/sqrt(L).",
+            "Only c_proj (attention's and the MLP's output) is scaled; q, k, v, the MLP's first weight and "
+            "the embeddings keep std 0.02. Per-role overrides ([init] qkv, out_proj, ...) replace a role's "
+            "rule.",
+        ),
+        summary="GPT-2: N(0, 0.02), residual out /sqrt(2L)",
+    ),
+    Entry(
+        name="t_fixup",
+        aliases=(),
+        syntax="t_fixup (no arguments; N = the stack's blocks, decoder when its attention is causal)",
+        formula=(
+            "Xavier uniform for every weight; the token embedding N(0, d^-1/2) (std d^-1/2) times "
+            "(9N)^(-1/4); "
+            "then v, the attention output projection and the MLP's weights times (9N)^(-1/4) in a decoder "
+            "(causal attention), 0.67 N^(-1/4) in an encoder; learned positions N(0, d^-1/2); biases 0"
+        ),
+        distribution="Xavier uniform, branch weights scaled",
+        fan_mode="fan_avg",
+        gain="decoder (9N)^-1/4, encoder 0.67 N^-1/4",
+        paper=(
+            'Huang, Perez, Ba & Volkovs 2020, "Improving Transformer Optimization Through Better '
+            'Initialization", ICML, sec. 3.3 (Algorithm 1)'
+        ),
+        torch=(
+            "the authors' T-Fixup code: xavier_uniform_ on every weight, nn.init.normal_(emb.weight, 0, "
+            "d ** -0.5); then v_proj.weight, out_proj.weight and the fc weights multiplied by "
+            "(9 * N) ** -0.25 (decoder) or 0.67 * N ** -0.25 (encoder), emb.weight by (9 * N) ** -0.25"
+        ),
+        keras="- (no built-in; glorot_uniform scaled by hand as in PyTorch)",
+        jax="- (no built-in; glorot_uniform scaled by hand as in PyTorch)",
+        when=(
+            "Transformers without layer norms (norm = none), trained without warmup: the scaling keeps each "
+            "update's effect on the output bounded (the paper's Theorem); with norms, the norms do that job."
+        ),
+        traps=(
+            "Meant for stacks without LayerNorm; with norm = pre or post it is just a small Xavier.",
+            "Encoder and decoder constants differ: initdiag reads a causal attention as a decoder.",
+            "The token embedding is scaled too ((9N)^(-1/4) in both, as the authors' code does); positions "
+            "are not.",
+        ),
+        summary="T-Fixup: no-norm transformers, N-scaled",
+    ),
+    Entry(
+        name="deepnet",
+        aliases=(),
+        syntax='deepnet (no arguments; goes with norm = "deepnorm"; N = the stack\'s blocks)',
+        formula=(
+            "xavier_normal with gain beta = (8N)^(-1/4) for v, the attention output projection and the "
+            "MLP's weights; gain 1 for q and k; embeddings, positions and the unembedding N(0, 1/d); "
+            "biases 0. DeepNorm's shortcut scale alpha = (2N)^(1/4): x_{l+1} = LN(alpha*x + f(x))"
+        ),
+        distribution="Xavier normal, branch gain beta",
+        fan_mode="fan_avg",
+        gain="beta = (8N)^-1/4 (branch)",
+        paper=(
+            'Wang, Ma, Dong, Huang, Zhang & Wei 2022, "DeepNet: Scaling Transformers to 1,000 Layers", '
+            "Table 1 and Figure 2 (encoder-only or decoder-only: alpha = (2N)^(1/4), beta = (8N)^(-1/4))"
+        ),
+        torch=(
+            "torchscale's deepnorm init: nn.init.xavier_normal_(p, gain=beta) for fc1, fc2, v_proj and "
+            "out_proj, xavier_normal_(p, gain=1) for q_proj and k_proj; the residual scaled by alpha "
+            "before the post-LN"
+        ),
+        keras=(
+            'keras.initializers.VarianceScaling(scale=beta**2, mode="fan_avg", '
+            'distribution="untruncated_normal")'
+        ),
+        jax='jax.nn.initializers.variance_scaling(beta**2, "fan_avg", "normal")',
+        when=(
+            "Very deep Post-LN stacks (hundreds of blocks): with norm = deepnorm its beta shrinks each "
+            "branch while alpha strengthens the shortcut, so the model update stays bounded."
+        ),
+        traps=(
+            "The constants here are the encoder-only / decoder-only ones; an encoder-decoder uses others "
+            "(Table 1: alpha = 0.81 (N^4 M)^(1/16), beta = 0.87 (N^4 M)^(-1/16) for the encoder).",
+            "alpha belongs to the norm placement (norm = deepnorm, or alpha = ... in a spec), beta to the "
+            "init: one without the other is not DeepNet.",
+        ),
+        summary="DeepNet: Xavier gain (8N)^-1/4, deepnorm",
+    ),
+    Entry(
+        name="small_init_emb",
+        aliases=(),
+        syntax="small_init_emb[:a=A] (default a = 1e-4)",
+        formula=(
+            "the token embedding W ~ U(-a, a), a = 1e-4, followed by a LayerNorm; learned positions 0; "
+            "every other weight N(0, 0.02^2); biases 0"
+        ),
+        distribution="uniform tiny embedding, normal 0.02",
+        fan_mode="- (fixed)",
+        gain="-",
+        paper=(
+            "Peng 2022, SmallInitEmb (github.com/BlinkDL/SmallInitEmb; RWKV): 'initialize the embedding "
+            "with tiny values and add a LayerNorm after it'"
+        ),
+        torch=(
+            "nn.init.uniform_(emb.weight, a=-1e-4, b=1e-4) and an nn.LayerNorm after the embedding; "
+            "normal_(0, 0.02) elsewhere (minGPT)"
+        ),
+        keras="keras.initializers.RandomUniform(-1e-4, 1e-4) for the embedding, RandomNormal(stddev=0.02)",
+        jax="jax.nn.initializers.uniform(2e-4) shifted by -1e-4 (it draws U(0, s)); normal(0.02)",
+        when=(
+            "Pre-LN language models: the embedding moves away from its tiny start quickly, which the author "
+            "reports speeds up and stabilises early training."
+        ),
+        traps=(
+            "Without a LayerNorm after the embedding (or a pre-norm first block) the first block sees a "
+            "stream of std 6e-5: the LayerNorm is part of the method.",
+            "The stream's gradient is then about 1/a times larger than its values; initdiag's backward "
+            "gains on the stream are scale-free, so that alone is not called exploding.",
+        ),
+        summary="tiny U(+-1e-4) embedding, then LayerNorm",
     ),
     Entry(
         name="lsuv",

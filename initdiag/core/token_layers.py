@@ -313,3 +313,28 @@ class TokenDense(ParamLayer):
         if "b" in self.param_names:
             self.db = dz_rows.sum(axis=0)
         return (dz_rows @ as_dtype(self.W, dz.dtype).T).reshape(self.x.shape)
+
+
+class TiedUnembedding(TokenDense):
+    """Logits from the embedding's own table, z = x @ E^T with E (vocab, d) the embedding's W (a
+    language model whose output layer shares its input embedding: Press & Wolf 2017, GPT-2). Its
+    ``dweight`` is this layer's share of dL/dE (dZ^T X, (vocab, d)); the table is the embedding's."""
+
+    kind = "unembedding"
+
+    def __init__(self, name: str, embedding: Embedding):
+        super().__init__(name, embedding.d, embedding.vocab, bias=False, params={"W": embedding.W.T},
+                         dtype=embedding.W.dtype)  # fmt: skip
+        self.embedding = embedding
+
+    @property
+    def weight(self):
+        return self.embedding.W
+
+    @property
+    def dweight(self):
+        return None if self.dW is None else self.dW.T
+
+    @dweight.setter
+    def dweight(self, value) -> None:
+        self.dW = value

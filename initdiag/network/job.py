@@ -88,7 +88,10 @@ def job(
         check = replace(
             check, thresholds=replace(check.thresholds, max_forward_gain=max_gain, max_backward_gain=max_gain)
         )
-    return stack.resolve(), replace(settings, thresholds=check.thresholds), check
+    stack = stack.resolve()
+    if stack.takes_tokens and settings.input.strip().lower() in ("normal", "uniform"):
+        settings = replace(settings, input="tokens")  # what a stack of token ids draws (`inputs.get_input`)
+    return stack, replace(settings, thresholds=check.thresholds), check
 
 
 def _model_job(model, spec, stack_options, probe_options, defaults, max_gain):

@@ -38,13 +38,38 @@ KINDS: dict[str, KindInfo] = {
     "activation": KindInfo(("act",), (), False, True, "act", "a = act(x)"),
     "residual": KindInfo(("layers", "scale", "act", "init", "bias_init"), ("layers",), False, False, "res",
                          "x + scale * branch(x), with a projection of x when shapes differ"),
+    # transformers (token streams: one sample is (seq, d); see docs/transformers.md)
+    "embedding": KindInfo(("d", "vocab", "positions", "max_seq", "scale", "init"), ("d",), True, False, "emb",
+                          "token ids -> scale * W[ids], W of shape (vocab, d), plus positions"),
+    "attention": KindInfo(("heads", "head_dim", "causal", "bias", "qk_norm", "init", "bias_init"), ("heads",),
+                          True, False, "attn", "multi-head self-attention, (seq, d) -> (seq, d)"),
+    "mlp": KindInfo(("mult", "hidden", "act", "bias", "init", "bias_init"), (), True, False, "mlp",
+                    "d -> hidden -> d on every token, plain or gated (swiglu, geglu)"),
+    "transformer": KindInfo(("heads", "head_dim", "causal", "bias", "qk_norm", "mult", "hidden", "act",
+                             "norm", "sandwich", "norm_type", "eps", "alpha", "blocks", "init", "bias_init"),
+                            ("heads",), True, False, "block",
+                            "blocks of attention then an MLP, each added to the stream"),
+    "rmsnorm": KindInfo(("eps", "act"), (), False, True, "rms",
+                        "x / sqrt(mean(x^2) + eps) * gamma over each token's features, gamma 1"),
+    "unembedding": KindInfo(("vocab", "tied", "bias", "init", "bias_init"), (), True, False, "unembed",
+                            "(seq, d) -> (seq, vocab) logits, x @ W or tied to the embedding (x @ E^T)"),
 }  # fmt: skip
 
 
 LAYER_KINDS = tuple(KINDS)
 
 
-NORM_KINDS = ("batchnorm", "layernorm")
+NORM_KINDS = ("batchnorm", "layernorm", "rmsnorm")
+
+
+# kinds that take a token stream (one sample (seq, d)) or make one
+TOKEN_KINDS = ("embedding", "attention", "mlp", "transformer", "unembedding")
+
+
+# positions of an embedding, norm placements and norm types of a transformer block
+POSITIONS = ("learned", "sinusoidal", "none")
+NORM_PLACEMENTS = ("pre", "post", "deepnorm", "none")
+NORM_TYPES = ("layernorm", "rmsnorm")
 
 
 POOL_KINDS = ("maxpool2d", "global_avgpool")
@@ -57,11 +82,27 @@ NORMS = ("none", "batch", "layer")
 
 
 # defaults of the optional keys
-DEFAULTS: dict[str, Any] = {"kernel": 3, "stride": 1, "padding": "same", "size": 2, "eps": 1e-5, "scale": 1.0}
+DEFAULTS: dict[str, Any] = {
+    "kernel": 3, "stride": 1, "padding": "same", "size": 2, "eps": 1e-5, "scale": 1.0, "positions": "learned",
+    "causal": True, "bias": True, "qk_norm": False, "mult": 4.0, "norm": "pre", "sandwich": False,
+    "norm_type": "layernorm", "blocks": 1, "tied": False,
+}  # fmt: skip
+
+
+# a kind's own defaults where they differ from DEFAULTS (an LM head has no bias, as GPT-2's and nn.Linear's
+# in most language models)
+KIND_DEFAULTS: dict[str, dict[str, Any]] = {"unembedding": {"bias": False}}
 
 
 # keys that are the layer's structure (not the act/init it inherits)
-_STRUCTURE_KEYS = ("units", "channels", "kernel", "stride", "padding", "size", "rate", "eps", "scale")
+_STRUCTURE_KEYS = ("units", "channels", "kernel", "stride", "padding", "size", "rate", "eps", "scale", "d",
+                   "vocab", "positions", "max_seq", "heads", "head_dim", "causal", "bias", "qk_norm", "mult",
+                   "hidden", "norm", "sandwich", "norm_type", "alpha", "blocks", "tied")  # fmt: skip
+
+
+def default_of(kind: str, key: str) -> Any:
+    """The default of *key* for a layer of *kind* (None: none, or derived from the shapes)."""
+    return KIND_DEFAULTS.get(kind, {}).get(key, DEFAULTS.get(key))
 
 
 @dataclass
@@ -83,6 +124,26 @@ class LayerSpec:
     eps: float | None = None
     scale: float | None = None
     layers: tuple[LayerSpec, ...] = ()
+    # transformers (see KINDS: embedding, attention, mlp, transformer, unembedding)
+    d: int | None = None
+    vocab: int | None = None
+    positions: str | None = None
+    max_seq: int | None = None
+    heads: int | None = None
+    head_dim: int | None = None
+    causal: bool | None = None
+    bias: bool | None = None
+    qk_norm: bool | None = None
+    mult: float | None = None
+    hidden: int | None = None
+    norm: str | None = None
+    sandwich: bool | None = None
+    norm_type: str | None = None
+    alpha: float | None = None
+    blocks: int | None = None
+    tied: bool | None = None
+    # set by resolving a transformer entry: the names of its blocks (not a key of spec files)
+    block_names: tuple[str, ...] = ()
 
     @property
     def info(self) -> KindInfo:
@@ -91,7 +152,7 @@ class LayerSpec:
     def get(self, key: str) -> Any:
         """The value of *key*, or its default when unset."""
         value = getattr(self, key)
-        return DEFAULTS.get(key) if value is None else value
+        return default_of(self.kind, key) if value is None else value
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "name": self.name}
@@ -148,11 +209,36 @@ def check_layer(layer: LayerSpec, label: str, path: tuple) -> None:
         "rate": (lambda v: is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
         "eps": (lambda v: is_number(v) and v > 0, "a positive number"),
         "scale": (lambda v: is_number(v), "a finite number"),
-    }
+        "d": (lambda v: is_int(v), "a positive integer"),
+        "vocab": (lambda v: is_int(v, 2), "an integer of at least 2"),
+        "max_seq": (lambda v: is_int(v), "a positive integer"),
+        "heads": (lambda v: is_int(v), "a positive integer"),
+        "head_dim": (lambda v: is_int(v), "a positive integer"),
+        "hidden": (lambda v: is_int(v), "a positive integer"),
+        "blocks": (lambda v: is_int(v), "a positive integer"),
+        "mult": (lambda v: is_number(v) and v > 0, "a positive number"),
+        "alpha": (lambda v: is_number(v) and v > 0, "a positive number"),
+        "positions": (lambda v: v in POSITIONS, " or ".join(POSITIONS)),
+        "norm": (lambda v: v in NORM_PLACEMENTS, " or ".join(NORM_PLACEMENTS)),
+        "norm_type": (lambda v: v in NORM_TYPES, " or ".join(NORM_TYPES)),
+        **{key: (lambda v: isinstance(v, bool), "true or false")
+           for key in ("causal", "bias", "qk_norm", "sandwich", "tied")},
+    }  # fmt: skip
     for key, (ok, allowed) in problems.items():
         value = getattr(layer, key)
         if value is not None and not ok(value):
             raise SpecLayerError(f"{label}: {key} must be {allowed}, got {value!r}", path)
+
+
+def row_count(layer: LayerSpec) -> int:
+    """The rows one layer makes in the table (a residual block's branch not counted: its layers are)."""
+    if layer.kind == "transformer":
+        norm, sandwich = layer.get("norm"), layer.get("sandwich")
+        per_block = 4 + (2 if norm != "none" else 0) + (2 if sandwich else 0)
+        return per_block * (layer.blocks if is_int(layer.blocks) else 1)
+    if layer.kind == "embedding":
+        return 1 + (layer.get("positions") != "none")
+    return 1
 
 
 def walk_layers(layers: tuple[LayerSpec, ...]):

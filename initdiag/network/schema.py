@@ -37,14 +37,32 @@ SCHEMA: dict[str, Any] = {
         },
         "input_shape": {
             "anyOf": [
-                {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1, "maxItems": 1},
-                {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 3, "maxItems": 3},
+                {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1, "maxItems": 3},
                 {"type": "string", "pattern": "^[0-9x]+$|^(seq|vocab)=[0-9]+,(seq|vocab)=[0-9]+$"},
             ],
-            "x-accepts": "[width] or [channels, height, width] of positive integers (a model also takes "
-            "'3x32x32' or 'seq=128,vocab=50257')",
-            "description": "Shape of one input sample: [width], e.g. [784], or [channels, height, width], "
-            "e.g. [3, 32, 32]; for a model also text: '3x32x32', or 'seq=128,vocab=50257' for token ids.",
+            "x-accepts": "[width], [seq, d] or [channels, height, width] of positive integers, or "
+            "'seq=64,vocab=1000' (token ids)",
+            "description": "Shape of one input sample: [width], e.g. [784], [channels, height, width], e.g. "
+            "[3, 32, 32], [seq, d] (a sequence of vectors), or 'seq=64,vocab=1000': token ids (an embedding "
+            "first); for a model also '3x32x32'.",
+        },
+        "init": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "Per-role initializers of a transformer's weights, over the layers' own and the "
+            "defaults (a preset's rule included); see docs/transformers.md.",
+            "properties": {
+                role: {**_STRING_NAME, "description": text}
+                for role, text in (
+                    ("embedding", "The token embedding table (vocab, d)."),
+                    ("positions", "The learned position table (max_seq, d)."),
+                    ("qkv", "Attention's query, key and value projections."),
+                    ("out_proj", "Attention's output projection (adds to the stream)."),
+                    ("mlp_in", "The MLP's input projection(s) (both halves of a gated MLP)."),
+                    ("mlp_out", "The MLP's output projection (adds to the stream)."),
+                    ("unembedding", "The unembedding (d, vocab), when not tied."),
+                )
+            },
         },
         "defaults": {
             "type": "object",
@@ -180,11 +198,96 @@ SCHEMA: dict[str, Any] = {
                 "eps": {
                     "type": "number",
                     "exclusiveMinimum": 0,
-                    "description": "batchnorm, layernorm: added to the variance (default 1e-5).",
+                    "description": "batchnorm, layernorm, rmsnorm, transformer (its norms): added "
+                    "to the variance "
+                    "(default 1e-5).",
                 },
                 "scale": {
                     "type": "number",
-                    "description": "residual: the branch's factor, x + scale * branch(x) (default 1).",
+                    "description": "residual: the branch's factor, x + scale * branch(x) (default "
+                    "1); embedding: "
+                    "the table's multiplier (default 1; Vaswani et al.: sqrt(d)).",
+                },
+                "d": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": "embedding: the width of a token vector.",
+                },
+                "vocab": {
+                    "type": "integer",
+                    "minimum": 2,
+                    "description": "embedding, unembedding: the vocabulary (default: the input's).",
+                },
+                "positions": {
+                    "enum": ["learned", "sinusoidal", "none"],
+                    "description": "embedding: positions added to it, a learned table or Vaswani's sines "
+                    "(default learned).",
+                },
+                "max_seq": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": "embedding: rows of the learned position table (default: the "
+                    "input's seq).",
+                },
+                "heads": {"type": "integer", "minimum": 1, "description": "attention, transformer: heads."},
+                "head_dim": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": "attention, transformer: width of a head (default d / heads).",
+                },
+                "causal": {
+                    "type": "boolean",
+                    "description": "attention, transformer: each token sees itself and earlier ones "
+                    "(default true).",
+                },
+                "bias": {
+                    "type": "boolean",
+                    "description": "attention, mlp, transformer: biases (default true); unembedding "
+                    "(default false).",
+                },
+                "qk_norm": {
+                    "type": "boolean",
+                    "description": "attention, transformer: layer-normalize each head's queries and "
+                    "keys (default "
+                    "false).",
+                },
+                "mult": {
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "description": "mlp, transformer: the hidden width is mult * d (default 4).",
+                },
+                "hidden": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": "mlp, transformer: the hidden width.",
+                },
+                "norm": {
+                    "enum": ["pre", "post", "deepnorm", "none"],
+                    "description": "transformer: where the norms are (default pre).",
+                },
+                "sandwich": {
+                    "type": "boolean",
+                    "description": "transformer: a norm on each branch's output too, with norm pre "
+                    "(default false).",
+                },
+                "norm_type": {
+                    "enum": ["layernorm", "rmsnorm"],
+                    "description": "transformer: the norms' kind (default layernorm).",
+                },
+                "alpha": {
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "description": "transformer, norm deepnorm: the shortcut's scale (default "
+                    "(2N)^(1/4), N blocks).",
+                },
+                "blocks": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": "transformer: how many blocks (default 1).",
+                },
+                "tied": {
+                    "type": "boolean",
+                    "description": "unembedding: x @ E^T with the embedding's table (default false).",
                 },
                 "layers": {
                     "type": "array",
@@ -194,17 +297,20 @@ SCHEMA: dict[str, Any] = {
                 },
                 "act": {
                     **_STRING_NAME,
-                    "description": "dense, conv2d, batchnorm, layernorm, activation: the activation; "
-                    "residual: the default of its branch.",
+                    "description": "dense, conv2d, batchnorm, layernorm, rmsnorm, activation: the "
+                    "activation; "
+                    "residual: the default of its branch; mlp, transformer: the MLP's (default gelu; swiglu, "
+                    "geglu gated).",
                 },
                 "init": {
                     **_STRING_NAME,
-                    "description": "dense, conv2d: the weight initializer; residual: the default of its "
-                    "branch and the shortcut projection's.",
+                    "description": "dense, conv2d, embedding, attention, mlp, transformer, unembedding: the "
+                    "weight initializer; residual: the default of its branch and the shortcut projection's.",
                 },
                 "bias_init": {
                     **_STRING_NAME,
-                    "description": "dense, conv2d (residual: its branch's default).",
+                    "description": "dense, conv2d, attention, mlp, transformer, unembedding (residual: its "
+                    "branch's default).",
                 },
                 "repeat": {
                     "type": "integer",

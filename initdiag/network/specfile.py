@@ -18,14 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InitdiagError, SpecLayerError
-from .kinds import DEFAULTS, KINDS, LayerSpec, where
+from .kinds import KINDS, LayerSpec, default_of, where
 from .parse import MAX_BYTES, SourceMap, SpecError, parse_text, spec_format
 from .schema import validate
 from .settings import FLAGS, CheckSettings, ProbeSettings, Thresholds
 from .stack import MAX_ROWS, StackSpec, auto_name, default_act, output_index, too_many_rows
 
 # the layer keys copied as they are (kind, name, act/init and the nested layers are handled apart)
-_VALUE_KEYS = ("units", "channels", "stride", "padding", "size", "rate", "eps", "scale")
+_VALUE_KEYS = ("units", "channels", "stride", "padding", "size", "rate", "eps", "scale", "d", "vocab",
+               "positions", "max_seq", "heads", "head_dim", "causal", "bias", "qk_norm", "mult", "hidden",
+               "norm", "sandwich", "norm_type", "alpha", "blocks", "tied")  # fmt: skip
 
 
 # --- source maps: key path -> line ------------------------------------------------------------------
@@ -98,34 +100,38 @@ def build(data: Any, source: SourceMap, path: str = "<spec>") -> SpecFile:
                 except InitdiagError as exc:
                     problems.append((source.line((*key_path, key)), f"{where((*key_path, key))}: {exc}"))
 
+    from ..core.mlp import get_mlp_activation
+
     acts = (("act", get_activation), ("out_act", get_activation))
     inits = (("init", get_initializer), ("bias_init", get_bias_initializer))
     check_names(data.get("defaults"), ("defaults",), acts + inits)
 
     def check_layer_names(entries: Any, key_path: tuple) -> None:
         for index, entry in enumerate(entries if isinstance(entries, list) else []):
-            check_names(entry, (*key_path, index), acts[:1] + inits)
+            mlp = isinstance(entry, dict) and entry.get("kind") in ("mlp", "transformer")
+            check_names(
+                entry, (*key_path, index), ((("act", get_mlp_activation),) if mlp else acts[:1]) + inits
+            )
             if isinstance(entry, dict):
                 check_layer_names(entry.get("layers"), (*key_path, index, "layers"))
 
     check_layer_names(data.get("layers"), ("layers",))
+    from ..core.role_inits import ROLE_KEYS
+
+    check_names(data.get("init"), ("init",), tuple((role, get_initializer) for role in ROLE_KEYS))
     if "model" in data and "layers" in data:
         problems.append(
             (source.line(("model",)), "give layers (a stack) or model (a PyTorch model), not both")
         )
     elif "model" not in data and "layers" not in data:
         problems.append((1, "missing key 'layers' (a stack), or 'model' (a PyTorch model)"))
-    elif "model" in data and isinstance(data.get("input_shape"), str | list):
+    elif isinstance(data.get("input_shape"), str | list if "model" in data else str):
         from .model import parse_input_shape
 
         try:
             parse_input_shape(data["input_shape"])
         except InitdiagError as exc:
             problems.append((source.line(("input_shape",)), str(exc).replace("--input-shape", "input_shape")))
-    elif isinstance(data.get("input_shape"), str):
-        problems.append(
-            (source.line(("input_shape",)), "input_shape of a stack is a list: [784] or [3, 32, 32]")
-        )
     if problems:
         problems.sort(key=lambda p: (p[0] is None, p[0] or 0))
         raise SpecError(path, problems)
@@ -164,8 +170,10 @@ def build(data: Any, source: SourceMap, path: str = "<spec>") -> SpecFile:
 
     layers = make(data["layers"], ("layers",), ("layers",))
 
+    shape = data["input_shape"]
     stack = StackSpec(
-        input_shape=tuple(data["input_shape"]),
+        input_shape=shape if isinstance(shape, str) else tuple(shape),
+        role_init={role: relative(text) for role, text in data.get("init", {}).items()},
         layers=tuple(layers),
         act=defaults.get("act", "relu"),
         out_act=defaults.get("out_act", "linear"),
@@ -246,7 +254,12 @@ def _expanded_rows(entries: Any) -> int:
             repeat = entry.get("repeat", 1) if isinstance(entry, dict) else 1
             if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1:
                 repeat = 1
-            rows += times * repeat
+            blocks = (
+                entry.get("blocks", 1)
+                if isinstance(entry, dict) and entry.get("kind") == "transformer"
+                else 0
+            )
+            rows += times * repeat * (8 * blocks if isinstance(blocks, int) and blocks > 0 else 1)
             if isinstance(entry, dict):
                 todo.append((entry.get("layers"), times * repeat))
     return rows
@@ -296,10 +309,12 @@ def to_data(stack: StackSpec, settings: ProbeSettings, check: CheckSettings | No
         data["input_shape"] = str(stack.input_shape)
     else:
         stack = stack.as_text()  # a resolved stack holds objects; the document holds their text
-        data["input_shape"] = list(stack.input_shape)
+        data["input_shape"] = stack.input_text if stack.takes_tokens else list(stack.input_shape)
         data["defaults"] = {"act": stack.act, "out_act": stack.out_act, "init": stack.init}
         if stack.bias_init is not None:
             data["defaults"]["bias_init"] = stack.bias_init
+        if stack.role_init:
+            data["init"] = dict(stack.role_init)
         data["layers"] = _layer_entries(
             stack.layers,
             act=stack.act,
@@ -341,14 +356,22 @@ def _layer_entries(layers, *, act, out_act, init, bias_init, prefix) -> list[dic
         counters[info.prefix] = counters.get(info.prefix, 0) + 1
         entry: dict[str, Any] = {} if layer.kind == "dense" else {"kind": layer.kind}
         auto = layer.name == auto_name(layer.kind, counters[info.prefix], prefix)
+        if layer.kind == "transformer":  # its blocks took a count each
+            counters[info.prefix] += (layer.blocks or 1) - 1
         if not auto:
             entry["name"] = layer.name.removeprefix(prefix)
         for key in info.keys:
             value = getattr(layer, key)
-            if key in ("act", "init", "bias_init", "layers") or value is None or value == DEFAULTS.get(key):
+            if (
+                key in ("act", "init", "bias_init", "layers")
+                or value is None
+                or value == default_of(layer.kind, key)
+            ):
                 continue
             entry[key] = list(value) if isinstance(value, tuple) else value
         was_open, open_act = open_act, False
+        if layer.kind in ("mlp", "transformer") and str(layer.act) != "gelu":
+            entry["act"] = str(layer.act)
         if info.takes_act:
             if layer.act != default_act(layers, k, act, out_act, out_index, was_open):
                 entry["act"] = layer.act

@@ -19,11 +19,21 @@ activation is an `Activation` and its initializers `Initializer` instances, pars
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..errors import InitdiagError, SpecLayerError
-from .kinds import DEFAULTS, KINDS, NORM_KINDS, LayerSpec, check_layer, is_int, walk_layers, where
+from ..errors import InitdiagError, SpecLayerError, did_you_mean
+from .kinds import (
+    KINDS,
+    NORM_KINDS,
+    LayerSpec,
+    check_layer,
+    default_of,
+    is_int,
+    row_count,
+    walk_layers,
+    where,
+)
 
 
 class _Canon:
@@ -33,8 +43,10 @@ class _Canon:
     def __init__(self):
         from ..core.activations import get_activation
         from ..core.init_parser import get_bias_initializer, get_initializer
+        from ..core.mlp import get_mlp_activation
 
-        self._parsers = {"act": get_activation, "init": get_initializer, "bias_init": get_bias_initializer}
+        self._parsers = {"act": get_activation, "init": get_initializer, "bias_init": get_bias_initializer,
+                         "mlp_act": get_mlp_activation}  # fmt: skip
         self._seen: dict[tuple[str, str], Any] = {}
 
     def __call__(self, key: str, text: Any, label: str = "", path: tuple = ()) -> Any:
@@ -112,6 +124,22 @@ def _resolve_sequence(
         name = prefix + entry.name if entry.name else auto_name(entry.kind, counters[info.prefix], prefix)
         at = (*path, k)
         values: dict[str, Any] = {"name": name}
+        if entry.kind == "transformer":  # blocks = N: N blocks, named as N entries of repeat would be
+            blocks = entry.blocks or 1
+            first = counters[info.prefix]
+            counters[info.prefix] += blocks - 1
+            if entry.block_names:  # resolved before
+                values["block_names"] = entry.block_names
+            elif entry.name:
+                values["block_names"] = (
+                    (name,) if blocks == 1 else tuple(f"{name}_{b + 1}" for b in range(blocks))
+                )
+            else:
+                values["block_names"] = tuple(
+                    auto_name("transformer", first + b, prefix) for b in range(blocks)
+                )
+        if entry.kind in ("mlp", "transformer"):  # the MLP's own activation (gelu unless given)
+            values["act"] = canon("mlp_act", entry.act or "gelu", f"layer {name}", at)
         if info.takes_act:
             chosen = entry.act
             if chosen is None:
@@ -124,8 +152,11 @@ def _resolve_sequence(
             given_bias = canon("bias_init", entry.bias_init, f"layer {name}", at)
             values["bias_init"] = given_bias if given_bias is not None else bias_init
         for key in info.keys:
-            if key in DEFAULTS and getattr(entry, key) is None:
-                values[key] = DEFAULTS[key]
+            if getattr(entry, key) is None and default_of(entry.kind, key) is not None:
+                values[key] = default_of(entry.kind, key)
+        for key in ("mult", "alpha"):
+            if getattr(entry, key) is not None:
+                values[key] = float(getattr(entry, key))
         if isinstance(entry.kernel, list | tuple):
             values["kernel"] = tuple(entry.kernel)
         if entry.scale is not None:
@@ -171,7 +202,7 @@ def _check_size(layers) -> None:
     todo = [(layers, ("layers",), 1)]
     while todo:
         sequence, path, depth = todo.pop()
-        rows += len(sequence)
+        rows += sum(row_count(layer) for layer in sequence)
         for k, layer in enumerate(sequence):
             if layer.layers:
                 if depth > MAX_NESTING:
@@ -189,15 +220,25 @@ def _check_size(layers) -> None:
 class StackSpec:
     """A whole stack. ``out_act`` is the last layer's activation unless that layer sets its own;
     ``bias_init`` None means each initializer's own default (zeros; torch_default's uniform).
-    ``input_shape`` is one sample's shape: ``(width,)`` or ``(channels, height, width)``."""
+    ``input_shape`` is one sample's shape: ``(width,)``, ``(seq, d)`` (a sequence of float tokens) or
+    ``(channels, height, width)``; token ids are ``(seq,)`` with ``vocab`` set (``"seq=64,vocab=1000"``
+    as text, or a `model.InputShape`, is read so by `resolve`). ``role_init`` maps the roles of
+    `initdiag.core.role_inits.ROLE_KEYS` (``qkv``, ``out_proj``, ...) to the initializer of every weight
+    of that role, over the layers' own (a spec file's ``[init]`` table)."""
 
-    input_shape: tuple[int, ...]
+    input_shape: Any
     layers: tuple[LayerSpec, ...]
     act: Any = "relu"  # text, or once resolved an `Activation` (so are the three below)
     out_act: Any = "linear"
     init: Any = "he_normal"
     bias_init: Any = None
     name: str | None = None
+    vocab: int | None = None  # token ids below vocab: input_shape is (seq,)
+    role_init: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def takes_tokens(self) -> bool:
+        return self.vocab is not None
 
     def resolve(self) -> StackSpec:
         """Every layer named and given its act/init/bias_init, each parsed once into an object
@@ -208,16 +249,11 @@ class StackSpec:
         if not self.layers:
             raise InitdiagError("a stack needs at least one layer")
         _check_size(self.layers)
-        shape = tuple(self.input_shape)
-        if len(shape) not in (1, 3) or not all(is_int(w) for w in shape):
-            raise SpecLayerError(
-                "input shape must be [width] or [channels, height, width] of positive integers, "
-                f"got {list(shape)}",
-                ("input_shape",),
-            )
+        shape, vocab = _input_shape(self.input_shape, self.vocab)
         canon = _Canon()
         act, out_act, init = canon("act", self.act), canon("act", self.out_act), canon("init", self.init)
         bias_init = canon("bias_init", self.bias_init)
+        role_init = _role_inits(self.role_init, canon)
         layers = _resolve_sequence(
             tuple(self.layers),
             canon,
@@ -235,9 +271,8 @@ class StackSpec:
         duplicates = sorted(repeated)
         if duplicates:
             raise InitdiagError(f"layer names must be unique; repeated: {', '.join(duplicates)}")
-        resolved = replace(
-            self, input_shape=shape, layers=layers, act=act, out_act=out_act, init=init, bias_init=bias_init
-        )
+        resolved = replace(self, input_shape=shape, layers=layers, act=act, out_act=out_act, init=init,
+                           bias_init=bias_init, vocab=vocab, role_init=role_init)  # fmt: skip
         from .graph import rows
 
         rows(resolved)  # shapes: raises on a kernel larger than its input, a dense layer on images, ...
@@ -246,7 +281,11 @@ class StackSpec:
     @property
     def is_dense_chain(self) -> bool:
         """Only dense layers, one after another (what the plain shorthand describes)."""
-        return len(self.input_shape) == 1 and all(layer.kind == "dense" for layer in self.layers)
+        return (
+            len(self.input_shape) == 1
+            and not self.takes_tokens
+            and all(layer.kind == "dense" for layer in self.layers)
+        )
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -271,9 +310,9 @@ class StackSpec:
         return walk_layers(self.layers)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "name": self.name,
-            "input_shape": list(self.input_shape),
+            "input_shape": self.input_text if self.takes_tokens else list(self.input_shape),
             "defaults": {
                 "act": text_of(self.act),
                 "out_act": text_of(self.out_act),
@@ -282,11 +321,63 @@ class StackSpec:
             },
             "layers": [layer.to_dict() for layer in self.layers],
         }
+        if self.role_init:
+            out["init"] = {role: text_of(value) for role, value in self.role_init.items()}
+        return out
+
+    @property
+    def input_text(self) -> str:
+        """``seq=64,vocab=1000`` for token ids, ``784`` / ``64x256`` / ``3x32x32`` otherwise."""
+        if self.takes_tokens:
+            return f"seq={self.input_shape[0]},vocab={self.vocab}"
+        return "x".join(map(str, self.input_shape))
 
     def as_text(self) -> StackSpec:
         """The same stack with every activation and initializer back as its canonical text."""
         return replace(self, act=text_of(self.act), out_act=text_of(self.out_act), init=text_of(self.init),
-                       bias_init=text_of(self.bias_init), layers=_layers_as_text(self.layers))  # fmt: skip
+                       bias_init=text_of(self.bias_init), layers=_layers_as_text(self.layers),
+                       role_init={k: text_of(v) for k, v in self.role_init.items()})  # fmt: skip
+
+
+def _input_shape(given: Any, vocab: int | None) -> tuple[tuple[int, ...], int | None]:
+    """One sample's shape and the vocabulary of token ids (None: floats), checked."""
+    if isinstance(given, str) or hasattr(given, "vocab"):
+        from .model import parse_input_shape
+
+        try:
+            parsed = parse_input_shape(given)
+        except InitdiagError as exc:
+            raise SpecLayerError(str(exc).replace("--input-shape", "input_shape"), ("input_shape",)) from None
+        given, vocab = parsed.shape, parsed.vocab if parsed.kind == "tokens" else vocab
+    shape = tuple(given)
+    if vocab is not None:
+        if len(shape) != 1 or not is_int(shape[0]) or not is_int(vocab, 2):
+            raise SpecLayerError(
+                "token ids are one sequence per sample, e.g. seq=64,vocab=1000, got "
+                f"{list(shape)} with vocab {vocab}",
+                ("input_shape",),
+            )
+        return shape, int(vocab)
+    if len(shape) not in (1, 2, 3) or not all(is_int(w) for w in shape):
+        raise SpecLayerError(
+            "input shape must be [width], [seq, d] (a sequence of vectors), [channels, height, width] of "
+            f"positive integers, or seq=S,vocab=V for token ids, got {list(shape)}",
+            ("input_shape",),
+        )
+    return shape, None
+
+
+def _role_inits(given: dict, canon: _Canon) -> dict[str, Any]:
+    """The ``[init]`` table: each role's initializer, parsed once; an unknown role is one error."""
+    from ..core.role_inits import ROLE_KEYS
+
+    out = {}
+    for role, text in (given or {}).items():
+        if role not in ROLE_KEYS:
+            hint = did_you_mean(str(role), ROLE_KEYS) or f"; allowed: {', '.join(ROLE_KEYS)}"
+            raise SpecLayerError(f"init.{role}: unknown role{hint}", ("init", role))
+        out[role] = canon("init", text, f"init.{role}", ("init", role))
+    return out
 
 
 def _layers_as_text(layers) -> tuple:

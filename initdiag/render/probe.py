@@ -8,7 +8,7 @@ import math
 from collections.abc import Callable
 from typing import NamedTuple
 
-from ..analysis.result import FLAGS, GAIN_JUDGED_KINDS, LayerStats, ProbeResult
+from ..analysis.result import FLAGS, LayerStats, ProbeResult, judged_kinds
 from ..analysis.result import format_number as fmt
 from .common import (
     FLAG_STYLES,
@@ -261,7 +261,8 @@ def stack_text(result: ProbeResult) -> str:
             fold = count > 2 and len(s.widths) > 8  # a short chain reads best whole
             parts += [f"{width} ×{count}"] if fold else [str(width)] * count
     else:
-        parts = [shape(map(str, s.input_shape)), shape(map(str, result.layers[-1].output_shape))]
+        start = s.input_text if s.takes_tokens else shape(map(str, s.input_shape))  # seq=64,vocab=1000
+        parts = [start, shape(map(str, result.layers[-1].output_shape))]
     return f"{' → '.join(parts)} ({n} layer{'s' if n != 1 else ''})"
 
 
@@ -433,20 +434,31 @@ def legend_lines(result: ProbeResult, hidden: list, as_list: bool = False) -> li
     """The words under a probe's table: what its marks mean, what is not judged, what is hidden."""
     lines = []
     kinds = {x.kind for x in result.layers}
-    if kinds & {"batchnorm", "layernorm"}:
+    if kinds & {"batchnorm", "layernorm", "rmsnorm"}:
         lines.append("↺ normalization: it erases the scale before it, so forward gains restart at its output "
                      "and the rows whose scale it erases are not judged forward (dim); backward gains need "
                      "no restart (its backward pass divides by the same std)")  # fmt: skip
     if "residual" in kinds:
         lines.append("Σ residual sum: shortcut + scale × branch (the rows above it, indented)")
-    unjudged = sorted(kinds - set(GAIN_JUDGED_KINDS) - {"batchnorm", "layernorm"})
+    judged = judged_kinds(not hasattr(result.spec, "model"))
+    if "stream_add" in kinds:
+        lines.append(
+            "transformer blocks: each add of the stream shows the stream after it; the rows of a branch "
+            "(indented) are shown, not judged (their scale is what the init chooses); backward gains from "
+            "the positions to the final norm are scale-free, E[x²]·E[∂x²] over the final norm's input's "
+            "(the stream is read through norms, whose backward pass divides by its std)"
+            if any(x.block is not None for x in result.layers if x.kind in ("layernorm", "rmsnorm"))
+            else "transformer blocks: each add of the stream shows the stream after it; the rows of a "
+            "branch (indented) are shown, not judged (their scale is what the init chooses)"
+        )
+    unjudged = sorted(kinds - set(judged) - {"batchnorm", "layernorm", "rmsnorm", "stream_add"})
     if unjudged:
         lines.append(
             f"dim gains ({', '.join(unjudged)}): not judged; the next weighted layer shows their effect"
         )
     first = result.layers[0]
     t = result.settings.thresholds
-    if first.kind in GAIN_JUDGED_KINDS and _outside(first.backward_gain, t.max_backward_gain):
+    if first.kind in judged and _outside(first.backward_gain, t.max_backward_gain):
         lines.append(
             f"layer {first.name}'s backward gain ({fmt(first.backward_gain)}) is the gradient of the input "
             "data, which trains nothing, so it is not judged (He et al. 2015, sec. 2.2); the summary's is "

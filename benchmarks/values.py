@@ -6,8 +6,8 @@
 The commands: every sample config probed (float32 and float64, one with --trials), conv stacks of
 several strides, pads and kernels with each activation family, a conv stack with batch norm and
 residual blocks, and `train` with gelu and tanh. Numbers are compared relative to the larger of the
-two (default 1e-5: a float32 rounding; a `_sd` spread over trials relative to its mean, since it is a
-difference of close values), strings and lists exactly; version strings are skipped.
+two (default 1e-5: a float32 rounding), a `_sd` spread over trials relative to its value, a mean
+relative to its data's root mean square (`_scale`); strings and lists exactly; versions skipped.
 """
 
 from __future__ import annotations
@@ -116,6 +116,19 @@ def run(args: list[str]) -> dict | None:
     return json.loads(proc.stdout)
 
 
+def _scale(row: dict, key: str) -> float | None:
+    """The size a number's float32 rounding is relative to, when it is not the number's own: a spread
+    over trials (a difference of close values) is rounded at its value's size, and a mean at its
+    data's (the root of the second moment: a batch norm's output mean, 1e-11 of its std, is noise)."""
+    base = key[:-3] if key.endswith("_sd") else key
+    scale = row.get(base) if base != key else None
+    if base.endswith("_mean") and isinstance(row.get(f"{base[:-5]}_var"), (int, float)):
+        mean = row.get(base)
+        mean = mean if isinstance(mean, (int, float)) else 0.0
+        scale = math.sqrt(max(row[f"{base[:-5]}_var"], 0.0) + mean * mean)
+    return scale if isinstance(scale, (int, float)) else None
+
+
 def compare(a, b, rtol: float, path: str, out: list[str], scale=None) -> None:
     if isinstance(a, dict) and isinstance(b, dict):
         for key in sorted(set(a) | set(b)):
@@ -124,8 +137,7 @@ def compare(a, b, rtol: float, path: str, out: list[str], scale=None) -> None:
             if key not in a or key not in b:
                 out.append(f"{path}.{key}: only in {'after' if key in b else 'before'}")
                 continue
-            # a spread over trials is a difference of close values: its rounding is the value's
-            scale = a.get(key[:-3]) if key.endswith("_sd") else None
+            scale = _scale(a, key)
             compare(a[key], b[key], rtol, f"{path}.{key}", out, scale)
     elif isinstance(a, list) and isinstance(b, list):
         if len(a) != len(b):
@@ -136,7 +148,7 @@ def compare(a, b, rtol: float, path: str, out: list[str], scale=None) -> None:
     elif isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
         if math.isnan(a) and math.isnan(b):
             return
-        size = max(abs(a), abs(b), abs(scale) if isinstance(scale, (int, float)) else 0.0)
+        size = max(abs(a), abs(b), abs(scale) if scale is not None else 0.0)
         if abs(a - b) > rtol * size:
             out.append(f"{path}: {a!r} -> {b!r} ({abs(a - b) / size:.1e} relative)")
     elif a != b:

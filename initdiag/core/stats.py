@@ -6,6 +6,7 @@ which the probe reports, instead of warnings.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -23,22 +24,32 @@ class Moments(NamedTuple):
 
 _CHUNK = 1 << 20  # entries converted to float64 at a time: bounded extra memory
 
+# float32 data: entries per block (shifted into a reused float32 buffer, in cache) and per row, the
+# float32 sums of rows of 256 are exact to a few float32 roundings and are added up in float64
+_BLOCK = 1 << 16
+_ROW = 256
+
 
 def moments(x: np.ndarray) -> Moments:
-    """Mean, population variance and second moment over all entries, in float64.
+    """Mean, population variance and second moment over all entries, accumulated in float64.
 
-    One pass sums x and x^2 in float64, ``_CHUNK`` entries converted at a time (bounded extra
-    memory); var = E[x^2] - mean^2 then loses about log10(E[x^2]/var) of float64's 16 digits, so
-    where the mean swamps the variance (var < 1e-6 E[x^2], a saturated sigmoid layer whose outputs
-    are all close to 1) a second pass sums the squared deviations from the mean instead.
+    float32 data (`_moments32`) is summed in blocks without a float64 copy. Other data: one pass sums
+    x and x^2 in float64, ``_CHUNK`` entries converted at a time (bounded extra memory); var = E[x^2]
+    - mean^2 then loses about log10(E[x^2]/var) of float64's 16 digits, so where the mean swamps the
+    variance (var < 1e-6 E[x^2], a saturated sigmoid layer whose outputs are all close to 1) a second
+    pass sums the squared deviations from the mean instead.
     """
     flat = x.ravel(order="K")  # memory order: a view of any dense layout (a gradient's), not a copy
     n = flat.size
     if n == 0:
         return Moments(float("nan"), float("nan"), float("nan"))
+    if flat.dtype == np.float32:
+        found = _moments32(flat)
+        if found is not None:
+            return found
     total = squares = 0.0
     for start in range(0, n, _CHUNK):
-        d = flat[start : start + _CHUNK].astype(np.float64)
+        d = flat[start : start + _CHUNK].astype(np.float64, copy=False)
         total += float(d.sum())
         # einsum, not np.dot: BLAS's dot wakes its thread pool for every chunk, which stalls for
         # milliseconds whenever other threads (torch's, another process's) hold the cores
@@ -54,6 +65,49 @@ def moments(x: np.ndarray) -> Moments:
         var = deviations / n
         second = var + mean * mean  # nan where the values are not finite, as the two-pass form gives
     return Moments(mean, var, second)
+
+
+def _moments32(flat: np.ndarray) -> Moments | None:
+    """`moments` of float32 data, without a float64 copy: in blocks, the float32 sums of x, d and
+    d^2, d = x - K for a float32 K near the mean, over rows of `_ROW` entries, added up in float64.
+    mean = E[x], var = E[d^2] - E[d]^2 (the rounded d's own, so that a rounding of x - K, which is
+    exact where x is within a factor 2 of K, moves the variance by a float32 rounding of E[d^2] at
+    most), with no cancellation while K is within a few standard deviations of the mean: K is first
+    the mean of the first 4096 entries, and if the data's mean is far from it, the data's mean (a
+    second pass). None when a sum is not finite (inf/nan data, or float32 overflow of a square) or
+    E[d^2] is below 1e-30 (squares of entries below 1e-19 vanish in float32: a vanishing gradient's,
+    or all equal): the float64 form then gives the numbers."""
+    n = flat.size
+    shift = np.float32(np.mean(flat[:4096], dtype=np.float64))
+    for _ in range(2):
+        if not np.isfinite(shift):
+            return None
+        total, offset, spread = (value / n for value in _shifted_sums(flat, shift))
+        if not (math.isfinite(total) and math.isfinite(spread)) or spread < 1e-30:
+            return None  # overflowed, or so small that squares below float32's range would count
+        if offset * offset <= 1e-3 * spread:
+            break
+        shift = np.float32(total)  # far from the mean: once more, shifted by it
+    var = max(spread - offset * offset, 0.0)
+    return Moments(total, var, var + total * total)
+
+
+def _shifted_sums(flat: np.ndarray, shift: np.float32) -> tuple[float, float, float]:
+    """(sum of x, of d, of d^2) in float64 over float32 blocks of *flat*, d = x - shift (float32)."""
+    sums = np.zeros(3)
+    buffer = np.empty(min(flat.size, _BLOCK), dtype=np.float32)
+    for start in range(0, flat.size, _BLOCK):
+        block = flat[start : start + _BLOCK]
+        d = np.subtract(block, shift, out=buffer[: len(block)])
+        whole = len(block) // _ROW * _ROW
+        rows, d_rows = block[:whole].reshape(-1, _ROW), d[:whole].reshape(-1, _ROW)
+        for i, row_sums in enumerate(
+            (rows.sum(axis=1), d_rows.sum(axis=1), np.einsum("ij,ij->i", d_rows, d_rows))
+        ):
+            sums[i] += np.add.reduce(row_sums, dtype=np.float64)
+        rest = d[whole:].astype(np.float64)
+        sums += (block[whole:].sum(dtype=np.float64), rest.sum(), np.einsum("i,i->", rest, rest))
+    return float(sums[0]), float(sums[1]), float(sums[2])
 
 
 def distinct_columns(z: np.ndarray) -> int:

@@ -589,7 +589,7 @@ def test_yaml_merge_keys_may_be_overridden(tmp_path):
 
 
 def test_a_path_that_is_not_a_spec_file_gets_one_line(tmp_path, monkeypatch):
-    import initdiag.network.specfile
+    import initdiag.network.document
 
     folder = tmp_path / "specs"
     folder.mkdir()
@@ -625,7 +625,7 @@ def test_a_path_that_is_not_a_spec_file_gets_one_line(tmp_path, monkeypatch):
     def unreadable(path, mode="r", *args, **kwargs):
         raise PermissionError(13, "Permission denied", path)
 
-    monkeypatch.setattr(initdiag.network.specfile, "open", unreadable, raising=False)  # tests may run as root
+    monkeypatch.setattr(initdiag.network.document, "open", unreadable, raising=False)  # tests may run as root
     assert (
         refused(["probe", "-c", str(folder / "a.toml")])
         == f"{folder / 'a.toml'}: cannot be read: Permission denied"

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InitdiagError, SpecLayerError
+from .document import read_document
 from .kinds import KINDS, LayerSpec, default_of, where
-from .parse import MAX_BYTES, SourceMap, SpecError, parse_text, spec_format
+from .parse import SourceMap, SpecError
 from .schema import validate
 from .settings import FLAGS, CheckSettings, ProbeSettings, Thresholds
 from .stack import MAX_ROWS, StackSpec, auto_name, default_act, output_index, too_many_rows
@@ -268,27 +269,7 @@ def _expanded_rows(entries: Any) -> int:
 def load_spec(path: str | Path) -> SpecFile:
     """Read, check and build a spec file (.toml, .yaml/.yml or .json)."""
     path = str(path)
-    fmt = spec_format(path)
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_BYTES + 1)
-    except FileNotFoundError:
-        raise InitdiagError(f"file not found: '{path}'") from None
-    except (OSError, ValueError) as exc:
-        raise SpecError(path, [(None, f"cannot be read: {getattr(exc, 'strerror', None) or exc}")]) from None
-    if len(raw) > MAX_BYTES:
-        raise SpecError(
-            path,
-            [(None, f"larger than {MAX_BYTES >> 20} MiB, too large for a spec file (runs of equal layers "
-                    "can be one entry with repeat)")],
-        )  # fmt: skip
-    try:
-        text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # as read_text reads
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        problem = f"not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as UTF-8"
-        raise SpecError(path, [(line, problem)]) from None
-    data, source = parse_text(text, fmt, path)
+    data, source = read_document(path)
     return build(data, source, path)
 
 

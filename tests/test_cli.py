@@ -320,3 +320,22 @@ def test_a_long_list_of_candidates_is_refused_at_once():
     assert time.perf_counter() - start < 1.0  # each item was counted in the whole list: 5 s
     assert result.exit_code == 2
     assert result.stderr == f"initdiag: error: --init '{'he,' * 19}he…': he given twice\n"
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--act", "bogus", "--act: unknown activation 'bogus'"),
+        ("--out-act", "bogus", "--out-act: unknown activation 'bogus'"),
+        ("--init", "normal:std=-1", "--init: 'normal:std=-1': std must be >= 0"),
+        ("--bias-init", "bogus", "--bias-init: unknown initializer 'bogus'"),
+    ],
+)
+def test_a_bad_name_says_which_option_it_came_from(option, value, message):
+    result = runner.invoke(app, ["probe", "--layers", "8,8,4", option, value])
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith(f"initdiag: error: {message}"), result.stderr
+    from initdiag import probe
+
+    with pytest.raises(ValueError, match=f"^{option[2:].replace('-', '_')}: "):
+        probe([8, 8, 4], **{option[2:].replace("-", "_"): value})

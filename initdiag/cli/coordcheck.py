@@ -26,7 +26,7 @@ def coordcheck(
     config: Annotated[
         str | None,
         opt(
-            "A coordcheck spec file (.toml, .yaml, .json) with a [coordcheck] table; the options given "
+            "A coordcheck spec file (.toml, .yaml, .json) with a \\[coordcheck] table; the options given "
             "here override its values.",
             "--config",
             "-c",

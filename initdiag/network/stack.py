@@ -251,8 +251,19 @@ class StackSpec:
         _check_size(self.layers)
         shape, vocab = _input_shape(self.input_shape, self.vocab)
         canon = _Canon()
-        act, out_act, init = canon("act", self.act), canon("act", self.out_act), canon("init", self.init)
-        bias_init = canon("bias_init", self.bias_init)
+
+        def stack_wide(key: str, option: str, value: Any) -> Any:
+            """The stack's own act/out_act/init/bias_init; an error names the option it came from."""
+            try:
+                return canon(key, value)
+            except InitdiagError as exc:
+                raise InitdiagError(f"{option}: {exc}", getattr(exc, "keywords", None)) from None
+
+        act, out_act = stack_wide("act", "--act", self.act), stack_wide("act", "--out-act", self.out_act)
+        init, bias_init = (
+            stack_wide("init", "--init", self.init),
+            stack_wide("bias_init", "--bias-init", self.bias_init),
+        )
         role_init = _role_inits(self.role_init, canon)
         layers = _resolve_sequence(
             tuple(self.layers),

@@ -343,3 +343,13 @@ def test_pre_commit_hook_definition():
         assert pattern.search(path), path
     for path in ("package.json", "src/config.yaml", "architectures/readme.md"):
         assert not pattern.search(path), path
+
+
+@pytest.mark.parametrize(
+    ("ratio", "factor", "text"),
+    [(2.0834, 2.0, "2.08"), (2.0000000017626771, 2.0, "2.000000002"), (2.0, 1.5, "2"), (1.50049, 1.5, "1.5005")],
+)
+def test_a_baseline_ratio_reads_above_its_factor(ratio, factor, text):
+    from initdiag.analysis.check import ratio_text
+
+    assert ratio_text(ratio, factor) == text and float(text) > factor

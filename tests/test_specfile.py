@@ -576,7 +576,8 @@ def test_documents_refused_at_once_at_their_line(tmp_path, name, text, expected)
     start = time.perf_counter()
     with pytest.raises(SpecError) as info:
         load_spec(path)
-    assert time.perf_counter() - start < 1.0
+    # at once: a deep document parses in about 0.1 s; 5 s allows a busy machine
+    assert time.perf_counter() - start < 5.0
     assert [line.replace(str(tmp_path) + "/", "") for line in info.value.lines] == expected
     assert refused(["probe", "--config", path]).replace(str(tmp_path) + "/", "").startswith(expected[0])
 

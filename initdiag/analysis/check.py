@@ -250,9 +250,19 @@ def drift(
                 moved.append((layer.name, f"{change} (against the baseline)"))
             elif old > 0 and max(new / old, old / new) > factor:
                 ratio = max(new / old, old / new)
-                shown = next(f"{ratio:.{d}g}" for d in (3, 4, 6, 9, 17) if float(f"{ratio:.{d}g}") > factor)
-                moved.append((layer.name, f"{change} (x{shown} > x{factor:g} against the baseline)"))
+                moved.append(
+                    (
+                        layer.name,
+                        f"{change} (x{ratio_text(ratio, factor)} > x{factor:g} against the baseline)",
+                    )
+                )
     return moved
+
+
+def ratio_text(ratio: float, factor: float) -> str:
+    """*ratio* (> *factor*) with the fewest significant digits (3 at least) that still read above
+    *factor*: ``2.08``, and ``2.000000002`` rather than a ``2`` that would not explain the failure."""
+    return next(f"{ratio:.{d}g}" for d in range(3, 18) if float(f"{ratio:.{d}g}") > factor)
 
 
 # --- the gate -----------------------------------------------------------------------------------

@@ -631,3 +631,16 @@ def test_a_path_that_is_not_a_spec_file_gets_one_line(tmp_path, monkeypatch):
         refused(["probe", "-c", str(folder / "a.toml")])
         == f"{folder / 'a.toml'}: cannot be read: Permission denied"
     )
+
+
+def test_yaml_reads_an_exponent_without_a_dot_as_a_number(tmp_path):
+    """``rate: 1e-1`` is a float in YAML 1.2, TOML, JSON and Python; PyYAML (YAML 1.1) reads it as a
+    string unless told, and the spec would be refused as "must be a number"."""
+    from initdiag.network.parse import parse_text
+
+    data, _ = parse_text("a: 1e-3\nb: -2.5E+2\nc: 12\nd: 1e\ne: 1_0e1\n", "yaml")
+    assert data == {"a": 1e-3, "b": -250.0, "c": 12, "d": "1e", "e": 100.0}
+    path = write(
+        tmp_path, "d.yaml", "input_shape: [8]\nlayers:\n  - units: 8\n  - kind: dropout\n    rate: 1e-1\n"
+    )
+    assert load_spec(path).stack.layers[1].rate == pytest.approx(0.1)

@@ -464,7 +464,13 @@ def _yaml_loader():
                 message = _too_long(node.value) if isinstance(node.value, str) else None
                 raise _Refused(line, message or f"invalid YAML: {one_line(str(exc))}") from None
 
+    # YAML 1.1's floats need a dot (1.0e-3); 1e-3 is a float in YAML 1.2, TOML, JSON and Python, and
+    # a string to PyYAML without this (lr: 1e-3 would be refused as "must be a number")
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", _YAML12_EXPONENT, list("-+0123456789"))
     return Loader
+
+
+_YAML12_EXPONENT = re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
 
 
 def _parse_toml(text: str, path: str) -> tuple[Any, SourceMap]:

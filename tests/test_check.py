@@ -135,10 +135,10 @@ def test_files_directories_and_globs(specs):
     shutil.copy(specs / "good.toml", specs / "sub" / "good2.json.bak")  # not a spec suffix
     (specs / ".hidden").mkdir()
     (specs / ".hidden" / "x.toml").write_text("garbage")
-    files, missing, _ = find_specs([str(specs), str(specs / "*.toml"), str(specs / "good.toml")])
+    files, missing, _, _ = find_specs([str(specs), str(specs / "*.toml"), str(specs / "good.toml")])
     assert files == [str(specs / "deep.yaml"), str(specs / "good.toml")]  # each once, hidden skipped
     assert missing == []
-    files, missing, _ = find_specs([str(specs / "*.json"), str(specs / "nope.toml")])
+    files, missing, _, _ = find_specs([str(specs / "*.json"), str(specs / "nope.toml")])
     assert files == [] and [m.problems[0] for m in missing] == [
         f"{specs / '*.json'}: no spec files match",
         f"{specs / 'nope.toml'}: file not found",
@@ -151,7 +151,7 @@ def test_json_output_is_strict_and_has_the_contract_keys(specs):
     result = run(specs, "--format", "json")
     assert result.exit_code == 2
     data = json.loads(result.stdout, parse_constant=lambda c: pytest.fail(c))
-    assert list(data) == ["schema_version", "initdiag_version", "results", "summary", "skipped"]
+    assert list(data) == ["schema_version", "initdiag_version", "results", "summary", "skipped", "skipped_coordcheck"]
     by_file = {Path(r["file"]).name: r for r in data["results"]}
     good, deep, broken = by_file["good.toml"], by_file["deep.yaml"], by_file["broken.toml"]
     assert good["passed"] is True and good["reasons"] == [] and "layers" in good and "summary" in good
@@ -347,9 +347,31 @@ def test_pre_commit_hook_definition():
 
 @pytest.mark.parametrize(
     ("ratio", "factor", "text"),
-    [(2.0834, 2.0, "2.08"), (2.0000000017626771, 2.0, "2.000000002"), (2.0, 1.5, "2"), (1.50049, 1.5, "1.5005")],
+    [
+        (2.0834, 2.0, "2.08"),
+        (2.0000000017626771, 2.0, "2.000000002"),
+        (2.0, 1.5, "2"),
+        (1.50049, 1.5, "1.5005"),
+    ],
 )
 def test_a_baseline_ratio_reads_above_its_factor(ratio, factor, text):
     from initdiag.analysis.check import ratio_text
 
     assert ratio_text(ratio, factor) == text and float(text) > factor
+
+
+def test_a_folder_s_coordcheck_specs_are_skipped_and_named(tmp_path):
+    """``check dir/`` runs the architecture specs and names the coordcheck specs it holds (they are
+    run by ``coordcheck -c``); named alone, one is an error that says so."""
+    (tmp_path / "mlp.toml").write_text("input_shape = [8]\nlayers = [{units = 8}, {units = 4}]\n")
+    coord = tmp_path / "coord.yaml"
+    coord.write_text('coordcheck:\n  layers: "16,W,4"\n  widths: [16, 32]\n')
+    result = runner.invoke(app, ["check", str(tmp_path), "--format", "json"])
+    data = json.loads(result.stdout)
+    assert result.exit_code == 0 and [r["file"] for r in data["results"]] == [str(tmp_path / "mlp.toml")]
+    assert data["skipped_coordcheck"] == [str(coord)]
+    assert f"skipped {coord}: a coordcheck spec; run with initdiag coordcheck -c FILE" in result.stderr
+    alone = runner.invoke(app, ["check", str(coord)])
+    assert alone.exit_code == 2 and "a coordcheck spec, not an architecture spec" in " ".join(
+        alone.output.split()
+    )

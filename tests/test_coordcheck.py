@@ -408,9 +408,38 @@ def test_one_seed_and_two_widths_say_their_slope_has_no_error():
     report = coordcheck(
         CoordSettings(layers="16,W,4", widths=[16, 32], params=["sp"], steps=1, seeds=1, jobs=1)
     )
-    assert np.all(report.results[0].layers[1].slope_se == 0)
+    assert np.all(np.isnan(report.results[0].layers[1].slope_se))  # none to estimate: null in JSON
     assert any("no standard error" in note for note in report.results[0].notes)
     two_seeds = coordcheck(
         CoordSettings(layers="16,W,4", widths=[16, 32], params=["sp"], steps=1, seeds=2, jobs=1)
     )
     assert not any("no standard error" in note for note in two_seeds.results[0].notes)
+
+
+def test_a_diverged_run_is_flagged_whatever_its_slopes():
+    """Momentum at lr 1e10: the loss goes from ln 10 to ~1e10 at every width, the slopes stay small,
+    and the parametrization must not read ok."""
+    settings = CoordSettings(layers="16,W,4", widths=[16, 32], params=["mup"], act="tanh", optimizer="momentum",
+                             lr=1e10, steps=2, seeds=2, batch=16, jobs=1)  # fmt: skip
+    result = coordcheck(settings).results[0]
+    assert result.verdict == "fail" and "diverged" in result.flags
+    assert any(
+        reason.startswith("the loss diverged at width 16 (from 1.39 at init") for reason in result.reasons
+    )
+    calm = coordcheck(
+        CoordSettings(layers="16,W,4", widths=[16, 32], params=["mup"], steps=2, seeds=2, jobs=1)
+    )
+    assert "diverged" not in calm.results[0].flags
+
+
+def test_a_cell_says_grows_or_shrinks_without_colour(tmp_path):
+    """Piped (no colour), a cell that grows carries ▲ (▼ shrinks), and the legend says so; a bad
+    --save-plot folder is refused before any training."""
+    args = ["coordcheck", "--layers", "16,W,4", "--widths", "16,32,64", "--param", "sp", "--lr", "0.05",
+            "--steps", "1", "--seeds", "2", "--batch", "16"]  # fmt: skip
+    result = runner.invoke(app, args, env={"COLUMNS": "120"})
+    grows = [line for line in result.stdout.splitlines() if line.startswith(" dense2")]
+    assert result.exit_code == 0 and grows and grows[0].rstrip().endswith("▲")
+    assert "▲ grows, ▼ shrinks" in result.stdout
+    plot = runner.invoke(app, [*args, "--save-plot", str(tmp_path / "no" / "such" / "x.png")])
+    assert plot.exit_code == 2 and plot.stdout == "" and "does not exist" in plot.stderr

@@ -71,6 +71,7 @@ class CheckReport:
     outcomes: list[SpecOutcome]
     trials: int | None = None
     skipped: list[str] = field(default_factory=list)  # initdiag results found among the specs
+    coord_specs: list[str] = field(default_factory=list)  # coordcheck specs found among them
 
     @property
     def exit_code(self) -> int:
@@ -96,6 +97,7 @@ class CheckReport:
             "results": [o.to_dict() for o in self.outcomes],
             "summary": self.counts(),
             "skipped": list(self.skipped),
+            "skipped_coordcheck": list(self.coord_specs),
         }
 
 
@@ -138,8 +140,11 @@ def _is_coord_spec(path: str) -> bool:
     from ..network.document import read_document
 
     try:
+        with open(path, "rb") as f:
+            if b"coordcheck" not in f.read(1 << 20):  # most specs: no need to parse them twice
+                return False
         data, _ = read_document(path)
-    except InitdiagError:
+    except (InitdiagError, OSError):
         return False
     return isinstance(data, dict) and "coordcheck" in data and "layers" not in data and "model" not in data
 
@@ -150,13 +155,15 @@ def result_problem(path: str) -> str:
     )
 
 
-def find_specs(patterns: list[str]) -> tuple[list[str], list[SpecOutcome], list[str]]:
+def find_specs(patterns: list[str]) -> tuple[list[str], list[SpecOutcome], list[str], list[str]]:
     """Spec files named by files, directories (every .toml/.yaml/.yml/.json inside, hidden ones
     skipped) and globs, in order, each once; an error outcome for each pattern that names none, or
-    that names an initdiag result; and the results a directory or glob held (skipped)."""
+    that names an initdiag result; the results and the coordcheck specs a directory or glob held
+    (skipped)."""
     files: list[str] = []
     missing: list[SpecOutcome] = []
     skipped: list[str] = []
+    skipped_coords: list[str] = []
     for pattern in patterns:
         path = Path(pattern)
         try:
@@ -187,13 +194,17 @@ def find_specs(patterns: list[str]) -> tuple[list[str], list[SpecOutcome], list[
         results = [f for f in found if is_result(f)]
         skipped += [f for f in results if f not in skipped]
         found = [f for f in found if f not in results]
+        if found != [pattern]:  # a directory or glob: its coordcheck specs are skipped, and named
+            coords = [f for f in found if _is_coord_spec(f)]
+            skipped_coords += [f for f in coords if f not in skipped_coords]
+            found = [f for f in found if f not in coords]
         if not found:
             where = "in it" if path.is_dir() else "match"
             what = "no .toml, .yaml or .json spec files" if path.is_dir() else "no spec files"
             also = f" (only initdiag results: {', '.join(results)})" if results else ""
             missing.append(SpecOutcome(pattern, problems=[f"{pattern}: {what} {where}{also}"]))
         files += [f for f in found if f not in files]
-    return files, missing, skipped
+    return files, missing, skipped, skipped_coords
 
 
 # --- baseline -------------------------------------------------------------------------------------
@@ -372,7 +383,7 @@ def run_check(
     if jobs is not None:
         integer("--jobs", jobs)
     gains = load_baseline(baseline) if baseline else None
-    files, missing, skipped = find_specs(patterns)
+    files, missing, skipped, coords = find_specs(patterns)
     one = functools.partial(
         check_spec,
         trials=trials,
@@ -383,4 +394,4 @@ def run_check(
     )
     from .workers import run_all
 
-    return CheckReport(missing + run_all(one, [(f,) for f in files], jobs), trials, skipped)
+    return CheckReport(missing + run_all(one, [(f,) for f in files], jobs), trials, skipped, coords)

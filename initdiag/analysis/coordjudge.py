@@ -52,8 +52,8 @@ class LayerCoords:
                     "std": mean(self.std, w, t),
                     "delta": mean(self.delta, w, t),
                 }
-                if self.l1.shape[0] > 1:
-                    point["l1_sd"] = float(np.std(self.l1[:, w, t], ddof=1))
+                seeds = self.l1.shape[0]
+                point["l1_sd"] = float(np.std(self.l1[:, w, t], ddof=1)) if seeds > 1 else math.nan
                 points.append(point)
         return {
             "name": self.name,
@@ -102,7 +102,8 @@ class ParamCoords:
 def slopes(widths: list[int], values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Least-squares slope of log2(values) against log2(width), *values* (seeds, widths, ...):
     the mean of the seeds' slopes and its standard error (sd / sqrt(seeds); one seed: the fit's own
-    from its residuals, 0 with two widths). NaN where a value is 0, negative or not finite."""
+    from its residuals, NaN with two widths: none to estimate). NaN where a value is 0, negative or
+    not finite (the slope and its error)."""
     x = np.log2(np.asarray(widths, dtype=np.float64))
     x = x - x.mean()
     sxx = float(x @ x)
@@ -118,7 +119,8 @@ def slopes(widths: list[int], values: np.ndarray) -> tuple[np.ndarray, np.ndarra
             residual = centred[0] - np.multiply.outer(x, per_seed[0])
             se = np.sqrt((residual**2).sum(axis=0) / (len(widths) - 2) / sxx)
         else:
-            se = np.zeros_like(slope)
+            se = np.full_like(slope, np.nan)  # a line through two points: no error to estimate
+        se = np.where(np.isfinite(slope), se, np.nan)
     return slope, se
 
 
@@ -130,9 +132,9 @@ def verdict_of(l1: np.ndarray, slope: float, se: float, tolerance: float, judged
         return "fixed"
     if np.all(l1 == 0):
         return "zero"
-    if not (np.all(np.isfinite(l1)) and math.isfinite(slope) and math.isfinite(se)):
+    if not (np.all(np.isfinite(l1)) and math.isfinite(slope)):
         return "nonfinite"
-    bound = tolerance + 2 * se
+    bound = tolerance + 2 * (se if math.isfinite(se) else 0.0)  # no error estimate: the slope alone
     if slope > bound:
         return "grows"
     return "shrinks" if slope < -bound else "stable"
@@ -170,12 +172,39 @@ def judge(
         )
     result = ParamCoords(str(param), str(param), layers, loss[:, :, 0, :])
     _verdict(result, param)
+    _diverged(result, widths)
     if l1.shape[0] == 1 and len(widths) == 2:
         result.notes.append(
             "one seed and two widths: a line through two points has no standard error, so each verdict "
             "reads the slope alone, noise included; use --seeds 3 or more widths"
         )
     return result
+
+
+# the loss at the last step over the loss at init (mean over seeds) past which a run has diverged
+DIVERGED = 2.0
+
+
+def _more(count: int) -> str:
+    return f"; {count} more width{'s' if count > 1 else ''} too" if count else ""
+
+
+def _diverged(result: ParamCoords, widths: list[int]) -> None:
+    """Flag ``diverged`` when, at some width, the loss after the last step is not finite or more than
+    `DIVERGED` times its value at init: the slopes of such runs describe a blow-up, whatever they say."""
+    with np.errstate(all="ignore"):
+        mean = np.mean(result.loss, axis=0)  # (widths, steps + 1)
+    bad = [w for w in range(len(widths)) if not (mean[w, -1] <= DIVERGED * mean[w, 0])]
+    if not bad:
+        return
+    w = bad[0]
+    result.flags.append("diverged")
+    result.reasons.append(
+        f"the loss diverged at width {widths[w]:,} (from {mean[w, 0]:.3g} at init to {mean[w, -1]:.3g} "
+        f"at step {mean.shape[1] - 1}{_more(len(bad) - 1)}): the "
+        "slopes describe the blow-up; lower --lr"
+    )
+    result.verdict = "fail"
 
 
 def expected_zero(layer, param, step: int) -> bool:

@@ -18,7 +18,8 @@ from typing import Any
 from ..errors import InitdiagError, did_you_mean, python_spelling
 from ..network.document import read_document
 from ..network.parse import SourceMap, SpecError
-from .coordcheck import FLAGS, CoordSettings, parse_stack
+from .coordcheck import FLAGS, CoordSettings, _check_data, _names, parse_stack
+from .coordtransformer import TransformerStack, check_data
 
 TOP_KEYS = ("name", "description", "coordcheck")
 _TEXT = ("act", "init", "bias_init", "optimizer", "loss", "data", "dtype")
@@ -148,10 +149,11 @@ def _check_values(path: str, source: SourceMap, settings: CoordSettings, fail_on
             raise SpecError(path, [(source.line(("coordcheck", key)), f"coordcheck.{message}")]) from None
 
     at("layers", lambda: parse_stack(settings.layers))
-    at("params", lambda: [get_parametrization(p) for p in settings.params])
+    at("params", lambda: [get_parametrization(p) for p in _names("--param", settings.params)])
     at("act", lambda: get_activation(settings.act))
     at("init", lambda: get_initializer(settings.init))
     at("bias_init", lambda: get_initializer(settings.bias_init))
+    at("data", lambda: _check_data_of(settings))
     unknown = [f for f in fail_on if f.strip().lower() not in (*FLAGS, "any")]
     at("fail_on", lambda: _refuse_flags(unknown))
     try:
@@ -167,3 +169,13 @@ def _check_values(path: str, source: SourceMap, settings: CoordSettings, fail_on
 def _refuse_flags(unknown: list[str]) -> None:
     if unknown:
         raise InitdiagError(f"unknown flag '{unknown[0]}'; allowed: {', '.join(FLAGS)} or any")
+
+
+def _check_data_of(settings: CoordSettings) -> None:
+    """The data and loss against the stack: a toy set's input width 2 and its classes; a transformer's
+    random token ids and cross-entropy."""
+    stack = parse_stack(settings.layers)
+    if isinstance(stack, TransformerStack):
+        check_data(settings)
+    else:
+        _check_data(settings, stack.tokens[0][0], stack.tokens[-1][0])

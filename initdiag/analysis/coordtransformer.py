@@ -376,6 +376,14 @@ _SECONDS_PER_STEP = 2e-3  # per block: the Python and the small arrays of one st
 LOWER = "lower --widths, --steps, --seeds or --batch, or use fewer --param values, blocks, seq or vocab"
 
 
+def check_data(settings) -> None:
+    if settings.data != "random" or settings.loss != "xent":
+        raise InitdiagError(
+            "a transformer's coordcheck trains on random token ids with next-token cross-entropy: "
+            "--data random and --loss xent"
+        )
+
+
 def transformer_records(stack: TransformerStack, widths: list[int], base: int, params: list, init, settings):
     """Train every (parametrization, seed, width) run of *stack*; the records (4: l1, std, delta,
     loss; params, seeds, widths, layers, steps + 1). Refused at once, before anything is drawn, when
@@ -386,11 +394,7 @@ def transformer_records(stack: TransformerStack, widths: list[int], base: int, p
     from .memory import available_memory, format_bytes
     from .workers import run_all
 
-    if settings.data != "random" or settings.loss != "xent":
-        raise InitdiagError(
-            "a transformer's coordcheck trains on random token ids with next-token cross-entropy: "
-            "--data random and --loss xent"
-        )
+    check_data(settings)
     stack.check_widths([*widths, base])
     runs = [(p, s, w) for p in range(len(params)) for s in range(settings.seeds) for w in range(len(widths))]
     steps = settings.steps + 1

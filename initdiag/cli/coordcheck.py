@@ -108,7 +108,8 @@ def coordcheck(
     fail_on: Annotated[
         str | None,
         opt(
-            "Exit 1 if a parametrization has any of these: grows, shrinks, nonfinite, zero, or any.",
+            "Exit 1 if a parametrization has any of these: grows, shrinks, nonfinite, zero, diverged, "
+            "or any.",
             "--fail-on",
             metavar="FLAGS",
         ),

@@ -134,6 +134,13 @@ def _check_plot_path(path: str) -> None:
     """Before training: matplotlib is there and the file can be a PNG."""
     if not path.lower().endswith(".png"):
         raise InitdiagError(f"--save-plot '{path}': write a .png file")
+    import os
+
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise InitdiagError(f"--save-plot '{path}': the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise InitdiagError(f"--save-plot '{path}': the folder {folder} is not writable")
     try:
         import matplotlib  # noqa: F401
     except ImportError:

@@ -56,12 +56,18 @@ def _check_details(report) -> list[tuple[str, str]]:
 
 
 def skipped_note(report) -> str | None:
-    """One line naming the initdiag results a directory or glob held, which check skipped."""
-    if not report.skipped:
-        return None
-    what = "initdiag results (JSON output), not specs" if len(report.skipped) > 1 else (
-        "an initdiag result (JSON output), not a spec")  # fmt: skip
-    return f"skipped {', '.join(report.skipped)}: {what}; a baseline is passed as --baseline"
+    """One line naming the initdiag results and coordcheck specs a directory or glob held, which
+    check skipped."""
+    notes = []
+    if report.skipped:
+        what = "initdiag results (JSON output), not specs" if len(report.skipped) > 1 else (
+            "an initdiag result (JSON output), not a spec")  # fmt: skip
+        notes.append(f"skipped {', '.join(report.skipped)}: {what}; a baseline is passed as --baseline")
+    coords = getattr(report, "coord_specs", [])
+    if coords:
+        what = "coordcheck specs" if len(coords) > 1 else "a coordcheck spec"
+        notes.append(f"skipped {', '.join(coords)}: {what}; run with initdiag coordcheck -c FILE")
+    return "; ".join(notes) or None
 
 
 def check_table(report):

@@ -32,7 +32,7 @@ MARK_STYLES = (
 )
 PANEL_HEIGHT = 9
 PANEL_STEP = 3  # columns between two widths in a panel
-PANEL_MIN_WIDTH = 9  # room for its title, "step 10"
+PANEL_MIN_WIDTH = 11  # room for its title and the spaces around it, "─ step 10 ─"
 
 
 def title(report) -> str:
@@ -48,14 +48,21 @@ def title(report) -> str:
     )
 
 
-def slope_text(layer, t: int) -> str:
+def slope_text(layer, t: int, arrows: bool = True) -> str:
+    """``+0.65±0.01 ▲``: the slope ± its standard error, and an arrow for grows or shrinks (the
+    cell's colour in text; *arrows* False where the verdict is written beside it)."""
     verdict = layer.verdicts[t]
     if verdict == "zero":
         return "0"
     slope, se = layer.slope[t], layer.slope_se[t]
     if not math.isfinite(slope):
         return "nan"
-    return f"{slope:+.2f}" + (f"±{se:.2f}" if math.isfinite(se) and se > 0 else "")
+    text = f"{slope:+.2f}" + (f"±{se:.2f}" if math.isfinite(se) and se > 0 else "")
+    return text + (VERDICT_ARROWS.get(verdict, "") if arrows else "")
+
+
+# what a cell's colour says, in text too (a pipe, a terminal without colour)
+VERDICT_ARROWS = {"grows": " ▲", "shrinks": " ▼"}
 
 
 def verdict_line(result, tolerance: float) -> str:
@@ -121,8 +128,9 @@ def _legend(report) -> list:
         f"the mean over {s.seeds} seed{'s' if s.seeds > 1 else ''} ± its standard error; stable when "
         f"|slope| <= {fmt(s.tolerance)} + 2 se, else grows or shrinks; 0: the output is 0 at every width",
         "  panels: per step, log2 l1 (up) against log2 width (across), one mark per layer (the digits "
-        "above); a flat line is width-stable",
-        "  colours: green stable, red grows, blue shrinks",
+        "above; where two meet, the lower number shows); a flat line is width-stable",
+        "  ▲ grows, ▼ shrinks (red, blue); the other cells are stable (green), or fixed: no width of the "
+        "layer scales",
     ]
     return [Text(line, style="dim") for line in lines]
 
@@ -174,7 +182,8 @@ def _draw(curves: list[list[float]], lo: float, hi: float, n_widths: int):
     """Text lines of one panel: each curve's points at (width, log2 l1), its mark, dots between."""
     from rich.text import Text
 
-    cols = max((n_widths - 1) * PANEL_STEP + 1, PANEL_MIN_WIDTH)
+    step = max(PANEL_STEP, (PANEL_MIN_WIDTH - 1) // max(n_widths - 1, 1))  # few widths span the panel too
+    cols = max((n_widths - 1) * step + 1, PANEL_MIN_WIDTH)
     cells: list[list[tuple[str, str]]] = [[(" ", "")] * cols for _ in range(PANEL_HEIGHT)]
 
     def row_of(value: float) -> float:
@@ -182,7 +191,7 @@ def _draw(curves: list[list[float]], lo: float, hi: float, n_widths: int):
 
     for k, curve in reversed(list(enumerate(curves))):  # the first layer's marks on top
         style = MARK_STYLES[k % len(MARK_STYLES)]
-        points = [(w * PANEL_STEP, row_of(v)) for w, v in enumerate(curve) if v > 0 and math.isfinite(v)]
+        points = [(w * step, row_of(v)) for w, v in enumerate(curve) if v > 0 and math.isfinite(v)]
         for (x0, y0), (x1, y1) in itertools.pairwise(points):
             for x in range(x0 + 1, x1):
                 y = round(y0 + (y1 - y0) * (x - x0) / (x1 - x0))
@@ -205,7 +214,12 @@ def coordcheck_markdown(report) -> str:
     for result in report.results:
         headers = ["layer", "shape", "role", *(f"step {t}" for t in range(steps + 1))]
         rows = [
-            [x.name, x.shape, x.role, *(f"{slope_text(x, t)} {x.verdicts[t]}" for t in range(steps + 1))]
+            [
+                x.name,
+                x.shape,
+                x.role,
+                *(f"{slope_text(x, t, arrows=False)} {x.verdicts[t]}" for t in range(steps + 1)),
+            ]
             for x in result.layers
         ]
         lines += [

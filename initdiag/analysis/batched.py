@@ -60,6 +60,8 @@ class Network:
             if work.zeros:  # relu, in place: z's buffer then holds a, and is contiguous (SIMD)
                 np.maximum(z, work.zeros[i], out=z)  # against zeros: numpy 2's scalar path is 2x slower
                 np.copyto(a, z)
+            elif self.act.fused:  # phi' now, from the same pass (GELU: one erfc for both)
+                a[...], work.slopes[i] = self.act.with_derivative(z)
             else:
                 a[...] = self.act(z)
         return work.zs[last], work
@@ -77,6 +79,8 @@ class Network:
             if work.zeros:  # relu: phi' = 1 where z > 0, that is where a > 0 (the buffer holds a)
                 slope = work.masks[i - 1]
                 np.greater(dh, 0, out=slope)
+            elif self.act.fused:
+                slope = work.slopes[i - 1]
             else:
                 slope = self.act.derivative(dh, work.inputs[i][:, :-1])
             weight_t = self.params[i][:, :, :-1].swapaxes(1, 2)
@@ -104,6 +108,7 @@ class Workspace:
         relu = net.act.kind == "relu"
         self.zeros = [np.zeros_like(z) for z in self.zs[:-1]] if relu else []
         self.masks = [np.empty(z.shape, dtype=bool) for z in self.zs[:-1]] if relu else []
+        self.slopes: list[np.ndarray | None] = [None] * (len(self.zs) - 1)  # phi'(z), when fused
 
 
 def loss_and_grad(logits: np.ndarray, Y: np.ndarray, classes: int, value: bool = True):

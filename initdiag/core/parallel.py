@@ -13,11 +13,12 @@ order on the calling thread, as before.
 
 from __future__ import annotations
 
-import ctypes
 import os
-import re
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported on first use: a probe without convolutions never needs them
+    from concurrent.futures import ThreadPoolExecutor
 
 _lock = threading.Lock()
 _api: tuple | bool | None = None  # (set_num_threads, get_num_threads), or False: not found
@@ -29,6 +30,9 @@ def _openblas():
     """OpenBLAS's (set, get) thread-count functions in this process, or False."""
     global _api
     if _api is None:
+        import ctypes
+        import re
+
         _api = False
         try:
             with open("/proc/self/maps") as f:
@@ -69,6 +73,8 @@ def map_chunks(fn, parts: list) -> list:
         return [fn(part) for part in parts]
     with _lock:  # one batch of chunks at a time: the BLAS setting is the process's
         if _pool is None or _pool_size != threads:
+            from concurrent.futures import ThreadPoolExecutor
+
             _pool = ThreadPoolExecutor(threads, thread_name_prefix="initdiag-chunks")
             _pool_size = threads
         api[0](1)

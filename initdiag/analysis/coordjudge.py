@@ -201,8 +201,8 @@ def _diverged(result: ParamCoords, widths: list[int]) -> None:
     result.flags.append("diverged")
     result.reasons.append(
         f"the loss diverged at width {widths[w]:,} (from {mean[w, 0]:.3g} at init to {mean[w, -1]:.3g} "
-        f"at step {mean.shape[1] - 1}{_more(len(bad) - 1)}): the "
-        "slopes describe the blow-up; lower --lr"
+        f"at step {mean.shape[1] - 1}{_more(len(bad) - 1)}): training blew up there, and the slopes "
+        "describe the blow-up"
     )
     result.verdict = "fail"
 

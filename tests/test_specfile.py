@@ -154,7 +154,7 @@ def test_source_lines_for_each_format(tmp_path):
                 'c.json:5: layers[1].units must be a positive integer, got "ten"',
                 "c.json:7: check.max_forward_gain must be a number greater than 1, got 0.5",
                 "c.json:7: check.fail_on[0] must be one of vanishing, exploding, dead, saturated, symmetric, "
-                'nonfinite, got "vanish"',
+                'nonfinite, collapse, attn_saturated, stream_growth, got "vanish"',
             ],
         ),
         (
@@ -167,7 +167,7 @@ def test_source_lines_for_each_format(tmp_path):
         (
             "m.toml",
             'input_shape = [8]\nlayers = [{units = 4}]\n[check]\nfail_on = [\n  "dead",\n  "vanish",\n  "symmetric",\n]\n',
-            ['m.toml:6: check.fail_on[1] must be one of vanishing, exploding, dead, saturated, symmetric, nonfinite, got "vanish"'],
+            ['m.toml:6: check.fail_on[1] must be one of vanishing, exploding, dead, saturated, symmetric, nonfinite, collapse, attn_saturated, stream_growth, got "vanish"'],
         ),
         ("f.yaml", "layers:\n  - units: 10\n   bad: 1\n", ["f.yaml:3: invalid YAML: expected <block end>, but found "
                                                          "'<block mapping start>'"]),

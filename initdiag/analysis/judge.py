@@ -9,6 +9,7 @@ inside the limits while one draw of the weights is outside them, and a wrong "ok
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import NamedTuple
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from ..network.graph import Graph
 from ..network.settings import FLAGS, ProbeSettings
+from .blocks import TOKEN_STAT_KEYS, stream_growth, token_rows
 from .gains import (
     block_branch_rows,
     cumulative_gains,
@@ -75,12 +77,15 @@ def judge(
         "zero_scale": zero_scale_blocks(graph),
         "blocked": norm_blocked(graph, {i for i, info in enumerate(infos) if info.norm_values == 2}),
         "branch": block_branch_rows(graph),
+        "token": token_rows(graph),
     }
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         for raw in raws:
             raw["forward_gain"], raw["backward_gain"] = cumulative_gains(graph, raw)
             raw["data_gain"] = data_gains(graph, raw, at_input)
+            if "residual_sq" in raw:  # initdiag's own stack (a model's rows have none)
+                raw["stream_growth"] = stream_growth(graph, raw["residual_sq"])
         per_trial = [
             _rows(graph, infos, raw, {key: raw[key] == 0 for key in ZERO_KEYS}, {}, structure, t)
             for raw in raws
@@ -88,10 +93,15 @@ def judge(
         if len(raws) == 1:
             layers = per_trial[0]
         else:
-            stacked = {key: np.array([r[key] for r in raws]) for key in STAT_KEYS}
-            means = {key: stacked[key].mean(axis=0) for key in STAT_KEYS}
+            keys = (*STAT_KEYS, *(k for k in TOKEN_STAT_KEYS if k in raws[0]))
+            stacked = {key: np.array([r[key] for r in raws]) for key in keys}
+            means = {key: stacked[key].mean(axis=0) for key in keys}
             means["bias_spread"] = np.mean([r.get("bias_spread", np.zeros(len(infos))) for r in raws], axis=0)
-            sds = {key: stacked[key].std(axis=0, ddof=1) for key in STAT_KEYS}
+            means["grad_norms"] = {
+                i: {key: float(np.mean([r["grad_norms"][i][key] for r in raws])) for key in norms}
+                for i, norms in raws[0].get("grad_norms", {}).items()
+            }
+            sds = {key: stacked[key].std(axis=0, ddof=1) for key in keys}
             zeros = {key: np.all([r[key] == 0 for r in raws], axis=0) for key in ZERO_KEYS}
             layers = _rows(graph, infos, means, zeros, sds, structure, t)
             for i, stats in enumerate(layers):
@@ -110,6 +120,11 @@ def _rows(graph: Graph, infos: list[RowInfo], values: dict, zeros: dict, sds: di
     for row, info in zip(graph.rows, infos, strict=True):
         i = row.index
         numbers = {key: None if key in info.absent else float(values[key][i]) for key in STAT_KEYS}
+        taken = structure["token"].get(i, set()) if info.structured else set()
+        token = {key: float(values[key][i]) if key in values else None for key in TOKEN_STAT_KEYS}
+        token = {key: value if _TAKEN_BY[key] & taken else None for key, value in token.items()}
+        if token["stream_growth"] is not None and math.isnan(token["stream_growth"]):
+            token["stream_growth"] = None  # the first block, the stream's start: nothing to compare
         judged = info.kind in judged_kinds(info.structured)
         gains_judged = judged and i not in structure["branch"]
         if not gains_judged or i not in at_input:
@@ -131,7 +146,9 @@ def _rows(graph: Graph, infos: list[RowInfo], values: dict, zeros: dict, sds: di
             init=info.init,
             bias_init=info.bias_init,
             **numbers,
-            sd={key: float(sds[key][i]) for key in sds if numbers[key] is not None},
+            sd={key: float(sds[key][i]) for key in sds if {**numbers, **token}[key] is not None},
+            **token,
+            grad_weight_norm=values.get("grad_norms", {}).get(i) if info.structured else None,
             units=info.units,
             output_shape=info.output_shape,
             depth=info.depth,
@@ -162,6 +179,13 @@ def _rows(graph: Graph, infos: list[RowInfo], values: dict, zeros: dict, sds: di
         stats.flag_sources = flag_sources(stats, t)
         out.append(stats)
     return out
+
+
+# the statistics each kind of token row takes (`blocks.token_rows`)
+_TAKEN_BY = {
+    "residual_sq": {"stream"}, "token_cosine": {"stream"}, "stream_growth": {"stream"},
+    "branch_var": {"branch"}, "attn_logit_std": {"attention"}, "attn_entropy": {"attention"},
+}  # fmt: skip
 
 
 def _union_of_trials(stats: LayerStats, trials: list[LayerStats]) -> None:

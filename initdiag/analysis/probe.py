@@ -46,6 +46,7 @@ from ..network.settings import ProbeSettings, Thresholds
 from ..network.shorthand import as_shorthand, parse_layers
 from ..network.stack import StackSpec
 from . import token_build
+from .blocks import block_records
 from .budget import MAX_TRIALS, PROBE_LOWER, TRIALS_HINT, probe_seconds, refuse_long
 from .inputs import InputSource, channels_last, get_input, stream
 from .judge import judge
@@ -373,7 +374,8 @@ def run_probe(spec: StackSpec, settings: ProbeSettings, source: InputSource | No
     if settings.theory:
         output_grad_sq = float(np.mean([r["output_grad_sq"] for r in raws]))
         summary.theory = _theory(plan, source, settings, layers, output_grad_sq)
-    return ProbeResult(spec=spec, settings=settings, layers=layers, summary=summary)
+    blocks = block_records(plan.graph, layers)
+    return ProbeResult(spec=spec, settings=settings, layers=layers, summary=summary, blocks=blocks)
 
 
 def _input_second_moment(source: InputSource, spec: StackSpec, dtype) -> float | None:

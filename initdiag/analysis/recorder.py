@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..core.stats import dead_fraction, distinct_columns, moments, saturated_fraction
+from ..core.token_stats import attention_entropy_share, attention_logit_std, frobenius, token_cosine
 from ..network.kinds import POOL_KINDS
+from .blocks import TOKEN_STAT_KEYS, token_rows
 from .gains import backward_references, input_rows, ratio, scale_free_rows
 from .result import STAT_KEYS
 from .token_build import distinct_units
@@ -37,7 +39,9 @@ class Recorder:
         self.index = {row.name: row.index for row in plan.graph.rows}
         self.weight_moments = weight_moments
         n = len(plan.graph.rows)
-        self.raw = {key: np.full(n, np.nan) for key in (*STAT_KEYS, *_RAW_EXTRA)}
+        self.raw = {key: np.full(n, np.nan) for key in (*STAT_KEYS, *_RAW_EXTRA, *TOKEN_STAT_KEYS)}
+        self.raw["grad_norms"] = {}  # row -> {weight: |dL/dW|} for the rows of several weights
+        self.token_rows = token_rows(plan.graph)  # what a transformer's rows take (`analysis.blocks`)
         self.forward_finite = True
         # rows whose E[x^2] going in is needed: a pooling row's own factor, a row at the data's gain
         self.input_needed = {row.index for row in plan.graph.rows if row.kind in POOL_KINDS}
@@ -105,11 +109,21 @@ class Recorder:
         self.transformer_forward(i, layer)
 
     def transformer_forward(self, i: int, layer) -> None:
-        """Where the per-block statistics of the contract's "Transformer statistics" are taken (part
-        B2): *layer* is the row's live object after its forward pass, with what it computed: an
-        attention's ``logits``, ``probs`` and ``allowed`` mask, a `StreamAdd`'s ``x`` (the stream
-        in), ``branch`` (the branch's output before the add) and ``a`` (the stream after it), an MLP's
-        hidden arrays. Nothing is taken here yet; they are freed after the row's backward pass."""
+        """A transformer's statistics of row *i* (`analysis.blocks`), from what its live layer
+        computed: an attention's ``logits``, ``probs`` and ``allowed`` mask, an add's ``branch`` (the
+        branch's output before the add), a row's output ``a`` (the stream)."""
+        take = self.token_rows.get(i)
+        if not take:
+            return
+        raw = self.raw
+        if "attention" in take:
+            raw["attn_logit_std"][i] = attention_logit_std(layer.logits, layer.allowed)
+            raw["attn_entropy"][i] = attention_entropy_share(layer.probs, layer.allowed)
+        if "branch" in take:
+            raw["branch_var"][i] = moments(layer.branch).var
+        if "stream" in take:
+            raw["residual_sq"][i] = moments(layer.a).second
+            raw["token_cosine"][i] = token_cosine(layer.a)
 
     def backward(self, layer, da, dx):
         i, raw = self.index[layer.name], self.raw
@@ -128,6 +142,9 @@ class Recorder:
             raw["grad_weight_ratio"][i] = ratio(math.sqrt(dwm.second), math.sqrt(wm.second))
         if not layer.act.piecewise_linear:
             raw["saturated_fraction"][i] = saturated_fraction(layer.dact, layer.act.max_derivative)
+        params = self.plan.graph.rows[i].params
+        if params:  # every weight of a row of several: |dL/dW|
+            raw["grad_norms"][i] = {p.key: frobenius(getattr(layer, "d" + p.key)) for p in params}
         hidden_act = getattr(layer, "hidden_act", None)
         if hidden_act is not None and not hidden_act.piecewise_linear and layer.hidden_dact is not None:
             raw["saturated_fraction"][i] = saturated_fraction(layer.hidden_dact, hidden_act.max_derivative)

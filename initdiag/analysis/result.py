@@ -7,10 +7,15 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from .._version import __version__
-from ..network.settings import FLAGS, ProbeSettings  # noqa: F401  (FLAGS re-exported)
+from ..network.settings import FLAGS, TOKEN_FLAGS, ProbeSettings  # noqa: F401  (FLAGS re-exported)
 from ..network.stack import StackSpec
 
 SCHEMA_VERSION = 1
+# a transformer's per-row statistics (`analysis.blocks`); defined here for the rows' JSON
+TOKEN_STAT_KEYS = (
+    "residual_sq", "branch_var", "attn_logit_std", "attn_entropy", "token_cosine", "stream_growth"
+)  # fmt: skip
+TOKEN_THRESHOLDS = ("max_token_cosine", "min_attn_entropy", "max_stream_growth")
 # verdict "warn": a gain past limit**WARN_FRACTION on the log scale, or a dead / saturated share past
 # half its limit (deep relu stacks with He init reach ~35% dead units by depth 30: a true warning)
 WARN_FRACTION = 0.75
@@ -134,6 +139,14 @@ class LayerStats:
     # the transformer block the row is part of (not in JSON: the row's name says it, block.row); where
     # per-block statistics are read
     block: str | None = None
+    # a transformer's statistics (`analysis.blocks`), in JSON at the rows that take them
+    residual_sq: float | None = None
+    branch_var: float | None = None
+    attn_logit_std: float | None = None
+    attn_entropy: float | None = None
+    token_cosine: float | None = None
+    stream_growth: float | None = None
+    grad_weight_norm: dict[str, float] | None = None  # |dL/dW| of each weight of a row of several
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -162,6 +175,13 @@ class LayerStats:
         for key in STAT_KEYS:
             if key in self.sd:
                 out[f"{key}_sd"] = self.sd[key]
+        for key in TOKEN_STAT_KEYS:
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+                if key in self.sd:
+                    out[f"{key}_sd"] = self.sd[key]
+        if self.grad_weight_norm is not None:
+            out["grad_weight_norm"] = dict(self.grad_weight_norm)
         return out
 
 
@@ -237,6 +257,7 @@ class ProbeResult:
     settings: ProbeSettings
     layers: list[LayerStats]
     summary: Summary
+    blocks: list[dict[str, Any]] = field(default_factory=list)  # a transformer's (`analysis.blocks`)
 
     def settings_dict(self) -> dict[str, Any]:
         s, t = self.settings, self.settings.thresholds
@@ -254,6 +275,7 @@ class ProbeResult:
             "theory": s.theory,
             "jacobian": s.jacobian,
             **({"device": s.device} if hasattr(self.spec, "model") else {}),
+            **({key: getattr(t, key) for key in TOKEN_THRESHOLDS} if self.blocks else {}),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -265,6 +287,7 @@ class ProbeResult:
             "settings": self.settings_dict(),
             "layers": [layer.to_dict() for layer in self.layers],
             "summary": self.summary.to_dict(),
+            **({"blocks": self.blocks} if self.blocks else {}),
         }
 
     def layer(self, name: str) -> LayerStats:

@@ -57,7 +57,8 @@ def draws(row: Row, graph: Graph, role_init: dict, act, dtype) -> tuple[Draw, ..
     for param in row.params:
         ctx = LayerContext(f"{row.name}.{param.key}", param.shape, Fans(*param.fans), act, np.dtype(dtype),
                            param.role, graph.n_blocks, graph.causal, heads)  # fmt: skip
-        chosen = role_init.get(ROLES[param.role]) or layer.init
+        chosen = role_init.get(param.role) if param.role in ("q", "k", "v") else None  # q, k, v over qkv
+        chosen = chosen or role_init.get(ROLES[param.role]) or layer.init
         if chosen.data_driven:
             raise InitdiagError(
                 f"layer {row.name}: {chosen} rescales a dense or conv layer's weight to unit output "

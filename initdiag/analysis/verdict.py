@@ -96,7 +96,30 @@ def layer_flags(stats: LayerStats, t: Thresholds) -> list[str]:
         flags.add("saturated")
     if stats.distinct_units is not None and stats.distinct_units < stats.units:
         flags.add("symmetric")
+    flags.update(flag for flag, _, _ in _token_flags(stats, t))
     return [f for f in FLAGS if f in flags]
+
+
+def _token_flags(stats: LayerStats, t: Thresholds) -> list[tuple[str, float, str]]:
+    """A transformer row's flags (`analysis.blocks`): (flag, how far past its limit, the sentence)."""
+    out = []
+    c, e, g = stats.token_cosine, stats.attn_entropy, stats.stream_growth
+    if c is not None and c > t.max_token_cosine:
+        out.append(("collapse", c, (
+            f"layer {stats.name}: the tokens of a sample have a mean pairwise cosine of {format_number(c)} "
+            f"(> {t.max_token_cosine:g}): they point nearly one way (rank collapse, Dong et al. 2021)"
+        )))  # fmt: skip
+    if e is not None and e < t.min_attn_entropy:
+        out.append(("attn_saturated", 1 - e, (
+            f"layer {stats.name}: attention's entropy is {e:.1%} of its maximum "
+            f"(< {t.min_attn_entropy:.0%}): each query reads nearly one key (one-hot attention)"
+        )))  # fmt: skip
+    if g is not None and g > t.max_stream_growth:
+        out.append(("stream_growth", g, (
+            f"layer {stats.name}: the stream's E|x|^2/d is {format_number(g)} times what linear growth from "
+            f"the first block gives (> {t.max_stream_growth:g}): each block adds more than the last"
+        )))  # fmt: skip
+    return out
 
 
 class Finding(NamedTuple):
@@ -226,6 +249,9 @@ def all_findings(layers: list[LayerStats], t: Thresholds, warn: bool) -> list[Fi
             found.append(
                 Finding("symmetric", "symmetric", 3, 1 - s.distinct_units / s.units, s.name, sentence)
             )
+        if not warn:
+            for flag, badness, sentence in _token_flags(s, t):
+                found.append(Finding(flag, flag, 2, badness, s.name, sentence))
         if warn and small_batch_norm(s):
             found.append(
                 Finding("small batch", "vanishing", 5, 1.0 / s.norm_values, s.name, small_batch_sentence(s))

@@ -24,8 +24,9 @@ ROLES = {
     "q": "qkv", "k": "qkv", "v": "qkv", "out_proj": "out_proj", "mlp_in": "mlp_in", "mlp_gate": "mlp_in",
     "mlp_out": "mlp_out", "embedding": "embedding", "positions": "positions", "unembedding": "unembedding",
 }  # fmt: skip
-# the keys of a spec's ``[init]`` table: each sets every weight of its role(s)
-ROLE_KEYS = ("embedding", "positions", "qkv", "out_proj", "mlp_in", "mlp_out", "unembedding")
+# the keys of a spec's ``[init]`` table: each sets every weight of its role(s); q, k and v set one of
+# the three attention projections over qkv (a zero query: mup's; zero queries and keys: uniform attention)
+ROLE_KEYS = ("embedding", "positions", "qkv", "q", "k", "v", "out_proj", "mlp_in", "mlp_out", "unembedding")
 # the weights whose output is added to the residual stream
 RESIDUAL_OUT = ("out_proj", "mlp_out")
 _BRANCH = ("v", "out_proj", "mlp_in", "mlp_gate", "mlp_out")  # T-Fixup's and DeepNet's scaled weights

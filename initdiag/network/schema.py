@@ -57,6 +57,9 @@ SCHEMA: dict[str, Any] = {
                     ("embedding", "The token embedding table (vocab, d)."),
                     ("positions", "The learned position table (max_seq, d)."),
                     ("qkv", "Attention's query, key and value projections."),
+                    ("q", "Attention's query projection (over qkv)."),
+                    ("k", "Attention's key projection (over qkv)."),
+                    ("v", "Attention's value projection (over qkv)."),
                     ("out_proj", "Attention's output projection (adds to the stream)."),
                     ("mlp_in", "The MLP's input projection(s) (both halves of a gated MLP)."),
                     ("mlp_out", "The MLP's output projection (adds to the stream)."),
@@ -138,6 +141,26 @@ SCHEMA: dict[str, Any] = {
                     "minimum": 0,
                     "maximum": 1,
                     "description": "A layer with more saturated entries than this share is saturated.",
+                },
+                "max_token_cosine": {
+                    "type": "number",
+                    "minimum": 0,
+                    "maximum": 1,
+                    "description": "A transformer: a row whose tokens' mean pairwise cosine exceeds it is "
+                    "flagged collapse (default 0.9).",
+                },
+                "min_attn_entropy": {
+                    "type": "number",
+                    "minimum": 0,
+                    "maximum": 1,
+                    "description": "A transformer: attention whose entropy, as a share of its maximum, is "
+                    "below it is flagged attn_saturated (default 0.1).",
+                },
+                "max_stream_growth": {
+                    "type": "number",
+                    "exclusiveMinimum": 1,
+                    "description": "A transformer: a block l whose stream's E|x|^2/d exceeds this many times "
+                    "l times the first block's is flagged stream_growth (default 2).",
                 },
                 "allow_symmetric": {
                     "type": "boolean",

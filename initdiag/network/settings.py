@@ -8,8 +8,9 @@ from typing import Any
 
 from ..errors import InitdiagError
 
-# what a layer can be flagged with (see Thresholds)
-FLAGS = ("vanishing", "exploding", "dead", "saturated", "symmetric", "nonfinite")
+# what a layer can be flagged with (see Thresholds); the last three only in a transformer's rows
+TOKEN_FLAGS = ("collapse", "attn_saturated", "stream_growth")
+FLAGS = ("vanishing", "exploding", "dead", "saturated", "symmetric", "nonfinite", *TOKEN_FLAGS)
 
 
 @dataclass
@@ -21,13 +22,21 @@ class Thresholds:
     max_backward_gain: float = 10.0
     max_dead_fraction: float = 0.5
     max_saturated_fraction: float = 0.5
+    # a transformer's: ``collapse`` when a sample's tokens' mean pairwise cosine exceeds it,
+    # ``attn_saturated`` when attention's entropy share falls below it, ``stream_growth`` when the
+    # stream's E|x|^2/d after block l exceeds this many times l times block 1's
+    max_token_cosine: float = 0.9
+    min_attn_entropy: float = 0.1
+    max_stream_growth: float = 2.0
 
     def check(self) -> Thresholds:
         for key in ("max_forward_gain", "max_backward_gain"):
             value = getattr(self, key)
             if not value > 1:
                 raise InitdiagError(f"{key} must be greater than 1, got {value:g}")
-        for key in ("max_dead_fraction", "max_saturated_fraction"):
+        if not self.max_stream_growth > 1:
+            raise InitdiagError(f"max_stream_growth must be greater than 1, got {self.max_stream_growth:g}")
+        for key in ("max_dead_fraction", "max_saturated_fraction", "max_token_cosine", "min_attn_entropy"):
             value = getattr(self, key)
             if not 0 <= value <= 1:
                 raise InitdiagError(f"{key} must be in [0, 1], got {value:g}")

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import InitdiagError, SpecLayerError
 from .document import read_document
-from .kinds import KINDS, LayerSpec, default_of, where
+from .kinds import KINDS, TOKEN_KINDS, LayerSpec, default_of, walk_layers, where
 from .parse import SourceMap, SpecError
 from .schema import validate
 from .settings import FLAGS, CheckSettings, ProbeSettings, Thresholds
@@ -230,6 +230,9 @@ def _check_section(data: dict) -> CheckSettings:
                 "max_backward_gain",
                 "max_dead_fraction",
                 "max_saturated_fraction",
+                "max_token_cosine",
+                "min_attn_entropy",
+                "max_stream_growth",
             )
             if key in check_data
         }
@@ -319,9 +322,15 @@ def to_data(stack: StackSpec, settings: ProbeSettings, check: CheckSettings | No
         "max_backward_gain": t.max_backward_gain,
         "max_dead_fraction": t.max_dead_fraction,
         "max_saturated_fraction": t.max_saturated_fraction,
-        "allow_symmetric": check.allow_symmetric,
-        "fail_on": list(check.fail_on),
     }
+    tokens = not hasattr(stack, "model") and any(
+        layer.kind in TOKEN_KINDS for layer in walk_layers(stack.layers)
+    )
+    defaults = Thresholds()
+    for key in ("max_token_cosine", "min_attn_entropy", "max_stream_growth"):  # a transformer's
+        if tokens or getattr(t, key) != getattr(defaults, key):
+            data["check"][key] = getattr(t, key)
+    data["check"] |= {"allow_symmetric": check.allow_symmetric, "fail_on": list(check.fail_on)}
     return data
 
 

@@ -149,8 +149,9 @@ def _resolve_sequence(
             values["act"] = canon("act", chosen, f"layer {name}", at)
         if info.weighted or entry.kind == "residual":
             values["init"] = canon("init", entry.init, f"layer {name}", at) or init
-            given_bias = canon("bias_init", entry.bias_init, f"layer {name}", at)
-            values["bias_init"] = given_bias if given_bias is not None else bias_init
+            if "bias_init" in info.keys:  # (an embedding has none)
+                given_bias = canon("bias_init", entry.bias_init, f"layer {name}", at)
+                values["bias_init"] = given_bias if given_bias is not None else bias_init
         for key in info.keys:
             if getattr(entry, key) is None and default_of(entry.kind, key) is not None:
                 values[key] = default_of(entry.kind, key)

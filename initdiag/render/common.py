@@ -25,6 +25,9 @@ FLAG_STYLES = {
     "saturated": "bold magenta",
     "symmetric": "bold reverse",
     "nonfinite": "bold white on red",
+    "collapse": "bold black on yellow",
+    "attn_saturated": "bold white on magenta",
+    "stream_growth": "bold white on blue",
 }
 WARN_STYLE = "yellow"  # a gain in the warn band, a warn verdict
 NOTE_STYLE = "italic"  # a note that qualifies the reading

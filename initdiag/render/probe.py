@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 from ..analysis.result import FLAGS, LayerStats, ProbeResult, judged_kinds
 from ..analysis.result import format_number as fmt
+from .blocks import blocks_markdown, blocks_table, stream_legend
 from .common import (
     FLAG_STYLES,
     NOT_APPLICABLE,
@@ -251,8 +252,13 @@ def stack_text(result: ProbeResult) -> str:
     and output shapes."""
     s, n = result.spec, len(result.layers)
     shape = "×".join
-    if hasattr(s, "model"):  # a PyTorch model
+    if hasattr(s, "model"):  # a PyTorch model, and its outputs when it returns more than one
+        outs = getattr(s, "outputs", ())
         out = shape(map(str, result.layers[-1].output_shape))
+        if len(outs) == 1:
+            out = shape(map(str, outs[0][1])) or "1"
+        elif outs:
+            out = ", ".join(f"{name} {shape(map(str, dims)) or '1'}" for name, dims in outs)
         return f"{s.model} · {s.input_shape} → {out} ({n} module{'s' if n != 1 else ''})"
     if s.is_dense_chain:
         parts = [str(s.widths[0])]
@@ -389,6 +395,7 @@ def probe_table(result: ProbeResult, width: int | None = None):
     else:
         shown, hidden = fitted
         parts.append(table(title(result), shown, width))
+    parts += blocks_table(result, width)  # a transformer's per-block statistics
 
     sm = result.summary
     parts.append(Text(verdict_line(result), style=VERDICT_STYLES[sm.verdict]))
@@ -441,16 +448,7 @@ def legend_lines(result: ProbeResult, hidden: list, as_list: bool = False) -> li
     if "residual" in kinds:
         lines.append("Σ residual sum: shortcut + scale × branch (the rows above it, indented)")
     judged = judged_kinds(not hasattr(result.spec, "model"))
-    if "stream_add" in kinds:
-        lines.append(
-            "transformer blocks: each add of the stream shows the stream after it; the rows of a branch "
-            "(indented) are shown, not judged (their scale is what the init chooses); backward gains from "
-            "the positions to the final norm are scale-free, E[x²]·E[∂x²] over the final norm's input's "
-            "(the stream is read through norms, whose backward pass divides by its std)"
-            if any(x.block is not None for x in result.layers if x.kind in ("layernorm", "rmsnorm"))
-            else "transformer blocks: each add of the stream shows the stream after it; the rows of a "
-            "branch (indented) are shown, not judged (their scale is what the init chooses)"
-        )
+    lines += stream_legend(result)
     unjudged = sorted(kinds - set(judged) - {"batchnorm", "layernorm", "rmsnorm", "stream_add"})
     if unjudged:
         lines.append(
@@ -503,6 +501,7 @@ def to_markdown(result: ProbeResult) -> str:
         for layer in result.layers
     ]
     lines = [f"**initdiag probe** · {title(result)}", "", *markdown_table(headers, left, rows)]
+    lines += blocks_markdown(result)
     lines += ["", f"**{verdict_line(result)}**"]
     lines += [f"- {reason}" for reason in result.summary.reasons]
     lines += [f"- note: {note}" for note in result.summary.notes]

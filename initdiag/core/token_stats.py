@@ -1,0 +1,90 @@
+"""Statistics of token streams and attention, in float64 over bounded chunks (numpy only): the
+attention logits' std and entropy, and the mean pairwise cosine of a sample's tokens (rank collapse).
+Definitions are the contract's "Transformer statistics" (docs/transformers.md)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+_CHUNK = 1 << 20  # float64 entries converted at a time
+
+
+def _batch_chunks(n: int, per_sample: int):
+    step = max(1, _CHUNK // max(per_sample, 1))
+    for start in range(0, n, step):
+        yield slice(start, min(n, start + step))
+
+
+def attention_logit_std(logits: np.ndarray, allowed: np.ndarray | None) -> float:
+    """Population std of the attention logits (batch, heads, seq, seq), the scaled scores that enter
+    the softmax, over the entries a query may attend to (*allowed* (seq, seq) bool; None: all)."""
+    batch, heads, seq, _ = logits.shape
+    total = total_sq = 0.0
+    count = 0
+    for h in range(heads):
+        for rows in _batch_chunks(batch, seq * seq):
+            block = logits[rows, h]
+            values = (block[:, allowed] if allowed is not None else block).astype(np.float64)
+            total += float(values.sum())
+            flat = values.reshape(-1)
+            total_sq += float(np.dot(flat, flat))
+            count += values.size
+    if count == 0:
+        return math.nan
+    mean = total / count
+    return math.sqrt(max(total_sq / count - mean * mean, 0.0))
+
+
+def attention_entropy_share(probs: np.ndarray, allowed: np.ndarray | None) -> float:
+    """Mean over samples, heads and query positions of the attention weights' entropy as a share of
+    its maximum, H(p_i) / log(n_i), n_i the keys query i may attend to (seq, or i + 1 under a causal
+    mask). Queries with a single allowed key (the first one under a causal mask), whose entropy is 0
+    by construction and whose maximum is 0, are left out. 1: uniform attention; 0: one-hot."""
+    batch, heads, seq, _ = probs.shape
+    keys = allowed.sum(axis=1) if allowed is not None else np.full(seq, seq)
+    judged = keys >= 2
+    if not judged.any():
+        return math.nan
+    scale = np.zeros(seq)
+    scale[judged] = 1.0 / np.log(keys[judged])
+    total, count = 0.0, 0
+    for h in range(heads):
+        for rows in _batch_chunks(batch, seq * seq):
+            p = probs[rows, h].astype(np.float64)
+            logp = np.log(np.where(p > 0, p, 1.0))
+            entropy = -np.einsum("bij,bij->bi", p, logp)  # (samples, queries)
+            total += float((entropy[:, judged] * scale[judged]).sum())
+            count += entropy.shape[0] * int(judged.sum())
+    return total / count
+
+
+def token_cosine(x: np.ndarray) -> float:
+    """Mean over samples of the mean pairwise cosine between the token vectors of one sample (x of
+    shape (batch, seq, d); pairs of distinct tokens). With x_hat the unit vectors, the sum over pairs
+    is |sum_t x_hat_t|^2 - sum_t |x_hat_t|^2, so it costs one pass. A zero vector counts as cosine 0
+    with every other; one token per sample has no pair (nan). 1: every token points the same way
+    (rank collapse, Dong et al. 2021)."""
+    batch, seq, d = x.shape
+    if seq < 2:
+        return math.nan
+    total = 0.0
+    for rows in _batch_chunks(batch, seq * d):
+        v = x[rows].astype(np.float64)
+        norms = np.sqrt(np.einsum("btd,btd->bt", v, v))
+        unit = v / np.where(norms > 0, norms, 1.0)[..., None]
+        summed = unit.sum(axis=1)
+        pairs = np.einsum("bd,bd->b", summed, summed) - (norms > 0).sum(axis=1)
+        total += float(pairs.sum())
+    return total / (batch * seq * (seq - 1))
+
+
+def frobenius(array: np.ndarray) -> float:
+    """sqrt(sum of squares) in float64, converted a chunk at a time."""
+    flat = array.reshape(-1)
+    total = 0.0
+    for start in range(0, flat.size, _CHUNK):
+        part = flat[start : start + _CHUNK].astype(np.float64)
+        total += float(np.dot(part, part))
+    return math.sqrt(total)

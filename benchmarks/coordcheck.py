@@ -10,7 +10,8 @@ Issue 15's case: --layers 64,W,W,W,10 --widths 64..2048 --param sp,mup --optimiz
   the large widths, largest first, on one worker process per core; workers' start included).
 - one after another: the same 36 runs, each alone (one run per task), in this process, numpy free to
   use its BLAS threads: what a loop over the configurations does.
-- PyTorch: a loop over the 36 configurations in torch (its default threads), each an nn.Sequential
+- PyTorch: a loop over the 36 configurations in torch (its default threads, and again with one
+  thread, which can be faster at these sizes on a busy machine), each an nn.Sequential
   with muP's per-layer learning rates as parameter groups, torch.optim.Adam, forward hooks recording
   mean |x| of every layer's output at every step (as mup's get_coord_data does), the same batch.
 
@@ -100,6 +101,19 @@ def torch_loop() -> None:
                     h.remove()
 
 
+def torch_loop_one_thread() -> None:
+    """The same loop with torch.set_num_threads(1): at these sizes, on a busy machine, one thread
+    can beat torch's default two (its threads wait for each other)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch_loop()
+    finally:
+        torch.set_num_threads(before)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -108,6 +122,7 @@ def main() -> None:
     cases = {"coordcheck (pool)": pooled, "one after another": one_after_another}
     if not args.no_torch:
         cases["PyTorch loop"] = torch_loop
+        cases["PyTorch, 1 thread"] = torch_loop_one_thread
     for fn in cases.values():  # warm up: imports, BLAS threads, file caches
         fn()
     times: dict[str, list[float]] = {name: [] for name in cases}

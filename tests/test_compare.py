@@ -291,3 +291,18 @@ def test_progress_bar_only_on_a_terminal_and_for_more_than_a_few_cells(monkeypat
     with _progress() as progress:
         progress(1, 24)
         assert progress._bar is None
+
+
+def test_a_sweep_cell_says_why_it_is_not_ok():
+    """A warn has no flag (a gain close to its limit): the cell's reasons say so, as the probe's do."""
+    from initdiag.analysis.compare import sweep
+    from initdiag.analysis.probe import run_probe
+    from initdiag.network.job import job
+
+    result = sweep(width=64, depths=[4], inits=["he", "xavier"], acts=["relu"], jobs=1)
+    xavier = result.cells[0][1] if result.columns[1]["init"].startswith("xavier") else result.cells[1][0]
+    stack, settings, _ = job(layers="64,64x4", stack_options={"init": "xavier", "act": "relu"})
+    expected = run_probe(stack, settings).summary
+    assert xavier.verdict == expected.verdict == "warn" and xavier.flags == []
+    assert list(xavier.reasons) == expected.reasons and "close to vanishing" in xavier.reasons[0]
+    assert xavier.to_dict()["reasons"] == expected.reasons

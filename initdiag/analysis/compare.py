@@ -200,13 +200,15 @@ class SweepCell(NamedTuple):
     verdict: str
     flags: list[str]
     sd: dict[str, float]
+    reasons: tuple[str, ...] = ()  # why its verdict (a warn has no flag: a gain close to its limit)
 
     def gain(self, metric: str) -> float:
         return self.forward_gain if metric == "forward" else self.backward_gain
 
     def to_dict(self) -> dict[str, Any]:
         out = {**self.values, "forward_gain": self.forward_gain, "backward_gain": self.backward_gain,
-               "loss": self.loss, "verdict": self.verdict, "flags": list(self.flags)}  # fmt: skip
+               "loss": self.loss, "verdict": self.verdict, "flags": list(self.flags),
+               "reasons": list(self.reasons)}  # fmt: skip
         out.update({f"{key}_sd": value for key, value in self.sd.items()})
         return out
 
@@ -258,7 +260,15 @@ def _run_cell(stack: StackSpec, settings: ProbeSettings) -> tuple:
     from .probe import run_probe
 
     sm = run_probe(stack, settings).summary
-    return sm.forward_gain, sm.backward_gain, sm.loss, sm.verdict, list(sm.flags), dict(sm.sd)
+    return (
+        sm.forward_gain,
+        sm.backward_gain,
+        sm.loss,
+        sm.verdict,
+        list(sm.flags),
+        dict(sm.sd),
+        tuple(sm.reasons),
+    )
 
 
 @keyword_names(option_keywords(depth="depths", init="inits", act="acts"))

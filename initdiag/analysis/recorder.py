@@ -117,7 +117,8 @@ class Recorder:
             return
         raw = self.raw
         if "attention" in take:
-            raw["attn_logit_std"][i] = attention_logit_std(layer.logits, layer.allowed)
+            # (the logits are kept for this alone: their masked entries may be overwritten)
+            raw["attn_logit_std"][i] = attention_logit_std(layer.logits, layer.allowed, overwrite=True)
             raw["attn_entropy"][i] = attention_entropy_share(layer.probs, layer.allowed)
         if "branch" in take:
             raw["branch_var"][i] = moments(layer.branch).var

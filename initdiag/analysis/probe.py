@@ -396,6 +396,9 @@ def _theory(plan: _Plan, source: InputSource, settings: ProbeSettings, layers: l
 
     for stats in layers:
         stats.theory_on = True
+    if plan.graph.n_blocks or any(row.kind == "attention" for row in plan.graph.rows):
+        words = "attention mixes a sample's tokens, which its recursion does not model (the blocks table"
+        return {"reason": f"mean-field theory here covers dense stacks; {words} measures the stream)"}
     if not plan.spec.is_dense_chain:
         return {"reason": "mean-field theory here covers dense stacks"}
     inputs = _input_second_moment(source, plan.spec, settings.dtype)

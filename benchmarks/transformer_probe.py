@@ -1,0 +1,132 @@
+"""initdiag's probe of a Pre-LN transformer, end to end, against a plain PyTorch script doing the same
+forward and backward with hooks (issue 14's benchmark), each in its own process on the same threads.
+
+    python benchmarks/transformer_probe.py [--blocks 12] [--d 768] [--heads 12] [--seq 256] [--batch 8]
+                                           [--runs 3]
+
+The stack: `--layers "transformer:d=768,heads=12,blocks=12,seq=256"` (a (seq, d) input of N(0, 1)
+vectors, Pre-LN blocks of causal attention with biases and a 4d GELU MLP, a final LayerNorm), GPT-2's
+init, float32. initdiag: `initdiag.probe(...)`, with every statistic of the table and the blocks
+table. PyTorch: the same blocks (nn.LayerNorm, a fused qkv nn.Linear, F.scaled_dot_product_attention,
+nn.Linear, nn.GELU), a forward hook on every leaf module taking its output's mean and variance and a
+full backward hook taking its input gradient's, the unit loss sum(Y * G) / batch, backward. Each side
+runs `--runs` times in a fresh process (the best and the median are reported) and reports its peak
+resident memory. Target (issue 14): initdiag within 1.5x of PyTorch's time, and its peak memory not
+above PyTorch's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+
+def run_initdiag(args) -> float:
+    import initdiag
+
+    text = f"transformer:d={args.d},heads={args.heads},blocks={args.blocks},seq={args.seq}"
+    start = time.perf_counter()
+    initdiag.probe(text, init="gpt2", batch=args.batch)
+    return time.perf_counter() - start
+
+
+def run_torch(args) -> float:
+    import torch
+    from torch import nn
+    from torch.nn import functional
+
+    class Attention(nn.Module):
+        def __init__(self, d, heads):
+            super().__init__()
+            self.heads = heads
+            self.qkv, self.out = nn.Linear(d, 3 * d), nn.Linear(d, d)
+
+        def forward(self, x):
+            b, s, d = x.shape
+            q, k, v = self.qkv(x).view(b, s, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+            y = functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+            return self.out(y.transpose(1, 2).reshape(b, s, d))
+
+    class Block(nn.Module):
+        def __init__(self, d, heads):
+            super().__init__()
+            self.ln1, self.attn, self.ln2 = nn.LayerNorm(d), Attention(d, heads), nn.LayerNorm(d)
+            self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+
+        def forward(self, x):
+            x = x + self.attn(self.ln1(x))
+            return x + self.mlp(self.ln2(x))
+
+    torch.manual_seed(0)
+    model = nn.Sequential(*(Block(args.d, args.heads) for _ in range(args.blocks)), nn.LayerNorm(args.d))
+    for name, p in model.named_parameters():
+        if p.dim() == 2:
+            std = (
+                0.02 / (2 * args.blocks) ** 0.5
+                if name.endswith(("attn.out.weight", "mlp.2.weight"))
+                else 0.02
+            )
+            nn.init.normal_(p, 0.0, std)
+        elif name.endswith("bias"):
+            nn.init.zeros_(p)
+    stats = []
+
+    def forward_hook(module, inputs, output):
+        stats.append((output.detach().mean().item(), output.detach().var().item()))
+
+    def backward_hook(module, grad_input, grad_output):
+        if grad_input and grad_input[0] is not None:
+            stats.append((grad_input[0].mean().item(), grad_input[0].var().item()))
+
+    for module in model.modules():
+        if not list(module.children()) or isinstance(module, Attention):
+            module.register_forward_hook(forward_hook)
+            module.register_full_backward_hook(backward_hook)
+    start = time.perf_counter()
+    x = torch.randn(args.batch, args.seq, args.d, requires_grad=True)
+    g = torch.randn(args.batch, args.seq, args.d)
+    loss = (model(x) * g).sum() / args.batch
+    loss.backward()
+    return time.perf_counter() - start
+
+
+def child(args) -> None:
+    seconds = run_initdiag(args) if args.side == "initdiag" else run_torch(args)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+    print(json.dumps({"seconds": seconds, "peak": peak}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for key, default in (("blocks", 12), ("d", 768), ("heads", 12), ("seq", 256), ("batch", 8), ("runs", 3)):
+        parser.add_argument(f"--{key}", type=int, default=default)
+    parser.add_argument("--side", choices=("initdiag", "torch"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.side:
+        return child(args)
+    sizes = [f"--{k}={getattr(args, k)}" for k in ("blocks", "d", "heads", "seq", "batch")]
+    results: dict[str, list[dict]] = {"initdiag": [], "torch": []}
+    for _ in range(args.runs):  # interleaved, each in a fresh process
+        for side in results:
+            out = subprocess.run([sys.executable, __file__, *sizes, "--side", side], capture_output=True,
+                                 text=True, check=True)  # fmt: skip
+            results[side].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    print(f"Pre-LN transformer, {args.blocks} blocks, d {args.d}, {args.heads} heads, seq {args.seq}, "
+          f"batch {args.batch}, float32, forward + backward with statistics")  # fmt: skip
+    for side, runs in results.items():
+        times = [r["seconds"] for r in runs]
+        peak = max(r["peak"] for r in runs)
+        print(f"  {side:9} best {min(times):7.2f} s  median {statistics.median(times):7.2f} s  "
+              f"peak memory {peak / 2**30:.2f} GiB")  # fmt: skip
+    best = min(r["seconds"] for r in results["initdiag"]) / min(r["seconds"] for r in results["torch"])
+    peaks = max(r["peak"] for r in results["initdiag"]) / max(r["peak"] for r in results["torch"])
+    print(f"  ratio initdiag / torch: time {best:.2f} (best), peak memory {peaks:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -141,7 +141,8 @@ def test_a_std_no_rule_names_is_reported_by_family_and_roundest_std():
     heavy = rng.standard_t(3, size=(256, 256)) * 0.02  # heavy tails: no init draws this
     t = audit({"trained.weight": heavy}).tensors[0]
     assert t.fit < 1e-3
-    assert "match no init rule" in " ".join(audit({"trained.weight": heavy}).summary.notes)
+    notes = audit({"trained.weight": heavy}).summary.notes
+    assert "1 tensor matches no init rule" in " ".join(notes)
 
 
 def test_fans_follow_pytorch_and_keras_layouts():
@@ -232,12 +233,13 @@ def test_an_untied_head_with_another_std_is_flagged():
     assert audit(state).summary.flags == []
 
 
-def test_norm_bias_and_constant_weights():
+def test_norm_bias_and_a_zero_readout():
     state = {"norm.weight": np.ones(64), "norm.bias": np.full(64, 0.1), "fc.weight": np.zeros((64, 64))}
     result = audit(state)
     flags = {t.name: t.flags for t in result.tensors}
-    assert flags == {"norm.weight": [], "norm.bias": ["norm"], "fc.weight": ["symmetric"]}
-    assert result.summary.verdict == "fail"
+    assert flags == {"norm.weight": [], "norm.bias": ["norm"], "fc.weight": []}
+    assert result.summary.verdict == "warn"
+    assert "zero readout" in result.tensors[2].rule_note
 
 
 def test_nonfinite_values_are_reported():
@@ -297,7 +299,7 @@ def test_cli_audits_an_npz_and_fails_on_a_flag(tmp_path):
         data["tensors"][0]
     )
     csv = run("audit", str(path), "--format", "csv").stdout.splitlines()
-    assert csv[0].startswith("name,shape,role") and len(csv) == 1 + len(state)
+    assert csv[0].startswith("name,shape,role") and len(csv) == len(state)  # lm_head is wte, listed once
     assert run("audit", str(path), "--format", "markdown").stdout.startswith("**initdiag audit**")
 
 
@@ -407,3 +409,311 @@ def test_rule_fit_probabilities_are_calibrated():
     rng = np.random.default_rng(9)
     fits = [best_rule(rng.normal(0, 0.02, 4096), weight_rules(64, 64, None)).fit for _ in range(300)]
     assert 0.04 < np.mean(np.array(fits) < 0.1) < 0.18
+
+
+# -- zeros and constants: information, unless nothing can tell the units apart ----------------------
+
+
+def _mlp(torch, fill=None, readout=None, bias=None, dropout=0.0):
+    """Linear(32, 64), ReLU, [Dropout], Linear(64, 10): torch's default, with the weights, the readout
+    or the biases set to a constant when asked."""
+    torch.manual_seed(0)
+    layers = [torch.nn.Linear(32, 64), torch.nn.ReLU()]
+    layers += [torch.nn.Dropout(dropout)] if dropout else []
+    model = torch.nn.Sequential(*layers, torch.nn.Linear(64, 10))
+    first, last = model[0], model[len(model) - 1]
+    with torch.no_grad():
+        if fill is not None:
+            first.weight.fill_(fill)
+        if readout is not None:
+            last.weight.fill_(readout)
+        if bias is not None:
+            first.bias.fill_(bias)
+            last.bias.fill_(bias)
+    return model
+
+
+def _distinct_rows_after_steps(torch, model, steps=3):
+    """How many distinct rows the first Linear's weight has after a few SGD steps on cross-entropy
+    (the independent truth: do its units separate?)."""
+    gen = torch.Generator().manual_seed(1)
+    x, y = torch.randn(64, 32, generator=gen), torch.randint(0, 10, (64,), generator=gen)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    return len(torch.unique(model[0].weight.detach(), dim=0))
+
+
+def test_a_zero_readout_is_information_and_trains(torch):
+    from initdiag.torch import audit_module
+
+    model = _mlp(torch, readout=0.0)
+    with torch.no_grad():
+        model[2].bias.zero_()
+    result = audit_module(model)
+    head = result.tensors[2]
+    assert result.summary.verdict == "ok" and head.flags == [] and head.rule == "zeros"
+    assert "zero readout" in head.rule_note and any("zero init: 2.weight" in n for n in result.summary.notes)
+    # the truth: its units (and the hidden ones below it) separate within a few steps
+    assert _distinct_rows_after_steps(torch, model) == 64
+    assert len(torch.unique(model[2].weight.detach(), dim=0)) == 10
+
+
+def test_constant_weights_with_nothing_random_fail_and_cannot_train(torch):
+    from initdiag.torch import audit_module
+
+    for fill in (0.1, 0.0):
+        model = _mlp(torch, fill=fill, readout=0.05, bias=0.0)
+        result = audit_module(model)
+        flags = {t.name: t.flags for t in result.tensors}
+        assert flags["0.weight"] == ["symmetric"] and flags["2.weight"] == [], flags
+        assert result.summary.verdict == "fail"
+        assert "unless dropout" not in result.summary.reasons[0]  # the module has none: it is shown
+        assert _distinct_rows_after_steps(torch, model, steps=5) == 1  # its 64 units stay one
+
+
+def test_a_constant_layer_that_others_can_separate_is_a_warning(torch):
+    from initdiag.torch import audit_module
+
+    for model in (_mlp(torch, fill=0.1), _mlp(torch, fill=0.1, readout=0.05, bias=0.0, dropout=0.5)):
+        result = audit_module(model)
+        assert result.tensors[0].flags == ["constant"] and result.summary.verdict == "warn"
+    model = _mlp(torch, fill=0.1)  # the random readout and biases tell the units apart
+    assert _distinct_rows_after_steps(torch, model) == 64
+
+
+def test_zeros_that_are_not_weight_matrices_are_named():
+    rng = np.random.default_rng(0)
+    state = {
+        "cls_token": np.zeros((1, 1, 192)),
+        "pos_embed": rng.normal(0, 0.02, (1, 197, 192)),
+        **{f"blocks.{i}.norm1.weight": np.ones(192) for i in range(3)},
+        **{f"blocks.{i}.ls1.gamma": np.full(192, 1e-5) for i in range(3)},
+        **{f"blocks.{i}.rezero_alpha": np.zeros(()) for i in range(3)},
+        **{f"blocks.{i}.fc.weight": rng.normal(0, 0.02, (192, 192)) for i in range(3)},
+        "head.weight": np.zeros((1000, 192)),
+    }
+    result = audit(state)
+    assert result.summary.verdict == "ok", result.summary.reasons
+    by_name = {t.name: t for t in result.tensors}
+    assert by_name["cls_token"].rule == "zeros" and "cls_token" in by_name["cls_token"].rule_note
+    assert (
+        by_name["blocks.0.ls1.gamma"].role == "other"
+        and by_name["blocks.0.ls1.gamma"].rule == "constant:1e-05"
+    )
+    assert (by_name["pos_embed"].fan_in, by_name["pos_embed"].fan_out) == (192, 197)
+    assert "zero readout" in by_name["head.weight"].rule_note
+
+
+def test_zero_init_residual_gains_are_named_and_other_zero_gains_flagged():
+    def bottleneck(i, last_gain):
+        p = f"layer1.{i}."
+        return {p + "bn1.weight": np.ones(64), p + "bn1.bias": np.zeros(64), p + "bn3.weight": last_gain,
+                p + "bn3.bias": np.zeros(64)}  # fmt: skip
+
+    state = {**bottleneck(0, np.zeros(64)), **bottleneck(1, np.zeros(64)), **bottleneck(2, np.zeros(64))}
+    state |= {"final.norm.weight": np.zeros(64)}
+    result = audit(state)
+    by_name = {t.name: t for t in result.tensors}
+    assert (
+        by_name["layer1.0.bn3.weight"].flags == []
+        and "zero_init_residual" in by_name["layer1.0.bn3.weight"].rule_note
+    )
+    assert by_name["final.norm.weight"].flags == ["norm"]
+
+
+def test_norm_roles_come_from_norm_names_or_types(torch):
+    shapes = {"ls1.gamma": (8,), "blocks.0.gamma": (8,), "ln_f.weight": (8,), "norm1.weight": (8,),
+              "bn3.weight": (8,), "1.weight": (8,), "1.bias": (8,), "input_layernorm.weight": (8,)}  # fmt: skip
+    roles = {
+        name: infer_role(name, shape, shapes, [*shapes, "1.running_mean"]) for name, shape in shapes.items()
+    }
+    assert roles == {"ls1.gamma": "other", "blocks.0.gamma": "other", "ln_f.weight": "norm_weight",
+                     "norm1.weight": "norm_weight", "bn3.weight": "norm_weight", "1.weight": "norm_weight",
+                     "1.bias": "norm_bias", "input_layernorm.weight": "norm_weight"}  # fmt: skip
+    from initdiag.adapters.torch_audit import roles_of
+
+    class LayerScale(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gamma = torch.nn.Parameter(torch.full((8,), 1e-5))
+
+    class RMSNorm(torch.nn.Module):  # a custom norm, as LLaMA's
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.ones(8))
+
+    model = torch.nn.ModuleDict({"norm": LayerScale(), "rms": RMSNorm()})  # a misleading name
+    assert roles_of(model) == {"norm.gamma": "other", "rms.weight": "norm_weight"}
+
+
+# -- two blocks, ties, output layers ---------------------------------------------------------------
+
+
+def test_two_blocks_that_differ_are_both_flagged():
+    rng = np.random.default_rng(0)
+
+    def block(i, draw):
+        return {f"h.{i}.fc.weight": draw((1024, 256)), f"h.{i}.proj.weight": draw((256, 1024)),
+                f"h.{i}.ln.weight": np.ones(256)}  # fmt: skip
+
+    gpt = lambda shape: rng.normal(0, 0.02, shape)  # noqa: E731
+    default = lambda shape: rng.uniform(-1, 1, shape) / math.sqrt(shape[1])  # noqa: E731
+    result = audit({**block(0, gpt), **block(1, default)})
+    flagged = {t.name: t.flags for t in result.tensors if t.flags}
+    assert flagged == {name: ["sibling", "block"] for name in
+                       ("h.0.fc.weight", "h.0.proj.weight", "h.1.fc.weight", "h.1.proj.weight")}  # fmt: skip
+    assert result.summary.reasons[0].startswith("blocks h.0 and h.1 differ in 2 of their tensors")
+    assert len(result.summary.reasons) == 1 and "which one cannot be told" in result.summary.reasons[0]
+    assert audit({**block(0, gpt), **block(1, gpt)}).summary.flags == []
+
+
+def test_sequential_indices_are_siblings_only_with_the_same_role(torch):
+    from initdiag.torch import audit_module
+
+    torch.manual_seed(0)
+    nn = torch.nn
+    model = nn.Sequential(nn.Conv2d(64, 64, 3), nn.Conv2d(64, 64, 3), nn.Conv2d(64, 64, 3),
+                          nn.Conv2d(64, 64, 3, groups=64), nn.BatchNorm2d(64))  # fmt: skip
+    result = audit_module(model)
+    # 4.bias is a BatchNorm's and 3.bias a depthwise conv's: neither is a sibling of 0.bias
+    assert result.summary.flags == [], result.summary.reasons
+    mlp = nn.Sequential(*[nn.Linear(256, 256) for _ in range(4)])
+    with torch.no_grad():
+        nn.init.normal_(mlp[2].weight, 0, 0.02)
+    flagged = {t.name: t.flags for t in audit_module(mlp).tensors if t.flags}
+    assert flagged == {"2.weight": ["sibling"]}
+
+
+def _tied_model(torch, std):
+    class Tied(torch.nn.Module):
+        def __init__(self, vocab=512, d=128):
+            super().__init__()
+            self.wte = torch.nn.Embedding(vocab, d)
+            self.ln_f = torch.nn.LayerNorm(d)
+            self.lm_head = torch.nn.Linear(d, vocab, bias=False)
+            if std is not None:
+                torch.nn.init.normal_(self.wte.weight, 0, std)
+            self.lm_head.weight = self.wte.weight
+
+        def forward(self, ids):
+            return self.lm_head(self.ln_f(self.wte(ids)))
+
+    torch.manual_seed(0)
+    return Tied()
+
+
+def test_a_tied_head_is_listed_once_and_its_logit_scale_checked(torch):
+    from initdiag.torch import audit_module
+
+    for std, flagged in ((None, True), (0.02, False)):  # nn.Embedding's N(0, 1), GPT-2's N(0, 0.02)
+        model = _tied_model(torch, std)
+        result = audit_module(model)
+        assert [t.name for t in result.tensors] == ["wte.weight", "ln_f.weight", "ln_f.bias"]
+        wte = result.tensors[0]
+        assert wte.tied == ["lm_head.weight"]
+        assert "lm_head.weight is wte.weight (the same tensor), listed once" in result.summary.notes
+        # the truth: the std of the logits the head computes from inputs of unit scale (a final norm's)
+        with torch.no_grad():
+            unit = model.ln_f(torch.randn(4096, 128, generator=torch.Generator().manual_seed(2)))
+            assert float(unit.square().mean()) == pytest.approx(1, rel=1e-3)
+            logits = model.lm_head(unit)
+        assert wte.logit_std == pytest.approx(float(logits.std()), rel=0.02)
+        assert ("logits" in wte.flags) is flagged
+        if flagged:
+            assert "lm_head.weight" in result.summary.reasons[0] and "untie" in result.summary.reasons[0]
+
+
+def test_tied_tensors_saved_twice_are_listed_once(tmp_path):
+    rng = np.random.default_rng(0)
+    table = rng.normal(0, 1, (300, 64))
+    np.savez(tmp_path / "tied.npz", **{"emb.weight": table, "fc.bias": np.zeros(300), "head.weight": table.copy(),
+                                      "fc.weight": rng.normal(0, 0.02, (300, 64)), "other.bias": np.zeros(300)})  # fmt: skip
+    data = json.loads(run("audit", str(tmp_path / "tied.npz"), "--format", "json").stdout)
+    names = [t["name"] for t in data["tensors"]]
+    assert names == ["emb.weight", "fc.bias", "fc.weight", "other.bias"]  # zeros are alike, not tied
+    emb = data["tensors"][0]
+    assert emb["tied"] == ["head.weight"] and emb["flags"] == ["logits"]
+    assert emb["logit_std"] == pytest.approx(math.sqrt(np.mean(table**2) * 64), rel=1e-9)
+    assert (
+        "head.weight is emb.weight (the same values: tied, saved twice), listed once"
+        in data["summary"]["notes"]
+    )
+
+
+# -- recurrent layers -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_pytorch_rnn_defaults_are_named(torch, seed, tmp_path):
+    from initdiag.torch import audit_module
+
+    nn = torch.nn
+    torch.manual_seed(seed)
+    models = {"gru": nn.GRU(64, 128, num_layers=2), "lstm": nn.LSTM(64, 96, bidirectional=True),
+              "rnn": nn.RNN(48, 128), "proj": nn.LSTM(64, 128, proj_size=32), "cell": nn.GRUCell(64, 128)}  # fmt: skip
+    for label, model in models.items():
+        result = audit_module(model)
+        hidden = model.hidden_size
+        for t in result.tensors:
+            assert t.rule == "torch_rnn_default" and t.fit >= 1e-3, (label, t.name, t.rule)
+            assert t.rule_std == pytest.approx(1 / math.sqrt(3 * hidden))  # U(±1/√hidden)
+        assert any(
+            f"hidden_size {hidden} (--init uniform:{1 / math.sqrt(hidden):.4g}" in n
+            for n in result.summary.notes
+        )
+        # the same from a file, where only the names say it is an RNN
+        np.savez(tmp_path / "rnn.npz", **{k: v.numpy() for k, v in model.state_dict().items()})
+        data = json.loads(run("audit", str(tmp_path / "rnn.npz"), "--format", "json").stdout)
+        assert {t["rule"] for t in data["tensors"]} == {"torch_rnn_default"}
+
+
+# -- polish -----------------------------------------------------------------------------------------
+
+
+def test_a_narrow_terminal_never_cuts_a_tensor_name(tmp_path):
+    rng = np.random.default_rng(0)
+    state = {f"blocks.{i}.ln1.weight": np.ones(256) for i in range(3)}
+    state |= {f"blocks.{i}.fc1.weight": rng.normal(0, 0.02, (256, 256)) for i in range(3)}
+    state["encoder.layers_long.attention.q.weight"] = rng.normal(0, 0.02, (64, 64))
+    np.savez(tmp_path / "w.npz", **state)
+    for columns in ("60", "40", "200"):
+        result = runner.invoke(app, ["audit", str(tmp_path / "w.npz")], env={"COLUMNS": columns})
+        assert result.exit_code == 0, result.output
+        words = set(result.stdout.split())
+        assert set(state) <= words, (columns, result.stdout)
+
+
+def test_counts_are_singular_when_one():
+    result = audit({"fc.weight": np.random.default_rng(0).normal(0, 0.02, (64, 64)), "steps": np.arange(3)})
+    from initdiag.render.audit import verdict_text
+
+    assert verdict_text(result).startswith("✔ ok: 1 tensor (1 normal:0.02)")
+    assert "not audited: 1 tensor that is a buffer or holds integers (steps)" in result.summary.notes
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".npz", ".npy", ".safetensors"])
+def test_a_text_file_says_what_it_is_not_and_what_is_allowed(tmp_path, suffix):
+    if suffix == ".pt":
+        pytest.importorskip(
+            "torch", reason="the torch extra is not installed (pip install 'initdiag[torch]')"
+        )
+    path = tmp_path / f"notes{suffix}"
+    path.write_text("hello\nworld\n")
+    result = run("audit", str(path))
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "is not a" in lines[0] and "it is text ('hello')" in lines[0] and "allowed: " in lines[0]
+    assert "pickled" not in lines[0] and "…" not in lines[0]
+
+
+def test_a_pickled_module_is_refused_without_escape_codes(torch, tmp_path):
+    torch.save(torch.nn.Linear(4, 4), tmp_path / "module.pt")
+    result = run("audit", str(tmp_path / "module.pt"))
+    assert result.exit_code == 2
+    (line,) = [line for line in result.stderr.splitlines() if line.strip()]
+    assert "holds a pickled torch.nn.modules.linear.Linear" in line and "state_dict()" in line
+    assert "\x1b" not in line and "\\x1b" not in line

@@ -13,25 +13,61 @@ from .weights import to_numpy
 
 
 def roles_of(model) -> dict[str, str]:
-    """Every parameter's role, from its module's type."""
+    """Every parameter's role, from its module's type: a norm's (torch's norms, or a class whose name
+    says Norm, as LLaMA's RMSNorm) gain and bias, an embedding, a bias, a weight matrix; any other
+    parameter (a LayerScale's gamma, a cls token) is ``other``."""
     torch = require_torch()
     nn = torch.nn
     candidates = ("LayerNorm", "GroupNorm", "RMSNorm", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d",
                   "InstanceNorm1d", "InstanceNorm2d", "LocalResponseNorm")  # fmt: skip
     norms = tuple(getattr(nn, name) for name in candidates if hasattr(nn, name))
     roles: dict[str, str] = {}
-    for prefix, module in model.named_modules():
-        for key, _ in module.named_parameters(recurse=False):
+    for prefix, module in model.named_modules(remove_duplicate=False):
+        for key, value in module.named_parameters(recurse=False, remove_duplicate=False):
             name = f"{prefix}.{key}" if prefix else key
-            if isinstance(module, norms):
-                roles[name] = "norm_weight" if key == "weight" else "norm_bias"
+            if isinstance(module, norms) or "norm" in type(module).__name__.lower():
+                roles[name] = "norm_bias" if "bias" in key else "norm_weight"
             elif isinstance(module, nn.Embedding | nn.EmbeddingBag):
                 roles[name] = "embedding"
-            elif key.endswith("bias"):
+            elif key.startswith("bias") or key.endswith("bias"):
                 roles[name] = "bias"
-            elif key.endswith("weight") and len(getattr(module, key).shape) >= 2:
+            elif "weight" in key and value.ndim >= 2:
                 roles[name] = "weight"
+            elif value.ndim < 2:
+                roles[name] = "other"
+            # any other matrix (a raw nn.Parameter ``w1``, a cls token): by its name, as in a file
     return roles
+
+
+def kinds_of(model) -> dict[str, str]:
+    """Every parameter's module type (``Conv2d``, ``BatchNorm2d``): siblings are of one type."""
+    return {
+        f"{prefix}.{key}" if prefix else key: type(module).__name__
+        for prefix, module in model.named_modules(remove_duplicate=False)
+        for key, _ in module.named_parameters(recurse=False, remove_duplicate=False)
+    }
+
+
+def tied_of(model) -> dict[str, str]:
+    """{name: first name} of the entries of the state dict that are one tensor (the same storage, as
+    an output head tied to the token embedding)."""
+    first: dict[tuple, str] = {}
+    tied: dict[str, str] = {}
+    for name, value in model.state_dict(keep_vars=True).items():
+        if not value.is_floating_point() or value.numel() == 0:
+            continue
+        key = (value.untyped_storage().data_ptr(), value.storage_offset(), tuple(value.shape), value.stride())
+        if key in first:
+            tied[name] = first[key]
+        else:
+            first[key] = name
+    return tied
+
+
+def has_dropout(model) -> bool:
+    """Whether any dropout module of the model drops something (its masks break symmetries)."""
+    torch = require_torch()
+    return any(isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.p > 0 for m in model.modules())
 
 
 def audit_module(model: Any, *, layout: str = "torch", source: str | None = None) -> AuditResult:
@@ -49,7 +85,8 @@ def audit_module(model: Any, *, layout: str = "torch", source: str | None = None
 
         raise InitdiagError(f"audit_module needs an nn.Module, got {type(model).__name__}")
     state = {name: to_numpy(value) for name, value in model.state_dict().items()}
-    return audit(state, layout=layout, roles=roles_of(model), source=source or type(model).__name__)
+    return audit(state, layout=layout, roles=roles_of(model), source=source or type(model).__name__,
+                 kinds=kinds_of(model), tied=tied_of(model), dropout=has_dropout(model))  # fmt: skip
 
 
 def audit_model_spec(spec: ModelSpec, seed: int, layout: str = "torch") -> AuditResult:

@@ -44,7 +44,46 @@ def load_weights(path: str | Path) -> Iterator[tuple[str, np.ndarray]]:
     return _torch(path)
 
 
+ALLOWED = (
+    "allowed: a state dict saved by torch.save (.pt, .pth, .bin, .ckpt), .safetensors, "
+    "numpy's .npz archive or .npy array"
+)
+
+
+def _start(path: Path) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(64)
+    except OSError as exc:
+        raise InitdiagError(f"'{path}' cannot be read: {one_line(exc.strerror or str(exc))}") from None
+
+
+def _looks(head: bytes) -> str:
+    """What a file is, from its first bytes, for a message that says what it is not."""
+    if not head:
+        return "it is empty"
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return "it is a zip archive of something else"
+    if head.startswith(b"\x93NUMPY"):
+        return "it is a .npy array"
+    if head[:1] == b"\x80":
+        return "it is a pickle"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "its first bytes are none of these formats'"
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"it is text ('{one_line(first, 30)}')" if first else "it is blank text"
+
+
 def _npz(path: Path) -> Iterator[tuple[str, np.ndarray]]:
+    head = _start(path)
+    if head.startswith(b"\x93NUMPY"):
+        raise InitdiagError(f"'{path}' is a .npy array, not a .npz archive; rename it to .npy")
+    if not head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        raise InitdiagError(
+            f"'{path}' is not a .npz archive (a zip of .npy arrays): {_looks(head)}; {ALLOWED}"
+        )
     try:
         archive = np.load(path, allow_pickle=False)
         names = list(archive.files)
@@ -66,6 +105,9 @@ def _npz(path: Path) -> Iterator[tuple[str, np.ndarray]]:
 
 
 def _npy(path: Path) -> np.ndarray:
+    head = _start(path)
+    if not head.startswith(b"\x93NUMPY"):
+        raise InitdiagError(f"'{path}' is not a .npy array: {_looks(head)}; {ALLOWED}")
     try:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -90,7 +132,12 @@ def _safetensors(path: Path) -> Iterator[tuple[str, np.ndarray]]:
         # a safetensors header is sorted by name; h.2 before h.10 reads as the model's order
         names = sorted(handle.keys(), key=_natural)
     except Exception as exc:  # SafetensorError: a header that is not one
-        raise InitdiagError(f"'{path}' is not a readable .safetensors file: {one_line(str(exc))}") from None
+        head = _start(path)
+        # a header starts with its length, 8 bytes little-endian: zeros at the top
+        text = not head or b"\x00" not in head[:8]
+        raise InitdiagError(f"'{path}' is not a readable .safetensors file: "
+                            + (f"{_looks(head)}; {ALLOWED}" if text else one_line(str(exc)))
+                            ) from None  # fmt: skip
 
     def read():
         for name in names:
@@ -115,6 +162,10 @@ def _torch(path: Path) -> Iterator[tuple[str, np.ndarray]]:
     torch = require_torch()
     import pickle
 
+    head = _start(path)
+    if not head.startswith((b"PK\x03\x04", b"\x80")):  # torch.save's zip, or its legacy pickle
+        raise InitdiagError(f"'{path}' is not a PyTorch file (torch.save writes a zip archive): "
+                            f"{_looks(head)}; {ALLOWED}")  # fmt: skip
     try:
         try:
             data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
@@ -123,13 +174,16 @@ def _torch(path: Path) -> Iterator[tuple[str, np.ndarray]]:
                 raise
             data = torch.load(path, map_location="cpu", weights_only=True)  # an old, non-zip file
     except pickle.UnpicklingError as exc:
-        first = one_line(str(exc).strip().splitlines()[0] if str(exc).strip() else "", 120)
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        what = f"a pickled {found.group(1)}" if found else "more than tensors"
         raise InitdiagError(
-            f"'{path}': torch.load(weights_only=True) refuses it, since it holds more than tensors "
-            f"({first}); initdiag never runs a pickle's code: save model.state_dict() instead"
+            f"'{path}' holds {what}: torch.load(weights_only=True) refuses it, and initdiag never runs a "
+            "pickle's code; save model.state_dict() instead, or audit the module with --model"
         ) from None
     except Exception as exc:
-        raise InitdiagError(f"'{path}' is not a readable PyTorch file: {one_line(str(exc), 160)}") from None
+        zipped = re.search(r"failed reading zip archive: ([^.]+)", str(exc))
+        why = f"its zip archive is cut short or corrupt ({zipped.group(1)})" if zipped else str(exc)
+        raise InitdiagError(f"'{path}' is not a readable PyTorch file: {one_line(why, 160)}") from None
     for key in _CONTAINERS:
         if isinstance(data, dict) and isinstance(data.get(key), dict):
             data = data[key]

@@ -77,6 +77,7 @@ class Fit:
     z: tuple[float, float, float] = (math.nan, math.nan, math.nan)  # std, kurtosis, mean
     alike: list[str] = field(default_factory=list)
     family: str | None = None  # the family the shape alone points to (when no rule fits)
+    fits: dict[str, float] = field(default_factory=dict)  # every candidate rule's fit, by name
 
     @property
     def confident(self) -> bool:
@@ -153,12 +154,14 @@ def best_rule(values: np.ndarray, rules: list[Rule]) -> Fit:
     chi2, rule, z = same[0]
     alike = [r.name for _, r, _ in same[1:]]
     closest = min(shape.values(), key=lambda f: abs(g2 - f.kurtosis) / f.kurtosis_se)
-    fit = Fit(rule, chi2_3_tail(chi2), z, alike, closest.name)
+    fits = {r.name: chi2_3_tail(c) for c, r, _ in scored}
+    fit = Fit(rule, chi2_3_tail(chi2), z, alike, closest.name, fits)
     if fit.fit < MATCH and len(rules) > 1:
         # no named rule: the family its shape points to, at the roundest std that fits
         for digits in (1, 2, 3):
             generic = best_rule(x, [_generic(closest, s, digits)])
             if generic.fit >= MATCH:
+                generic.fits = {**fits, **generic.fits}
                 return generic
     return fit
 

@@ -60,15 +60,15 @@ def audit(
     fail_on: Annotated[
         str | None,
         opt(
-            "Exit 1 if any of these comma-separated flags appears: nonfinite, symmetric, norm, sibling, "
-            "block, spectrum, or any.",
+            "Exit 1 if any of these comma-separated flags appears: nonfinite, symmetric, constant, logits, "
+            "norm, sibling, block, spectrum, or any.",
             "--fail-on",
             metavar="FLAGS",
         ),
     ] = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Audit the weights a model starts from: per tensor its fans, mean, std, the init rule it matches, and flags (norm gains not 1, a block unlike its siblings, spectral outliers)."""  # noqa: E501
+    """Audit the weights a model starts from: per tensor its fans, mean, std, the init rule it matches, and flags (norm gains not 1, a block unlike its siblings, an output layer's logit scale, spectral outliers)."""  # noqa: E501
     from ..analysis.audit import LAYOUTS
     from ..render import audit as render
     from ..render.common import FORMATS

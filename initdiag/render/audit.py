@@ -3,13 +3,15 @@ verdict, the rules counted, and every reason in full; or JSON, CSV, markdown."""
 
 from __future__ import annotations
 
-from ..analysis.audit import AuditResult, TensorAudit, matched
+from ..analysis.audit import AuditResult, TensorAudit, matched, plural
 from ..analysis.result import format_number as fmt
 from .common import FLAG_STYLES, NOT_APPLICABLE, VERDICT_MARKS, VERDICT_STYLES, Adaptive, csv_text, json_text
 from .common import markdown_table as md_table
 
 AUDIT_STYLES = {
     **FLAG_STYLES,
+    "constant": "bold yellow",
+    "logits": "bold yellow",
     "norm": "bold yellow",
     "sibling": "bold magenta",
     "block": "bold magenta",
@@ -56,7 +58,7 @@ def verdict_text(result: AuditResult) -> str:
     rules = ", ".join(f"{n} {rule}" for rule, n in list(sm.rules.items())[:6])
     more = f", {len(sm.rules) - 6} more rules" if len(sm.rules) > 6 else ""
     flags = f" · flags: {' '.join(sm.flags)}" if sm.flags else ""
-    return f"{VERDICT_MARKS[sm.verdict]} {sm.verdict}: {count} tensors ({rules}{more}){flags}"
+    return f"{VERDICT_MARKS[sm.verdict]} {sm.verdict}: {plural(count, 'tensor')} ({rules}{more}){flags}"
 
 
 def audit_table(result: AuditResult):
@@ -85,7 +87,7 @@ def _parts(result: AuditResult, width: int | None) -> list:
             elif header == "σ/edge" and "spectrum" in t.flags:
                 cell.stylize(AUDIT_STYLES["spectrum"])
             cells.append(cell)
-        wrap = header in ("tensor", "flags")
+        wrap = header == "flags"  # flags wrap between words; a tensor's name is a value: never cut
         columns.append(Cells(header, cells, "left" if header in _LEFT else "right", _PRIORITY.get(header, 0),
                              wrap=wrap))  # fmt: skip
     title = f"initdiag audit · {result.source} · {result.layout} layout"
@@ -121,7 +123,7 @@ def audit_markdown(result: AuditResult) -> str:
 
 def audit_csv(result: AuditResult) -> str:
     header = ["name", "shape", "role", "fan_in", "fan_out", "mean", "std", "kurtosis", "rule", "fit",
-              "matched", "spectrum_ratio", "flags"]  # fmt: skip
+              "matched", "spectrum_ratio", "tied", "logit_std", "flags"]  # fmt: skip
     rows = [
         {
             **t.to_dict(),

@@ -156,6 +156,17 @@ def test_fans_follow_pytorch_and_keras_layouts():
     assert audit({"conv.weight": he.transpose(3, 2, 0, 1)}).tensors[0].rule == "he_normal"
 
 
+def test_matrices_are_weights_by_name_and_others_are_not():
+    shapes = {"fc.w": (8, 8), "mlp/~/linear_0/w": (8, 8), "dense/kernel:0": (8, 8), "attn.in_proj_weight": (24, 8),
+              "gru.weight_hh_l0": (24, 8), "w1": (8, 8), "cls_token": (1, 1, 8), "A_log": (8, 8)}  # fmt: skip
+    roles = {name: infer_role(name, shape, shapes) for name, shape in shapes.items()}
+    assert roles == {
+        **{name: "weight" for name in list(shapes)[:6]},
+        "cls_token": "embedding",
+        "A_log": "other",
+    }
+
+
 def test_roles_from_names():
     shapes = {"ln.weight": (8,), "ln.bias": (8,), "fc.weight": (8, 8), "fc.bias": (8,), "emb.weight": (10, 8)}
     roles = {name: infer_role(name, shape, shapes) for name, shape in shapes.items()}

@@ -72,7 +72,8 @@ _EMBED = re.compile(
 _NORM_MODULE = re.compile(r"norm|^(ln|bn|gn|rms)(\d+|_\w*)?$", re.IGNORECASE)
 # nn.RNN/GRU/LSTM (weight_ih_l0, bias_hh_l1_reverse, weight_hr_l0) and their cells (weight_ih)
 _RNN = re.compile(r"^(weight|bias)_(ih|hh|hr)(_l\d+(?:_reverse)?)?$")
-_WEIGHT_NAME = re.compile(r"weight|kernel|^[wW]\d*$")
+# weight, in_proj_weight, weight_ih_l0, kernel (Keras, Flax), w (Haiku's linear/w), w1, W
+_WEIGHT_NAME = re.compile(r"weight|kernel|(^|[/~_])[wW]\d*(:\d+)?$")
 ZERO_NOTES = {
     "readout": "a zero readout (μP's and mup's default): the output starts at 0 and the first step moves it "
     "(its gradient is the activations below times the output error)",

@@ -271,3 +271,25 @@ def test_a_small_stack_against_plain_numpy():
             down[name][idx] -= 1e-6
             grad[idx] = (forward(up)[0] - forward(down)[0]) / 2e-6
         assert block["grad_weight_norm"][key] == pytest.approx(np.linalg.norm(grad), rel=1e-6), key
+
+
+def test_a_spec_with_roles_and_token_thresholds_round_trips(tmp_path):
+    from initdiag.network.specfile import dump, to_data
+
+    path = spec(tmp_path, roles='q = "zeros"\nout_proj = "normal:0.01"', check="max_token_cosine = 0.5\n"
+                "min_attn_entropy = 0.2\nmax_stream_growth = 3")  # fmt: skip
+    loaded = load_spec(path)
+    stack = loaded.stack.resolve()
+    again = tmp_path / "again.toml"
+    again.write_text(dump(to_data(stack, loaded.settings({}), loaded.check), "toml"))
+    reloaded = load_spec(again)
+    assert reloaded.check == loaded.check
+    assert reloaded.check.thresholds.max_stream_growth == 3
+    first, second = (
+        initdiag.probe(s.stack, batch=2, thresholds=s.check.thresholds) for s in (loaded, reloaded)
+    )
+    from initdiag.render.probe import to_json
+
+    a, b = json.loads(to_json(first)), json.loads(to_json(second))
+    assert a["layers"] == b["layers"] and a["blocks"] == b["blocks"] and a["settings"] == b["settings"]
+    assert a["settings"]["min_attn_entropy"] == 0.2

@@ -258,6 +258,7 @@ def test_nonfinite_values_are_reported():
     w[0, 0] = np.nan
     t = audit({"fc.weight": w}).tensors[0]
     assert "nonfinite" in t.flags and math.isfinite(t.std)
+    assert t.reasons == ["fc.weight: 1 of 4096 values is nan or inf"]
 
 
 @pytest.mark.parametrize(

@@ -389,7 +389,8 @@ def _audit_tensor(name: str, array: np.ndarray, role: str, layout: str, blocks: 
     finite = np.isfinite(x)
     if not finite.all():
         t.flags.append("nonfinite")
-        t.reasons.append(f"{name}: {int((~finite).sum())} of {x.size} values are nan or inf")
+        bad = int((~finite).sum())
+        t.reasons.append(f"{name}: {bad} of {x.size} values {'is' if bad == 1 else 'are'} nan or inf")
         x = x[finite]
     if x.size == 0:
         return t

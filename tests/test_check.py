@@ -151,7 +151,14 @@ def test_json_output_is_strict_and_has_the_contract_keys(specs):
     result = run(specs, "--format", "json")
     assert result.exit_code == 2
     data = json.loads(result.stdout, parse_constant=lambda c: pytest.fail(c))
-    assert list(data) == ["schema_version", "initdiag_version", "results", "summary", "skipped", "skipped_coordcheck"]
+    assert list(data) == [
+        "schema_version",
+        "initdiag_version",
+        "results",
+        "summary",
+        "skipped",
+        "skipped_coordcheck",
+    ]
     by_file = {Path(r["file"]).name: r for r in data["results"]}
     good, deep, broken = by_file["good.toml"], by_file["deep.yaml"], by_file["broken.toml"]
     assert good["passed"] is True and good["reasons"] == [] and "layers" in good and "summary" in good

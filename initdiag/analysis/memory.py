@@ -86,9 +86,10 @@ def _token_row(row) -> tuple[int, int, int]:
     if row.kind == "attention":
         heads = row.layer.heads
         inner = row.params[0].shape[1]
-        # q, k, v, the scores and the weights (2 heads x seq^2), the context, the output; backward: the
-        # scores' gradient (1 more), dq, dk, dv, d[qkv], the context's gradient and split
-        cached = 4 * seq * inner + 2 * heads * seq * seq + out
+        # q, k, v, the attention weights (heads x seq^2: the probe keeps no logits, the softmax runs in
+        # place), the context, the output; backward: the scores' gradient (heads x seq^2 more), dq, dk,
+        # dv, d[qkv], the context's gradient and split
+        cached = 4 * seq * inner + heads * seq * seq + out
         return params, cached, heads * seq * seq + 8 * seq * inner + 2 * out
     if row.kind == "mlp":
         hidden = row.params[0].shape[1]

@@ -3,6 +3,7 @@ pass goes (and frees the row's caches), and does LSUV's rescaling before a row r
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import TYPE_CHECKING
 
@@ -57,6 +58,8 @@ class Recorder:
         init = self.plan.inits[i]
         if layer.kind in ("dense", "conv2d"):
             layer.unbiased_hook = self.unbiased
+        if layer.kind == "attention":  # its logits, before the softmax (which overwrites them)
+            layer.logits_hook = functools.partial(self.logits, i)
         if init is None or not init.data_driven:
             return
         layer.unbiased_hook = None  # not while LSUV tries the weights
@@ -67,6 +70,10 @@ class Recorder:
             layer.weight *= layer.weight.dtype.type(1.0 / math.sqrt(var))
         self.weight_moments[i] = moments(layer.weight)
         layer.unbiased_hook = self.unbiased
+
+    def logits(self, i: int, logits, allowed) -> None:
+        """An attention's logits before its softmax (`MultiHeadAttention.logits_hook`)."""
+        self.raw["attn_logit_std"][i] = attention_logit_std(logits, allowed)
 
     def unbiased(self, layer, zw):
         """x @ W of a weighted row, before its bias: its distinct columns are its distinct units
@@ -117,8 +124,6 @@ class Recorder:
             return
         raw = self.raw
         if "attention" in take:
-            # (the logits are kept for this alone: their masked entries may be overwritten)
-            raw["attn_logit_std"][i] = attention_logit_std(layer.logits, layer.allowed, overwrite=True)
             raw["attn_entropy"][i] = attention_entropy_share(layer.probs, layer.allowed)
         if "branch" in take:
             raw["branch_var"][i] = moments(layer.branch).var

@@ -117,8 +117,8 @@ def make_layer(row: Row, act, arrays: dict, dtype, built: dict):
         return SinusoidalPositions(name, d)
     if kind == "attention":
         return MultiHeadAttention(name, d, layer.heads, head_dim=layer.head_dim, causal=layer.get("causal"),
-                                  bias=layer.get("bias"), qk_norm=layer.get("qk_norm"), params=arrays,
-                                  dtype=dtype)  # fmt: skip
+                                  bias=layer.get("bias"), qk_norm=layer.get("qk_norm"), keep_logits=False,
+                                  params=arrays, dtype=dtype)  # fmt: skip
     if kind == "mlp":
         return MLP(name, d, layer.get("mult"), layer.act, hidden=layer.hidden, bias=layer.get("bias"),
                    params=arrays, dtype=dtype)  # fmt: skip
@@ -149,7 +149,8 @@ def make_block(rows: list[Row], arrays: dict[int, dict], dtype, n_blocks: int) -
         block, first.in_shape[-1], layer.heads, norm=norm, sandwich=layer.get("sandwich"),
         norm_type=layer.get("norm_type"), eps=layer.get("eps"), alpha=alpha, causal=layer.get("causal"),
         bias=layer.get("bias"), qk_norm=layer.get("qk_norm"), head_dim=layer.head_dim,
-        mlp_mult=layer.get("mult"), mlp_act=layer.act, mlp_hidden=layer.hidden, params=params, dtype=dtype,
+        mlp_mult=layer.get("mult"), mlp_act=layer.act, mlp_hidden=layer.hidden, keep_logits=False,
+        params=params, dtype=dtype,
     )  # fmt: skip
     assert [x.name for x in made.rows] == [row.name for row in rows], (made.rows, rows)
     return made

@@ -87,6 +87,9 @@ class MultiHeadAttention(ParamLayer):
         self.inner = inner = heads * head_dim
         self.causal, self.bias, self.qk_norm = causal, bias, qk_norm
         self.qk_norm_eps, self.keep_logits = qk_norm_eps, keep_logits
+        # called with (logits, allowed) after the mask, before the softmax (a probe's statistics of
+        # logits it does not keep: ``keep_logits=False``); it must not change them
+        self.logits_hook = None
         self.scale = 1.0 / math.sqrt(head_dim)
         specs = {"W_qkv": ((d, 3 * inner), 0.0)}
         if bias:
@@ -148,6 +151,8 @@ class MultiHeadAttention(ParamLayer):
         self.allowed = causal_allowed(seq) if self.causal else None
         if self.causal:
             np.copyto(logits, dt.type(-np.inf), where=~self.allowed)
+        if self.logits_hook is not None:
+            self.logits_hook(logits, self.allowed)
         self.probs = softmax(logits, out=None if self.keep_logits else logits)
         self.logits = logits if self.keep_logits else None
         context = np.matmul(self.probs, v)  # (batch, heads, seq, head_dim)

@@ -17,30 +17,23 @@ def _batch_chunks(n: int, per_sample: int):
         yield slice(start, min(n, start + step))
 
 
-def attention_logit_std(logits: np.ndarray, allowed: np.ndarray | None, overwrite: bool = False) -> float:
+def attention_logit_std(logits: np.ndarray, allowed: np.ndarray | None) -> float:
     """Population std of the attention logits (batch, heads, seq, seq), the scaled scores that enter
-    the softmax, over the entries a query may attend to (*allowed* (seq, seq) bool; None: all).
-    *overwrite*: the masked entries (-inf) may be set to 0 in place (the logits are not needed after),
-    so the sums run over the whole array at once instead of a copy of the allowed entries."""
+    the softmax, over the entries a query may attend to (*allowed* (seq, seq) bool; None: all; the
+    others are -inf). Sums in float64 over one head at a time, masked by ``where``: no copy of the
+    allowed entries, and *logits* unchanged."""
     from .stats import moments
 
-    batch, heads, seq, _ = logits.shape
-    if overwrite or allowed is None:
-        if allowed is not None:
-            np.copyto(logits, logits.dtype.type(0), where=~allowed)
-        count = batch * heads * (int(allowed.sum()) if allowed is not None else seq * seq)
-        m = moments(logits)
-        mean, second = m.mean * logits.size / count, m.second * logits.size / count
-        return math.sqrt(max(second - mean * mean, 0.0))
+    batch, heads = logits.shape[:2]
+    if allowed is None:
+        return math.sqrt(moments(logits).var)
     total = total_sq = 0.0
-    count = 0
     for h in range(heads):
-        for rows in _batch_chunks(batch, seq * seq):
-            values = logits[rows, h][:, allowed].astype(np.float64)
-            flat = values.reshape(-1)
-            total += float(flat.sum())
-            total_sq += float(np.dot(flat, flat))
-            count += values.size
+        block = logits[:, h]
+        total += float(np.sum(block, where=allowed, dtype=np.float64))
+        square = np.square(block, where=allowed, out=np.zeros_like(block))
+        total_sq += float(np.sum(square, dtype=np.float64))
+    count = batch * heads * int(allowed.sum())
     mean = total / count
     return math.sqrt(max(total_sq / count - mean * mean, 0.0))
 

@@ -163,6 +163,7 @@ class TransformerBlock:
     norm ("pre", "post", "deepnorm", "none"), sandwich (a norm on each branch's output, with "pre"),
     norm_type ("layernorm" or "rmsnorm") and eps (None: 1e-5 for LayerNorm, PyTorch's for RMSNorm);
     alpha: deepnorm's shortcut scale (required with it, see `deepnorm_constants`);
+    keep_logits: of the attention (False: its softmax in place, no seq x seq logits kept);
     params: {"<short name>.<param>": array} (e.g. "attn.W_qkv", "ln1.gamma"), as each layer takes.
     """
 
@@ -186,6 +187,7 @@ class TransformerBlock:
         mlp_mult: float = 4,
         mlp_act: str = "gelu",
         mlp_hidden: int | None = None,
+        keep_logits: bool = True,
         params=None,
         dtype=np.float64,
     ):
@@ -213,7 +215,7 @@ class TransformerBlock:
 
         self.attn = MultiHeadAttention(
             f"{name}.attn", d, heads, head_dim=head_dim, causal=causal, bias=bias, qk_norm=qk_norm,
-            params=own("attn"), dtype=dtype,
+            keep_logits=keep_logits, params=own("attn"), dtype=dtype,
         )  # fmt: skip
         self.mlp = MLP(
             f"{name}.mlp", d, mlp_mult, mlp_act, hidden=mlp_hidden, bias=bias, params=own("mlp"), dtype=dtype

@@ -16,27 +16,37 @@ a spec (`initdiag.adapters.torch_build`) gives the numbers of a spec probe.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..analysis.inputs import stream
 from ..analysis.result import ProbeResult
-from ..analysis.result import format_number as fmt
 from ..core.activations import get_activation
 from ..core.init_parser import get_bias_initializer, get_initializer
 from ..core.initializers import FromFile, LayerContext, compute_fans
-from ..core.losses import LOSSES, make_target
+from ..core.losses import LOSSES
 from ..core.stats import dead_fraction, distinct_columns, moments, saturated_fraction
 from ..errors import InitdiagError, one_line
 from ..network.model import InputShape, ModelSpec, parse_input_shape
 from ..network.settings import ProbeSettings, Thresholds
+from .torch_forward import (
+    Gap,
+    Measured,
+    Unseen,
+    not_the_data,
+    source_of,
+    sources_of,
+    unowned_note,
+    unseen_note,
+)
 from .torch_load import require_torch
 from .torch_modules import activation_of, kind_of, leaves
-from .torch_rows import WEIGHTED, RowData, model_result
+from .torch_outputs import Output, flatten, nothing_to_probe, outputs_note, probe_loss, split
+from .torch_rows import WEIGHTED, RowData, TrialData, model_result
 
 _INPUT, _TARGET, _LAYER, _MODEL_SEED = 0, 1, 2, 6  # stream keys, as a spec probe's (6: the constructor)
 
@@ -109,7 +119,7 @@ def probe_module(
     if rebuild is None and not isinstance(model, torch.nn.Module):
         rebuild, model = model, None
 
-    trials_data, losses = [], []
+    trials_data, losses, notes = [], [], []
     for trial in range(trials):
         if rebuild is not None:
             derived = int(np.random.SeedSequence(seed, spawn_key=(trial, _MODEL_SEED)).generate_state(1)[0])
@@ -120,14 +130,34 @@ def probe_module(
         if weight_init is not None:
             _redraw(model, weight_init, bias, seed, trial, dtype, row_streams or {})
         torch.manual_seed(int(np.random.SeedSequence(seed, spawn_key=(trial, 3)).generate_state(1)[0]))
-        rows, loss_value, unseen = _run(model, shape, settings, trial, device, spec)
-        trials_data.append(rows)
-        losses.append(loss_value)
+        # the weights' .grad is the probe's own: none accumulated from an earlier probe or the user's
+        # training, and the user's left as it was
+        held = [(p, p.grad) for p in model.parameters()]
+        for p, _ in held:
+            p.grad = None
+        try:
+            measured = _run(model, shape, settings, trial, device, spec)
+        finally:
+            for p, grad in held:
+                p.grad = grad
+        trials_data.append(measured)
+        losses.append(measured.loss)
+        if trial == 0:
+            notes = _notes(model, measured, settings)
+    spec = dataclasses.replace(spec, outputs=trials_data[0].outputs)
     result = model_result(trials_data, losses, settings, spec, weight_init)
-    note = unseen_note(unseen)
-    if note:
-        result.summary.notes.append(note)
+    result.summary.notes += notes
+    not_the_data(result, [u.row for u in trials_data[0].unseen if u.after == "the data"])
     return result
+
+
+def _notes(model, measured: TrialData, settings: ProbeSettings) -> list[str]:
+    """The notes of the first trial: the model's outputs, the code forward() runs where no hook
+    looks, and the parameters no module owns."""
+    notes = [outputs_note(measured.used, measured.skipped, settings.loss),
+             unseen_note(measured.unseen, measured.gaps)]  # fmt: skip
+    notes.append(unowned_note(model))
+    return [note for note in notes if note]
 
 
 def _check(settings: ProbeSettings, shape: InputShape) -> None:
@@ -175,6 +205,12 @@ def _redraw(model, init, bias, seed: int, trial: int, dtype: str, row_streams: d
 
 def _run(model, shape: InputShape, settings: ProbeSettings, trial: int, device: str, spec: ModelSpec):
     """One forward and backward pass with hooks on every leaf; per call of a leaf, its statistics."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")  # a model's own warnings, numpy's on inf/nan: none leaks out
+        return _run_quietly(model, shape, settings, trial, device, spec)
+
+
+def _run_quietly(model, shape: InputShape, settings: ProbeSettings, trial: int, device: str, spec: ModelSpec):
     torch = require_torch()
     found = leaves(model)
     for _, module in found:
@@ -187,8 +223,10 @@ def _run(model, shape: InputShape, settings: ProbeSettings, trial: int, device: 
     handles = []
     # the tensors the hooks saw made: an input that is none of them (or one changed in place since)
     # was computed by forward() itself, where no hook looks; one that is needs no second measurement
-    produced, gradients = _Measured(), _Measured(keep=8)
+    produced, gradients = Measured(), Measured(keep=8)
+    makers: dict[int, tuple] = {}  # id(grad_fn) of a row's output -> (grad_fn, row): what forward() read
     unseen: list[Unseen] = []
+    gaps: list[Gap] = []
 
     def pre(name, ordinal):
         def hook(module, args):
@@ -219,11 +257,20 @@ def _run(model, shape: InputShape, settings: ProbeSettings, trial: int, device: 
             if floating and known is None:
                 before = order[-1] if order else None
                 unseen.append(
-                    Unseen(label, before.name if before else None,
-                           before.values["output_sq"] if before else math.nan, row.values["input_sq"])
+                    Unseen(label, before.name if before else "the data",
+                           before.values["output_sq"] if before else data_sq, row.values["input_sq"])
                 )  # fmt: skip
+                source = source_of(x, makers)
+                if (
+                    source is not None
+                    and source.out_shape
+                    and math.prod(row.in_shape) < math.prod(source.out_shape)
+                ):
+                    gaps.append(Gap(source, row))  # a pooling forward() does: fewer values than were made
             if y is not None and y.is_floating_point():
                 produced.add(y, row.values.pop("_output_moments"))
+                if y.grad_fn is not None:
+                    makers[id(y.grad_fn)] = (y.grad_fn, row)
             order.append(row)
 
         return hook
@@ -261,97 +308,53 @@ def _run(model, shape: InputShape, settings: ProbeSettings, trial: int, device: 
         handles.append(module.register_full_backward_hook(backward(name)))
     try:
         x = _input(shape, settings, trial, device)
+        data_sq = None
         if x.is_floating_point():
-            produced.add(x, moments(_numpy(x)))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                output = model(x)
-            except Exception as exc:
-                where = f" in module {running[-1]}" if running else ""
-                raise InitdiagError(
-                    f"--model '{one_line(spec.model)}' does not take input {shape} (batch {settings.batch})"
-                    f"{where}: {type(exc).__name__}: {one_line(str(exc), 160)}"
-                ) from None
-            output = _first_tensor(output)
-            produced.clear()  # the forward pass is over: hold nothing autograd does not
-            if output is None:
-                raise InitdiagError(f"--model '{one_line(spec.model)}' returned no tensor")
-            loss = _loss(output, settings, trial)
-            if not torch.isfinite(loss):
-                loss_value = float("nan")
-            else:
-                loss.backward()
-                loss_value = float(loss.detach())
+            data = moments(_numpy(x))
+            produced.add(x, data)
+            data_sq = data.second
+        try:
+            returned = model(x)
+        except Exception as exc:
+            where = f" in module {running[-1]}" if running else ""
+            raise InitdiagError(
+                f"--model '{one_line(spec.model)}' does not take input {shape} (batch {settings.batch})"
+                f"{where}: {type(exc).__name__}: {one_line(str(exc), 160)}"
+            ) from None
+        outputs = flatten(returned)
+        used, skipped = split(outputs)
+        if not used:
+            raise nothing_to_probe(spec.model, returned, outputs)
+        # the rows that made each output (the backward gains' reference); the classes of a
+        # convolution's output (for xent) are on axis 1
+        heads: dict[int, RowData] = {}
+        for k, out in enumerate(used):
+            makers_of = sources_of(out.value, makers)[0]
+            heads.update((id(row), row) for row in makers_of)
+            last = makers_of[-1].channels_first if makers_of else layout["channels_first"]
+            used[k] = Output(out.name, out.value, last)
+        produced.clear()  # the forward pass is over: hold nothing autograd does not
+        makers.clear()
+        loss = probe_loss(used, settings.loss, settings.seed, trial, settings.batch, settings.dtype)
+        finite = bool(torch.isfinite(loss))
+        if finite:
+            loss.backward()
+        loss_value = float(loss.detach()) if finite else math.nan
     finally:
         for handle in handles:
             handle.remove()
         produced.clear()
         gradients.clear()
+        makers.clear()
     for row in order:
-        _weight_stats(row)
+        _weight_stats(row, finite)
+        if not finite:  # no backward pass: every gradient is not a number, as a spec probe's
+            row.values["grad_input_sq"] = row.values["grad_output_sq"] = math.nan
+            row.values["grad_input_var"] = math.nan if "input_sq" in row.values else None  # token ids: none
         row.values.pop("_z", None)
         row.values.pop("_output_moments", None)
-    return order, loss_value, unseen
-
-
-@dataclass(frozen=True)
-class Unseen:
-    """A module whose input no hooked module made: forward() computed it (an add, a mean, a
-    functional activation), so the row's gain includes a step the table does not show."""
-
-    row: str
-    after: str | None  # the module that ran just before, whose output the table shows
-    after_sq: float  # E[y^2] of that output
-    input_sq: float  # E[x^2] of what this module got
-
-
-class _Measured:
-    """E[x^2] of the tensors measured so far, found again by data pointer while the tensor is held
-    here (a freed tensor's memory may hold another) and not changed in place since (its version
-    counter, which its views share, has not moved). Full backward hooks hand the next module an
-    alias of an output, not the output itself, so the tensors are held, not weakly referenced:
-    all of them in the forward pass (autograd keeps most for the backward pass anyway), the last
-    *keep* in the backward pass, where dL/dy of a module is dL/dx of the one after it."""
-
-    def __init__(self, keep: int | None = None):
-        self.entries: dict[int, tuple] = {}
-        self.keep = keep
-
-    def add(self, tensor, measured) -> None:
-        self.entries.pop(tensor.data_ptr(), None)
-        self.entries[tensor.data_ptr()] = (tensor, tensor.numel(), tensor._version, measured)
-        if self.keep is not None and len(self.entries) > self.keep:
-            del self.entries[next(iter(self.entries))]
-
-    def get(self, tensor):
-        """What was measured of *tensor* (its `Moments`), or None."""
-        entry = self.entries.get(tensor.data_ptr())
-        if entry is None:
-            return None
-        _, numel, version, measured = entry
-        if numel != tensor.numel() or tensor._version != version:
-            return None
-        return measured
-
-    def clear(self) -> None:
-        self.entries.clear()
-
-
-def unseen_note(unseen: list[Unseen]) -> str | None:
-    """One note naming where forward() did work no hook saw (at most three places, and a count)."""
-    if not unseen:
-        return None
-    parts = [
-        f"{u.row} (E[x²] {fmt(u.input_sq)}" + (f", after {u.after}'s {fmt(u.after_sq)})" if u.after else ")")
-        for u in unseen[:3]
-    ]
-    more = f" and {len(unseen) - 3} more" if len(unseen) > 3 else ""
-    return (
-        "hooks see modules, not the code in forward(): the input of "
-        + ", ".join(parts)
-        + f"{more} was computed there (an add, a pooling, a functional call); those rows' gains include it"
-    )
+    shapes = tuple((o.name, tuple(o.value.shape[1:])) for o in used)
+    return TrialData(order, loss_value, unseen, gaps, data_sq, shapes, used, skipped, list(heads.values()))
 
 
 def _input(shape: InputShape, settings: ProbeSettings, trial: int, device: str):
@@ -363,24 +366,6 @@ def _input(shape: InputShape, settings: ProbeSettings, trial: int, device: str):
         return torch.as_tensor(ids, device=device)
     data = rng.standard_normal((settings.batch, *shape.shape)).astype(settings.dtype)
     return torch.as_tensor(data, device=device).requires_grad_(True)
-
-
-def _loss(output, settings: ProbeSettings, trial: int):
-    """The spec probe's losses, in torch: unit sum(Y G)/batch, mse mean((Y - T)^2), xent (softmax
-    cross-entropy with random labels), with the same random draws."""
-    torch = require_torch()
-    if settings.loss == "xent" and (output.ndim != 2 or output.shape[1] < 2):
-        raise InitdiagError(
-            f"--loss xent needs (batch, classes) logits; the model returns shape {tuple(output.shape)}"
-        )
-    rng = stream(settings.seed, trial, _TARGET)
-    target = torch.as_tensor(make_target(settings.loss, rng, tuple(output.shape), settings.dtype),
-                             device=output.device)  # fmt: skip
-    if settings.loss == "unit":
-        return (output * target).sum() / output.shape[0]
-    if settings.loss == "mse":
-        return ((output - target) ** 2).mean()
-    return torch.nn.functional.cross_entropy(output, target.long())
 
 
 def _forward_stats(row: RowData, x, y, known=None) -> dict:
@@ -449,8 +434,9 @@ def _distinct_units(row: RowData, x, output: np.ndarray, bias_varies: bool) -> i
     return distinct_columns(_units_last(output, row.channels_first))
 
 
-def _weight_stats(row: RowData) -> None:
-    """The module's weight (``weight``, or an attention's ``in_proj_weight``) and its gradient."""
+def _weight_stats(row: RowData, finite: bool = True) -> None:
+    """The module's weight (``weight``, or an attention's ``in_proj_weight``) and its gradient (not a
+    number when the loss was not: no backward pass ran)."""
     module, values = row.module, row.values
     weight = getattr(module, "weight", None)
     if weight is None:
@@ -461,6 +447,9 @@ def _weight_stats(row: RowData) -> None:
     wm = moments(_numpy(weight))
     values["weight_std"], values["weight_rms"] = wm.std, math.sqrt(wm.second)
     grad = weight.grad
+    if not finite:
+        values.update(grad_weight_var=math.nan, grad_weight_ratio=math.nan, grad_weight_sq=math.nan)
+        return
     if grad is None:
         values.update(grad_weight_var=0.0, grad_weight_ratio=0.0, grad_weight_sq=0.0)
         return

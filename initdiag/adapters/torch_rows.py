@@ -7,7 +7,7 @@ a model's rows are judged exactly as a spec stack's. No torch here: the hooks le
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -51,6 +51,21 @@ class RowData:
         return max(1, math.prod(self.out_shape) // self.units) if self.out_shape else 1
 
 
+@dataclass
+class TrialData:
+    """What one trial measured: its rows, its loss, and what forward() did where no hook looks."""
+
+    rows: list[RowData]
+    loss: float
+    unseen: list  # `torch_probe.Unseen`: rows whose input forward() computed
+    gaps: list  # `torch_probe.Gap`: poolings forward() did itself
+    data_sq: float | None  # E[x^2] of the data (None for token ids)
+    outputs: tuple = ()  # (name, shape per sample) of each output the loss reached
+    used: list = field(default_factory=list)  # those outputs (`torch_outputs.Output`)
+    skipped: list = field(default_factory=list)  # the tensors it returned that get no loss, and why
+    heads: list = field(default_factory=list)  # the rows whose outputs make the model's outputs
+
+
 def _graph(rows: list[RowData]) -> Graph:
     made = []
     for i, row in enumerate(rows):
@@ -76,7 +91,7 @@ _HAS_WEIGHTS = (*WEIGHTED, "embedding", "attention")
 
 
 def model_result(
-    trials_data: list[list[RowData]],
+    trials_data: list[TrialData],
     losses: list[float],
     settings: ProbeSettings,
     spec: ModelSpec,
@@ -84,19 +99,26 @@ def model_result(
 ) -> ProbeResult:
     """The `ProbeResult` of the rows every trial measured (the same modules each time, or an error),
     judged as a spec probe's are (`analysis.judge`)."""
-    first = trials_data[0]
+    first = trials_data[0].rows
     names = [r.name for r in first]
-    for rows in trials_data[1:]:
-        if [r.name for r in rows] != names:
+    for trial in trials_data[1:]:
+        if [r.name for r in trial.rows] != names:
             raise InitdiagError("the model ran different modules from one trial to the next; use --trials 1")
     if not any(r.kind in _HAS_WEIGHTS for r in first):
         raise InitdiagError("nothing to diagnose: the model has no dense or conv layer")
     graph = _graph(first)
     raws = []
-    for rows in trials_data:
+    for trial in trials_data:
+        rows = trial.rows
         raw = {key: np.array([_number(r.values.get(key)) for r in rows]) for key in _RAW_KEYS}
         with np.errstate(all="ignore"):
             raw["grad_weight_rms"] = np.sqrt(raw["grad_weight_sq"])
+            if trial.data_sq is not None:  # a row at the input is judged from the data (`data_gains`)
+                raw["data_sq"] = np.full(len(rows), trial.data_sq)
+            raw["pool_fwd"], raw["pool_bwd"] = _pool_factors(trial)
+            reference = _backward_reference(trial)
+            if reference is not None:
+                raw["backward_reference_sq"] = reference
         raws.append(raw)
     infos = []
     for i, row in enumerate(first):
@@ -127,6 +149,41 @@ def model_result(
         graph, infos, raws, losses, settings, spec, weighted=lambda r: first[r.index].kind in _HAS_WEIGHTS
     )
     return ProbeResult(spec=spec, settings=settings, layers=layers, summary=summary)
+
+
+def _pool_factors(trial: TrialData) -> tuple[np.ndarray, np.ndarray]:
+    """The change of the second moment a pooling forward() does itself makes (`cumulative_gains`
+    divides it out, as a pooling module's): forward, at the row that reads the pooled values, their
+    E[x^2] over the E[y^2] of the output pooled; backward, at the row whose output was pooled, its
+    E[(dL/dy)^2] over the E[(dL/dx)^2] of the pooled values (a mean over P positions passes each
+    position 1/P of the gradient: E[g^2] falls P^2-fold)."""
+    index = {id(r): i for i, r in enumerate(trial.rows)}
+    fwd, bwd = np.ones(len(trial.rows)), np.ones(len(trial.rows))
+    for gap in trial.gaps:
+        source, row = gap.source.values, gap.row.values
+        fwd[index[id(gap.row)]] *= _ratio(row.get("input_sq"), source.get("output_sq"))
+        bwd[index[id(gap.source)]] *= _ratio(source.get("grad_output_sq"), row.get("grad_input_sq"))
+    return fwd, bwd
+
+
+def _backward_reference(trial: TrialData) -> np.ndarray | None:
+    """The E[(dL/dx)^2] each row's backward gain is measured against: at the rows that make the
+    model's outputs (its heads), their own, and elsewhere the sum of theirs, what all outputs send
+    back (independent targets: their gradients add in E[g^2]). One head that is the last row gives
+    a spec probe's reference, the last row's. None: no head found (forward() alone made them)."""
+    index = {id(r): i for i, r in enumerate(trial.rows)}
+    heads = [index[id(row)] for row in trial.heads if id(row) in index]
+    if not heads:
+        return None
+    sq = np.array([_number(r.values.get("grad_input_sq")) for r in trial.rows])
+    out = np.full(len(sq), sq[heads].sum())
+    out[heads] = sq[heads]
+    return out
+
+
+def _ratio(num, den) -> float:
+    num, den = _number(num), _number(den)
+    return num / den if den and math.isfinite(den) and math.isfinite(num) else 1.0
 
 
 def _norm_values(row: RowData, batch: int) -> int | None:

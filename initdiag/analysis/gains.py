@@ -51,9 +51,10 @@ def data_gains(graph: Graph, raw: dict, at_input: set[int]) -> np.ndarray:
     absolute scale the first layer sets, which the forward gains (ratios to it) cannot see; nan
     elsewhere."""
     out = np.full(len(graph.rows), math.nan)
+    data = raw.get("data_sq", raw["input_sq"])  # a model's: the data, whatever forward() made of it
     for i in at_input:
         if graph.rows[i].kind in judged_kinds(True):
-            out[i] = ratio(raw["preact_sq"][i], raw["input_sq"][i])
+            out[i] = ratio(raw["preact_sq"][i], data[i])
     return out
 
 
@@ -223,6 +224,8 @@ def cumulative_gains(graph: Graph, raw: dict) -> tuple[np.ndarray, np.ndarray]:
         if row.kind in POOL_KINDS:
             own_fwd[i] = ratio(raw["preact_sq"][i], raw["input_sq"][i]) if i else 1.0
             own_bwd[i] = ratio(raw["grad_input_sq"][i], raw["grad_output_sq"][i]) if i < n - 1 else 1.0
+    if "pool_fwd" in raw:  # a model's poolings in forward(), no row's (`torch_rows._pool_factors`)
+        own_fwd, own_bwd = own_fwd * raw["pool_fwd"], own_bwd * raw["pool_bwd"]
     fwd_fixed = np.cumprod(own_fwd)
     bwd_fixed = np.cumprod(own_bwd[::-1])[::-1]  # pools at or after the row
     scale_sq = np.array([row.branch_scale**2 for row in rows_])
@@ -234,10 +237,12 @@ def cumulative_gains(graph: Graph, raw: dict) -> tuple[np.ndarray, np.ndarray]:
     back_refs = backward_references(graph)
     free = scale_free_rows(graph)
     grad_sq = raw["grad_input_sq"]
+    # a model's: against the rows that make its outputs (`torch_rows._backward_reference`)
+    ref_sq = raw.get("backward_reference_sq", grad_sq[back_refs])
     backward = [
         ratio(grad_sq[i] * raw["input_sq"][i], grad_sq[r] * raw["input_sq"][r] * scale_sq[i])
         if i in free
-        else ratio(grad_sq[i], grad_sq[r] * ratio(bwd_fixed[i], bwd_fixed[r]) * scale_sq[i])
+        else ratio(grad_sq[i], ref_sq[i] * ratio(bwd_fixed[i], bwd_fixed[r]) * scale_sq[i])
         for i, r in enumerate(back_refs)
     ]
     return np.array(forward), np.array(backward)

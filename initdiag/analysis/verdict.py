@@ -146,9 +146,15 @@ def _stop_sentence(s: LayerStats) -> str:
         what = "batch norm" if s.stop_kind == "batchnorm" else "layer norm"
         over = "each feature over 2 values" if what == "batch norm" else "over 2 values per sample"
         fix = "use a batch of at least 16" if what == "batch norm" else "normalize a wider layer"
+        rms = s.grad_weight_rms
+        shown = (
+            f" (its ∂W rms {format_number(rms)} is that, and shrinks as eps does)"
+            if rms and math.isfinite(rms)
+            else ""
+        )
         return (
             f"almost no gradient reaches layer {s.name}: {what} {stop} normalizes {over}, which it maps "
-            f"to ±1 whatever they are, and passes back only what its eps leaves; {fix}"
+            f"to ±1 whatever they are, and passes back only what its eps leaves{shown}; {fix}"
         )
     where = "there" if stop == s.name else f"at layer {stop}"
     return (

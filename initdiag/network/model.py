@@ -115,6 +115,8 @@ class ModelSpec:
     name: str | None = None
     bias_init: str | None = None
     base_dir: str | None = None  # a spec file's folder: a relative PATH.py is found from there
+    # what a probe found the model returns: (name, shape per sample) of each output its loss reached
+    outputs: tuple = ()
 
     act: str = "module"  # what compare labels a model's activation with (it has its own)
     is_dense_chain = False

@@ -197,6 +197,9 @@ def test_a_dict_output_is_probed_and_named(mods):
     got = net(data((32,), 64))
     loss = (got["logits"] * target(0, (64, 10))).sum() / 64 + (got["hidden"] * target(1, (64, 64))).sum() / 64
     assert result.summary.loss == pytest.approx(float(loss.detach()), rel=1e-5)
+    mse = probe_module(mods["DictOut"], "32", batch=64, loss="mse")
+    loss = F.mse_loss(got["logits"], target(0, (64, 10))) + F.mse_loss(got["hidden"], target(1, (64, 64)))
+    assert mse.summary.loss == pytest.approx(float(loss.detach()), rel=1e-5)
 
 
 def test_tensors_no_loss_can_reach_are_named_in_a_note(mods):

@@ -113,3 +113,11 @@ def test_threads_give_one_threads_numbers(monkeypatch, two_threads, kh, kw, stri
     alone = _conv_all(x, W, None, dz, stride, pads)
     for a, t in zip(alone, threaded, strict=True):
         np.testing.assert_array_equal(t, a)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_an_empty_batch_has_empty_gradients(stride):
+    x, W = np.zeros((0, 5, 5, 3), np.float32), np.ones((4, 3, 3, 3), np.float32)
+    z = ops.conv2d_forward(x, W, None, stride, (1, 1, 1, 1))
+    dx, dW, db = ops.conv2d_backward(x, z, W, stride, (1, 1, 1, 1))
+    assert z.shape[0] == dx.shape[0] == 0 and not dW.any() and not db.any()

@@ -114,7 +114,7 @@ def conv2d_forward(
     W2d = _w2d(W, x.dtype).T
     z = np.empty((N, Ho, Wo, n_out), dtype=x.dtype)
     parts = _chunks(N, Ho * Wo * kh * kw * C * x.dtype.itemsize)
-    windows = _Windows(x, kh, kw, stride, pads, parts[0].stop)
+    windows = _Windows(x, kh, kw, stride, pads, parts[0].stop if parts else 1)
 
     def chunk(part):
         np.matmul(windows(part), W2d, out=z[part].reshape(-1, n_out))
@@ -152,7 +152,7 @@ def conv2d_backward(
         flipped = (kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right)
         Wf = np.ascontiguousarray(W.astype(dt, copy=False).transpose(2, 3, 0, 1)[::-1, ::-1]).reshape(-1, C)
         parts = _chunks(N, H * Wd * kh * kw * n_out * dt.itemsize)
-        windows = _Windows(dz, kh, kw, 1, flipped, parts[0].stop)
+        windows = _Windows(dz, kh, kw, 1, flipped, parts[0].stop if parts else 1)
 
         def chunk(part):
             D = windows(part)
@@ -166,7 +166,7 @@ def conv2d_backward(
     else:
         W2d = _w2d(W, dt)
         parts = _chunks(N, Ho * Wo * kh * kw * C * dt.itemsize)
-        windows = _Windows(x, kh, kw, stride, pads, parts[0].stop)
+        windows = _Windows(x, kh, kw, stride, pads, parts[0].stop if parts else 1)
 
         def chunk(part):
             dz2d = dz[part].reshape(-1, n_out)

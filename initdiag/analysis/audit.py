@@ -45,7 +45,6 @@ Keras/JAX with ``layout="keras"`` ((*kernel, in, out)).
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -54,26 +53,35 @@ from typing import Any
 import numpy as np
 
 from ..errors import InitdiagError
-from .init_rules import MATCH, Rule, best_rule, bias_rules, families, top_singular_values, weight_rules
+from .audit_names import (  # noqa: F401  (names the renderers and tests import from here)
+    _BUFFERS,
+    _EMBED,
+    _HEAD,
+    _NORM_MODULE,
+    _RNN,
+    _WEIGHT_NAME,
+    _as_matrix,
+    _block_of,
+    _key,
+    _role_key,
+    _same_values,
+    _squeeze,
+    count_blocks,
+    fans_of,
+    infer_role,
+    owner_weight,
+    plural,
+    rnn_hidden_sizes,
+)
+from .audit_siblings import SIBLING_SE, _differs, _natural, flag_siblings  # noqa: F401
+from .init_rules import MATCH, Rule, best_rule, bias_rules, top_singular_values, weight_rules
 
 AUDIT_FLAGS = ("nonfinite", "symmetric", "constant", "logits", "norm", "sibling", "block", "spectrum")
 FAILING_FLAGS = ("nonfinite", "symmetric")
 LAYOUTS = ("torch", "keras")
 ROLES = ("weight", "embedding", "bias", "norm_weight", "norm_bias", "other")
 TW_MARGIN = 6.0  # Tracy–Widom scales above the Marchenko–Pastur edge before a value is an outlier
-SIBLING_SE = 6.0  # standard errors of a std difference before siblings differ
 LOGIT_STD_LIMIT = 3.0  # logits of a larger std (for unit-scale inputs) put the softmax far from uniform
-_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
-_HEAD = re.compile(r"(^|\.)(lm_head|head|output|classifier|decoder|embed_out)\.weight$")
-_EMBED = re.compile(
-    r"(^|\.)(wte|embed_tokens|word_embeddings|tok_embeddings|token_embedding|embed|embedding)\.weight$"
-)
-# a module whose name says it normalizes: norm1, LayerNorm, input_layernorm, ln_f, bn3, gn
-_NORM_MODULE = re.compile(r"norm|^(ln|bn|gn|rms)(\d+|_\w*)?$", re.IGNORECASE)
-# nn.RNN/GRU/LSTM (weight_ih_l0, bias_hh_l1_reverse, weight_hr_l0) and their cells (weight_ih)
-_RNN = re.compile(r"^(weight|bias)_(ih|hh|hr)(_l\d+(?:_reverse)?)?$")
-# weight, in_proj_weight, weight_ih_l0, kernel (Keras, Flax), w (Haiku's linear/w), w1, W
-_WEIGHT_NAME = re.compile(r"weight|kernel|(^|[/~_])[wW]\d*(:\d+)?$")
 ZERO_NOTES = {
     "readout": "a zero readout (μP's and mup's default): the output starts at 0 and the first step moves it "
     "(its gradient is the activations below times the output error)",
@@ -158,138 +166,6 @@ class AuditResult:
         }
 
 
-def plural(n: int, word: str) -> str:
-    """``1 tensor``, ``2 tensors``."""
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
-def fans_of(shape: tuple[int, ...], layout: str) -> tuple[int, int] | None:
-    """(fan_in, fan_out) of a weight of *shape* in PyTorch's or Keras's layout."""
-    if len(shape) < 2:
-        return None
-    if layout == "torch":
-        receptive = math.prod(shape[2:])
-        return shape[1] * receptive, shape[0] * receptive
-    receptive = math.prod(shape[:-2])
-    return shape[-2] * receptive, shape[-1] * receptive
-
-
-def _as_matrix(array: np.ndarray, layout: str) -> np.ndarray:
-    """(fan_out rows..., fan_in): a conv kernel's output channels against everything else."""
-    if layout == "torch":
-        return array.reshape(array.shape[0], -1)
-    return np.moveaxis(array, -1, 0).reshape(array.shape[-1], -1)
-
-
-def _squeeze(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """A shape without its leading 1s (a ViT's pos_embed, 1 x 197 x 192, is a 197 x 192 table)."""
-    while len(shape) > 1 and shape[0] == 1:
-        shape = shape[1:]
-    return shape
-
-
-def _key(prefix: str, key: str) -> str:
-    return f"{prefix}.{key}" if prefix else key
-
-
-def owner_weight(name: str) -> str:
-    """The weight beside a bias: ``fc.weight`` for ``fc.bias``, ``weight_ih_l0`` for ``bias_ih_l0``."""
-    prefix, _, last = name.rpartition(".")
-    if _RNN.match(last) and last.startswith("bias"):
-        return _key(prefix, "weight" + last[4:])
-    return _key(prefix, last[: -len("bias")] + "weight" if last.endswith("_bias") else "weight")
-
-
-def infer_role(
-    name: str, shape: tuple[int, ...], shapes: Mapping[str, tuple[int, ...]], names: Iterable[str] = ()
-) -> str:
-    """A tensor's role from its name (a state dict carries no types). A matrix named like a weight
-    (``weight``, ``kernel``, ``in_proj_weight``, ``w1``) is a weight, one named like an embedding
-    (``wte``, ``tok``, ``emb``) an embedding, any other (a cls token) ``other``. A 1-D gain or bias
-    is a normalization's only when its module's name says so (``ln_1``, ``norm1``, ``bn3``,
-    ``LayerNorm``) or batch-norm buffers sit beside it (*names*: every name of the state dict): a
-    LayerScale's ``ls1.gamma`` is not a norm."""
-    prefix, _, last = name.rpartition(".")
-    names = set(names) | set(shapes)
-    norm = bool(_NORM_MODULE.search(prefix.rpartition(".")[2])) or any(
-        _key(prefix, buffer) in names for buffer in _BUFFERS[:2]
-    )
-    if len(shape) >= 2:
-        if re.search(r"emb|wte|wpe|tok", name, re.IGNORECASE):
-            return "embedding"
-        return "weight" if _WEIGHT_NAME.search(last) else "other"
-    if len(shape) == 1:
-        if last in ("beta", "b") or last.startswith("bias") or last.endswith("bias"):
-            return "norm_bias" if norm and not _RNN.match(last) else "bias"
-        if last in ("weight", "gamma", "g", "scale"):
-            return "norm_weight" if norm else "other"
-    return "other"
-
-
-def _block_of(name: str) -> str | None:
-    """``h.5`` for ``transformer.h.5.attn.c_attn.weight``: up to the first numbered segment."""
-    parts = name.split(".")
-    for i, part in enumerate(parts):
-        if part.isdigit():
-            return ".".join(parts[: i + 1])
-    return None
-
-
-def _role_key(name: str) -> str:
-    return ".".join("#" if part.isdigit() else part for part in name.split("."))
-
-
-def count_blocks(names: Iterable[str]) -> int | None:
-    """The number of blocks (GPT-2's L): the most indices any numbered container holds."""
-    seen: dict[str, set[str]] = defaultdict(set)
-    for name in names:
-        block = _block_of(name)
-        if block:
-            container, _, index = block.rpartition(".")
-            seen[container].add(index)
-    return max((len(v) for v in seen.values()), default=0) or None
-
-
-def rnn_hidden_sizes(shapes: Mapping[str, tuple[int, ...]]) -> dict[str, int]:
-    """hidden_size of every parameter of an nn.RNN/GRU/LSTM (or cell), from its names: weight_hh is
-    (gates * hidden, hidden), or (gates * hidden, proj) beside an LSTM's weight_hr (proj, hidden)."""
-    out = {}
-    for name in shapes:
-        prefix, _, last = name.rpartition(".")
-        match = _RNN.match(last)
-        if not match:
-            continue
-        suffix = match.group(3) or ""
-        hr, hh = (
-            shapes.get(_key(prefix, "weight_hr" + suffix)),
-            shapes.get(_key(prefix, "weight_hh" + suffix)),
-        )
-        hidden = hr[1] if hr and len(hr) == 2 else hh[1] if hh and len(hh) == 2 else None
-        if hidden:
-            out[name] = int(hidden)
-    return out
-
-
-def _same_values(arrays: Mapping[str, np.ndarray]) -> dict[str, str]:
-    """{alias: first name} for tensors whose values are exactly another's (a tied tensor saved twice).
-    Constant tensors (zero biases) are alike without being tied, and are left alone. Candidates share
-    their shape, dtype and first values; only those are compared whole."""
-    groups: dict[tuple, list[str]] = defaultdict(list)
-    for name, array in arrays.items():
-        flat = array.ravel()
-        if flat.size > 1 and not (flat == flat[0]).all():
-            groups[(array.shape, array.dtype.str, flat[:16].tobytes())].append(name)
-    aliases: dict[str, str] = {}
-    for names in groups.values():
-        for i, alias in enumerate(names[1:], 1):
-            first = next(
-                (n for n in names[:i] if n not in aliases and np.array_equal(arrays[n], arrays[alias])), None
-            )
-            if first is not None:
-                aliases[alias] = first
-    return aliases
-
-
 def audit(
     tensors: Mapping[str, Any] | Iterable[tuple[str, Any]],
     *,
@@ -348,7 +224,7 @@ def audit(
     for alias, canonical in aliases.items():
         by_name[canonical].tied.append(alias)
     _constants(results, layout, dropout)
-    _flag_siblings(results, kinds or {}, shapes)
+    flag_siblings(results, kinds or {}, shapes)
     _flag_untied(results, arrays)
     _flag_logits(results, role_of, layout)
     notes = [
@@ -520,87 +396,6 @@ def _spectrum(t: TensorAudit, matrix: np.ndarray | None) -> None:
             f"{t.name}: {t.spectrum_outliers} singular value{'s' if t.spectrum_outliers > 1 else ''} beyond "
             f"the Marchenko–Pastur edge (the largest is {t.spectrum_ratio:.3g}x it); a random init has none"
         )
-
-
-def _std_se(t: TensorAudit) -> float:
-    """Relative standard error of a sample std of this tensor's family."""
-    family = families().get(t.shape_family or "normal", families()["normal"])
-    return math.sqrt((family.kurtosis + 2) / (4 * max(1, math.prod(t.shape))))
-
-
-def _differs(t: TensorAudit, std: float, rule: str | None) -> bool:
-    # another best rule, unless the others' rule fits it too (64 biases cannot tell 0.0208 from 0.02)
-    if t.rule is not None and rule is not None and t.rule != rule and rule not in t.alike:  # noqa: SIM102
-        if t.fits.get(rule, 0.0) < MATCH:
-            return True
-    if t.std > 0 and std > 0:
-        return abs(math.log(t.std / std)) > SIBLING_SE * math.sqrt(2) * _std_se(t)
-    return (t.std > 0) != (std > 0)
-
-
-def _flag_siblings(results: list[TensorAudit], kinds: Mapping[str, str], shapes: Mapping[str, tuple]) -> None:
-    """Tensors of the same role (name up to the block index, role, module type, shape, and a bias's
-    weight shape) in different blocks that differ (see the module's doc)."""
-    groups: dict[tuple, list[TensorAudit]] = defaultdict(list)
-    for t in results:
-        if _block_of(t.name) and math.isfinite(t.std):
-            owner = shapes.get(owner_weight(t.name)) if t.role in ("bias", "norm_bias") else None
-            groups[(_role_key(t.name), t.role, kinds.get(t.name), t.shape, owner)].append(t)
-    outliers_by_block: dict[str, list[TensorAudit]] = defaultdict(list)
-    partner: dict[str, str] = {}  # a block and the one other block it was compared with
-    for (key, *_), members in groups.items():
-        if len(members) == 2:
-            a, b = members
-            if not (_differs(a, b.std, b.rule) or _differs(b, a.std, a.rule)):
-                continue
-            for m, other in ((a, b), (b, a)):
-                m.flags.append("sibling")
-                m.reasons.append(
-                    f"{m.name}: std {m.std:.4g}{_rule_in(m)}, where {other.name} has std {other.std:.4g}"
-                    f"{_rule_in(other)}; with two blocks, which one is off cannot be told"
-                )
-                outliers_by_block[_block_of(m.name) or ""].append(m)
-                partner[_block_of(m.name) or ""] = _block_of(other.name) or ""
-            continue
-        if len(members) < 3:
-            continue
-        median = float(np.median([m.std for m in members]))
-        common = Counter(m.rule for m in members).most_common(1)[0][0]
-        apart = [m for m in members if _differs(m, median, common)]
-        if not apart or len(apart) * 2 > len(members):
-            continue  # none stands apart, or the role varies by design (a depth-scaled init)
-        for m in apart:
-            m.flags.append("sibling")
-            theirs = f" ({common})" if common else ""
-            m.reasons.append(
-                f"{m.name}: std {m.std:.4g}{_rule_in(m)}, where the other "
-                f"{plural(len(members) - 1, 'tensor')} of {key} have std {median:.4g}{theirs}"
-            )
-            outliers_by_block[_block_of(m.name) or ""].append(m)
-    for block, apart in outliers_by_block.items():
-        if len(apart) < 2:
-            continue
-        names = ", ".join(m.name.removeprefix(block + ".") for m in apart)
-        if block in partner and all(m.reasons[-1].endswith("cannot be told") for m in apart):
-            first, second = sorted((block, partner[block]), key=_natural)
-            reason = (f"blocks {first} and {second} differ in {len(apart)} of their tensors ({names}): "
-                      "one of them was re-initialised, or the init scales by depth; with two blocks, which "
-                      "one cannot be told")  # fmt: skip
-        else:
-            total = sum(1 for t in results if _block_of(t.name) == block)
-            reason = (f"block {block} stands apart: {len(apart)} of its {total} tensors ({names}) differ "
-                      "from the same tensors in the other blocks (was it re-initialised?)")  # fmt: skip
-        for m in apart:
-            m.flags.append("block")
-            m.reasons.insert(0, reason)
-
-
-def _natural(name: str) -> list:
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
-
-
-def _rule_in(t: TensorAudit) -> str:
-    return f" ({t.rule})" if t.rule else ""
 
 
 def _flag_untied(results: list[TensorAudit], arrays: Mapping[str, np.ndarray]) -> None:

@@ -10,28 +10,19 @@ changes another's numbers.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from ..core.initializers import Fans, Initializer, LayerContext
 from ..core.role_inits import ROLES, for_role
 from ..core.stats import distinct_columns
-from ..core.transformer import (
-    MLP,
-    Embedding,
-    MultiHeadAttention,
-    PositionEmbedding,
-    RMSNorm,
-    SinusoidalPositions,
-    TiedUnembedding,
-    TokenDense,
-    TokenLayerNorm,
-    TransformerBlock,
-)
 from ..errors import InitdiagError
 from ..network.graph import Graph, Param, Row, deepnorm_alpha
 from .inputs import stream
+
+if TYPE_CHECKING:
+    from ..core.transformer import TransformerBlock
 
 LAYER_STREAM = 2
 TOKEN_KINDS = ("embedding", "position_embedding", "attention", "mlp", "unembedding")
@@ -105,6 +96,19 @@ def sample(row_draws: tuple[Draw, ...], seed: int, trial: int, i: int) -> dict[s
 def make_layer(row: Row, act, arrays: dict, dtype, built: dict):
     """The layer object of a row of a token kind (or a norm or dense layer on a token stream);
     *built* maps the rows made so far to their layers (a tied unembedding reads its table)."""
+    # the transformer's layers are imported on first use: a dense probe never loads them (start-up)
+    from ..core.transformer import (
+        MLP,
+        Embedding,
+        MultiHeadAttention,
+        PositionEmbedding,
+        RMSNorm,
+        SinusoidalPositions,
+        TiedUnembedding,
+        TokenDense,
+        TokenLayerNorm,
+    )
+
     layer, name, kind = row.layer, row.name, row.kind
     d = row.in_shape[-1]
     if kind == "embedding":
@@ -137,6 +141,8 @@ def make_layer(row: Row, act, arrays: dict, dtype, built: dict):
 def make_block(rows: list[Row], arrays: dict[int, dict], dtype, n_blocks: int) -> TransformerBlock:
     """One block of a transformer entry from its rows (in `TransformerBlock.layers` order) and the
     arrays sampled for them; deepnorm's alpha is (2N)^(1/4) for the stack's N blocks unless given."""
+    from ..core.transformer import TransformerBlock
+
     first = rows[0]
     layer, block = first.layer, first.block
     norm = layer.get("norm")

@@ -128,8 +128,9 @@ def distinct_columns(z: np.ndarray) -> int:
 
 def _distinct(z: np.ndarray) -> int:
     rows = np.add(z.T, z.dtype.type(0.0), order="C")
-    items = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
-    return len(np.unique(items))
+    items = np.sort(rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel())
+    # what np.unique counts, without its np.ma check (importing numpy.ma costs a probe 8 ms)
+    return int(1 + np.count_nonzero(items[1:] != items[:-1])) if items.size else 0
 
 
 def dead_fraction(z: np.ndarray) -> float:

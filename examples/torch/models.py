@@ -117,3 +117,21 @@ class TinyGPT(nn.Module):
         for block in self.h:
             x = block(x)
         return self.lm_head(self.ln_f(x))
+
+
+class TiedLM(nn.Module):
+    """A small language model whose output head is tied to its token embedding, left at
+    ``nn.Embedding``'s N(0, 1) default: the logits start with a std of about sqrt(dim) (a near
+    one-hot softmax at init). GPT-2 draws the shared table from N(0, 0.02) instead."""
+
+    def __init__(self, vocab: int = 1000, dim: int = 64):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.mix = nn.Linear(dim, dim)
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, vocab, bias=False)
+        self.head.weight = self.embed.weight  # tied
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        x = self.embed(ids)
+        return self.head(self.norm(x + torch.relu(self.mix(x))))

@@ -9,7 +9,7 @@ import typer
 
 from ..errors import InitdiagError
 from .app import choice, command, print_rich
-from .options import ACTS, DebugOpt, FormatOpt, SeedOpt, opt
+from .options import ACTS, DebugOpt, FormatOpt, SeedOpt, opt, positive_ints
 
 # the options a coordcheck spec's keys stand for (CoordSettings field -> this command's parameter)
 _SETTING_OF = {"params": "param"}
@@ -142,7 +142,7 @@ def coordcheck(
         _check_plot_path(save_plot)
     values = dict(
         layers=layers,
-        widths=_widths(widths),
+        widths=positive_ints(widths, "--widths", "64,128,256"),
         params=split_list(param, "--param"),
         act=act,
         init=init,
@@ -187,17 +187,6 @@ def coordcheck(
 def _given(ctx: typer.Context) -> set[str]:
     """The parameters typed on this command line (not left at their defaults)."""
     return {name for name in ctx.params if getattr(ctx.get_parameter_source(name), "name", "") != "DEFAULT"}
-
-
-def _widths(text: str) -> list[int]:
-    from ..core.callspec import split_list
-
-    out = []
-    for item in split_list(text, "--widths"):
-        if not (item.isascii() and item.isdigit()) or int(item) < 1:
-            raise InitdiagError(f"--widths '{text}': '{item}' is not a positive integer; e.g. 64,128,256")
-        out.append(int(item))
-    return out
 
 
 def _fail_on(text: str | None, flags: tuple[str, ...]) -> set[str]:

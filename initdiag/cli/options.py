@@ -206,6 +206,19 @@ def model_spec(model, model_arg, input_shape, init):
     return ModelSpec(model, parse_input_shape(input_shape), parse_model_args(model_arg), init or "keep")
 
 
+def positive_ints(text: str, option: str, example: str) -> list[int]:
+    """``64,128,256`` as ints; one error line naming *option* for an item that is not a positive
+    integer (``"²".isdigit()`` is True, hence the ASCII check)."""
+    from ..core.callspec import split_list
+
+    out = []
+    for item in split_list(text, option):
+        if not (item.isascii() and item.isdigit()) or int(item) < 1:
+            raise InitdiagError(f"{option} '{text}': '{item}' is not a positive integer; e.g. {example}")
+        out.append(int(item))
+    return out
+
+
 def check_max_gain(max_gain: float | None) -> None:
     if max_gain is not None:
         gain_limit("--max-gain", max_gain)

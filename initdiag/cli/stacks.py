@@ -39,6 +39,7 @@ from .options import (
     check_max_gain,
     model_spec,
     opt,
+    positive_ints,
     probe_options,
     stack_options,
 )
@@ -292,16 +293,8 @@ def sweep(
     fmt = choice("--format", format, FORMATS)
     metric = choice("--metric", metric, METRICS)
     check_max_gain(max_gain)
-    depths = []
-    for item in split_list(depth, "--depth"):
-        if not (item.isascii() and item.isdigit()) or int(item) < 1:  # "²".isdigit() is True
-            raise InitdiagError(f"--depth '{depth}': '{item}' is not a positive integer; e.g. 2,4,8,16")
-        depths.append(int(item))
-    widths = []
-    for item in split_list(width, "--width"):
-        if not (item.isascii() and item.isdigit()) or int(item) < 1:
-            raise InitdiagError(f"--width '{width}': '{item}' is not a positive integer; e.g. 64,128,256")
-        widths.append(int(item))
+    depths = positive_ints(depth, "--depth", "2,4,8,16")
+    widths = positive_ints(width, "--width", "64,128,256")
     with _progress() as progress:
         result = run_sweep(
             width=widths if len(widths) > 1 else widths[0],

@@ -9,7 +9,6 @@ import itertools
 import math
 
 from ..analysis.result import format_number as fmt
-from ..errors import InitdiagError
 from .common import FLAG_STYLES, VERDICT_MARKS, VERDICT_STYLES, Adaptive, csv_text, json_text, markdown_table
 
 CELL_STYLES = {
@@ -314,10 +313,6 @@ def save_plot(report, path: str) -> None:
                 ax.set_xlabel("width", fontsize=8)
         axes[r][0].set_ylabel("l1 = mean |x|", fontsize=8)
     axes[0][0].legend(fontsize=6)
-    fig.tight_layout()
-    try:
-        fig.savefig(path, dpi=100)
-    except OSError as exc:
-        raise InitdiagError(f"cannot write --save-plot '{path}': {exc.strerror or exc}") from None
-    finally:
-        plt.close(fig)
+    from .plot import save_figure
+
+    save_figure(fig, path)

@@ -44,6 +44,14 @@ def save_train_plot(report, path: str) -> None:
         ax.set_title(f"{result.label}: {np.mean(result.test_accuracy):.0%} test", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
+    save_figure(fig, path)
+
+
+def save_figure(fig, path: str) -> None:
+    """Lay out *fig*, write it to *path* as a PNG and close it; a file that cannot be written is one
+    error line."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     try:
         fig.savefig(path, dpi=100)

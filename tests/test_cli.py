@@ -255,6 +255,22 @@ def test_version_help_and_module_entry_point():
     assert module.returncode == 0 and module.stdout.strip() == f"initdiag {initdiag.__version__}"
 
 
+def test_console_script_start_up_stays_light():
+    """The console script's dense probe imports none of the transformer's layers, and freezes the
+    objects at the end so that the interpreter's exit does not walk them (benchmarks/startup.py)."""
+    script = (
+        "import gc, sys\n"
+        "from initdiag.cli import main\n"
+        "sys.argv = ['initdiag', 'probe', '--layers', '8,4,2']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('initdiag.core.mlp', 'initdiag.core.transformer') if m in sys.modules))\n"
+        "print(gc.get_freeze_count() > 0)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert "dense1" in done.stdout, done.stdout
+    assert done.stdout.splitlines()[-2:] == ["[]", "True"]
+
+
 def test_every_command_has_help_with_an_example_and_a_readme_entry():
     """Every command has -h with an example, a row in the README's command table, and a page in
     docs/commands/ (inits and explain share one) that the site's navigation lists."""

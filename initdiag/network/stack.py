@@ -43,10 +43,9 @@ class _Canon:
     def __init__(self):
         from ..core.activations import get_activation
         from ..core.init_parser import get_bias_initializer, get_initializer
-        from ..core.mlp import get_mlp_activation
 
         self._parsers = {"act": get_activation, "init": get_initializer, "bias_init": get_bias_initializer,
-                         "mlp_act": get_mlp_activation}  # fmt: skip
+                         "mlp_act": _mlp_activation}  # fmt: skip
         self._seen: dict[tuple[str, str], Any] = {}
 
     def __call__(self, key: str, text: Any, label: str = "", path: tuple = ()) -> Any:
@@ -60,6 +59,13 @@ class _Canon:
                     raise
                 raise SpecLayerError(f"{label}: {exc}", path) from None
         return self._seen[key, text]
+
+
+def _mlp_activation(text: str):
+    # imported on first use: core.mlp brings the transformer's layers, which a dense stack never needs
+    from ..core.mlp import get_mlp_activation
+
+    return get_mlp_activation(text)
 
 
 def text_of(value: Any) -> str | None:

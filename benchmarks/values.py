@@ -102,6 +102,21 @@ def commands(spec_dir: Path) -> dict[str, list[str]]:
         "2",
     ]
     cases["probe-mlp-gelu"] = ["probe", "--layers", "784,512x6,10", "--act", "gelu", "--batch", "256"]
+    # the transformer's layers each way: norms (post, rmsnorm, sandwich), gated MLPs, qk-norm, a relu MLP
+    for variant in (
+        "norm=post,norm_type=rmsnorm,act=swiglu,qk_norm=true",
+        "norm=pre,act=geglu,sandwich=true",
+        "norm=deepnorm,act=relu",
+    ):
+        text = f"transformer:d=64,heads=4,blocks=2,seq=32,vocab=100,{variant}"
+        cases[f"probe-transformer-{variant.split(',')[0]}"] = ["probe", "--layers", text, "--batch", "8"]
+    cases["probe-gpt_small-float64"] = [
+        "probe",
+        "--config",
+        str(ROOT / "sample_configs/gpt_small.toml"),
+        "--dtype",
+        "float64",
+    ]
     cases["train-gelu"] = ["train", "--act", "gelu", "--trials", "2", "--iters", "2000"]
     cases["train-tanh"] = ["train", "--act", "tanh", "--trials", "2", "--iters", "2000"]
     return cases

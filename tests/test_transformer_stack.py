@@ -262,7 +262,7 @@ def test_memory_estimate_counts_the_score_matrices_and_bounds_the_peak():
     batch = 8
     scores = batch * 8 * 128 * 128 * 4  # one float32 (batch, heads, seq, seq) array
     growth = estimate_memory(spec, batch, "float32").total - estimate_memory(short, batch, "float32").total
-    assert growth >= 2 * (scores - scores // 4)  # the attention weights and their gradient, at least
+    assert growth >= scores - scores // 4  # the scores, softmax in place (backward: a chunk at a time)
     initdiag.probe(short, batch=1)  # the modules a transformer probe imports are not its arrays
     tracemalloc.start()
     try:

@@ -86,19 +86,22 @@ def _token_row(row) -> tuple[int, int, int]:
     if row.kind == "attention":
         heads = row.layer.heads
         inner = row.params[0].shape[1]
-        # q, k, v, the attention weights (heads x seq^2: the probe keeps no logits, the softmax runs in
-        # place), the context, the output; backward: the scores' gradient (heads x seq^2 more), dq, dk,
-        # dv, d[qkv], the context's gradient and split
-        cached = 4 * seq * inner + heads * seq * seq + out
-        return params, cached, heads * seq * seq + 8 * seq * inner + 2 * out
+        # kept for the backward pass: q, k, v, the context and each softmax row's max and sum (the
+        # attention weights go once their statistics are taken, `MultiHeadAttention.drop_outputs`);
+        # forward: the (heads x seq^2) scores, softmax in place, and the output; backward: dq, dk, dv,
+        # d[qkv], the context's gradient and split (the weights are recomputed a chunk at a time)
+        cached = 4 * seq * inner + 2 * heads * seq
+        return params, cached, max(heads * seq * seq + 2 * out, 8 * seq * inner + 2 * out)
     if row.kind == "mlp":
         hidden = row.params[0].shape[1]
         gated = len(row.params) == 3
-        # before and after the activation, the normal CDF of gelu (and the gated forms' linear half and
-        # product), the output; backward: the hidden gradient, act'(z) kept, the gate's gradient
-        return params, (5 if gated else 3) * seq * hidden + out, 3 * seq * hidden + 2 * out
+        # kept: before the activation and after it (gelu: the normal CDF instead), and the gated
+        # forms' linear half; forward: those, the product and the output; backward: what was let go,
+        # recomputed, the hidden gradient, act'(z) (kept for the statistics), the gate's gradient
+        kept = (3 if gated else 2) * seq * hidden
+        return params, kept, kept + 4 * seq * hidden + 2 * out
     if row.kind in ("layernorm", "rmsnorm"):
-        return params + 2 * d, 3 * out, 4 * out  # z (a), the normalized x, 1/std
+        return params + 2 * d, out, 4 * out  # z (a); x is the stream, kept as its add's output
     # an embedding, positions, an add of the stream, an unembedding or dense layer: z (and a)
     return params, 2 * out, 4 * out + (seq * d if row.kind == "sinusoidal_positions" else 0)
 

@@ -176,7 +176,8 @@ def _run_trial(
         drawn = list(pool.map(lambda i: token_build.sample(plan.draws[i], seed, trial, i), several))
     sampled = {**dict(zip(weighted, results, strict=True)), **dict(zip(several, drawn, strict=True))}
     nodes = _build(plan, sampled, settings, trial)
-    recorder = Recorder(plan, {i: m for i, (_, _, m) in zip(weighted, results, strict=True)})
+    moments_of = {i: m for i, (_, _, m) in zip(weighted, results, strict=True)}
+    recorder = Recorder(plan, moments_of, keep_outputs=settings.jacobian)  # the Jacobian reads them
     del sampled, results, drawn
 
     X = source.batch(stream(seed, trial, _INPUT_STREAM), settings.batch, plan.spec.input_shape, dtype)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..core.stats import dead_fraction, distinct_columns, moments, saturated_fraction
+from ..core.stats import Moments, dead_fraction, distinct_columns, moments, saturated_fraction
 from ..core.token_stats import attention_entropy_share, attention_logit_std, frobenius, token_cosine
 from ..network.kinds import POOL_KINDS
 from .blocks import TOKEN_STAT_KEYS, token_rows
@@ -27,16 +27,21 @@ if TYPE_CHECKING:  # for annotations only: the probe builds on this module
     from .plan import _Plan
 
 
+_RECENT = 4  # forward arrays whose moments are remembered
+
 # the per-row second moments that decide a layer gets no signal or no gradient (means over trials)
 _ZERO_KEYS = ("preact_sq", "grad_input_sq", "grad_weight_sq")
 
 
 class Recorder:
     """The hook `run_forward` / `run_backward` call: takes each row's statistics as the pass goes
-    (and frees its caches after the backward pass), and does LSUV's rescaling before a row runs."""
+    (then lets go of what only they needed, `Layer.drop_outputs`, unless *keep_outputs*; and frees
+    the row's caches after the backward pass), and does LSUV's rescaling before a row runs."""
 
-    def __init__(self, plan: _Plan, weight_moments: dict):
+    def __init__(self, plan: _Plan, weight_moments: dict, keep_outputs: bool = False):
         self.plan = plan
+        self.keep_outputs = keep_outputs  # else each row's outputs go once their statistics are taken
+        self._recent: list[tuple[np.ndarray, Moments]] = []  # `_moments` of the last few arrays
         self.index = {row.name: row.index for row in plan.graph.rows}
         self.weight_moments = weight_moments
         n = len(plan.graph.rows)
@@ -50,6 +55,17 @@ class Recorder:
         free = scale_free_rows(plan.graph)  # a transformer's stream: its backward gain is scale-free
         references = backward_references(plan.graph)
         self.input_needed |= free | {references[i] for i in free}
+
+    def _moments(self, array: np.ndarray) -> Moments:
+        """`moments` of a forward array, once: a row's output comes back as the next row's input, a
+        transformer branch's output as its add's ``branch``, the stream as the next norm's input. (No
+        layer changes an array in place once it has returned it.)"""
+        for seen, found in self._recent:
+            if seen is array:
+                return found
+        found = moments(array)
+        self._recent = [*self._recent[-(_RECENT - 1) :], (array, found)]
+        return found
 
     def before_forward(self, layer, x):
         """LSUV (Mishkin & Matas 2015): rescale the row's weights to unit pre-activation variance on
@@ -86,8 +102,8 @@ class Recorder:
     def forward(self, layer):
         i, raw = self.index[layer.name], self.raw
         z, a = layer.z, layer.a
-        zm = moments(z)
-        am = zm if a is z else moments(a)
+        zm = self._moments(z)
+        am = zm if a is z else self._moments(a)
         weight = self.weight_moments.get(i)
         if weight is None and layer.weight is not None:  # gamma of a normalization layer
             weight = moments(layer.weight)
@@ -96,7 +112,7 @@ class Recorder:
         raw["preact_mean"][i], raw["preact_var"][i], raw["preact_sq"][i] = zm
         raw["act_mean"][i], raw["act_var"][i] = am.mean, am.var
         if i in self.input_needed and layer.x.dtype.kind == "f":  # (token ids have no scale)
-            raw["input_sq"][i] = moments(layer.x).second
+            raw["input_sq"][i] = self._moments(layer.x).second
         if layer.act.piecewise_linear:  # no saturation by definition: its flat side is "dead"
             raw["saturated_fraction"][i] = 0.0
         if math.isfinite(zm.second) and math.isfinite(am.second):
@@ -114,6 +130,8 @@ class Recorder:
             raw["distinct_units"][i] = np.nan
             self.forward_finite = False
         self.transformer_forward(i, layer)
+        if not self.keep_outputs:
+            layer.drop_outputs()
 
     def transformer_forward(self, i: int, layer) -> None:
         """A transformer's statistics of row *i* (`analysis.blocks`), from what its live layer
@@ -126,13 +144,14 @@ class Recorder:
         if "attention" in take:
             raw["attn_entropy"][i] = attention_entropy_share(layer.probs, layer.allowed)
         if "branch" in take:
-            raw["branch_var"][i] = moments(layer.branch).var
+            raw["branch_var"][i] = self._moments(layer.branch).var
         if "stream" in take:
-            raw["residual_sq"][i] = moments(layer.a).second
+            raw["residual_sq"][i] = self._moments(layer.a).second
             raw["token_cosine"][i] = token_cosine(layer.a)
 
     def backward(self, layer, da, dx):
         i, raw = self.index[layer.name], self.raw
+        self._recent = []  # the forward pass's arrays may go
         if dx is None:  # an embedding: token ids have no gradient (the row shows none, never nan)
             dxm = None
         else:

@@ -166,14 +166,16 @@ def distinct_units(layer) -> float:
     """Distinct output units of a token row, counted on what its weights give before its last bias
     (units with equal incoming weights count once whatever their biases); an MLP counts the fewer of
     its hidden units and its outputs (either collapsed is a symmetry its gradients keep)."""
-    z = layer.z.reshape(-1, layer.z.shape[-1])
     bias = {"attention": "b_o", "mlp": "b_out", "token_dense": "b"}.get(layer.kind)
-    if bias is not None and bias in layer.param_names:
-        z = z - getattr(layer, bias).astype(z.dtype, copy=False)
-    count = distinct_columns(z)
+    count = distinct_columns(_units(layer.z), _bias(layer, bias))
     if layer.kind == "mlp":
-        pre = layer.hidden_pre.reshape(-1, layer.hidden_size)
-        if "b_in" in layer.param_names:
-            pre = pre - layer.b_in.astype(pre.dtype, copy=False)
-        count = min(count, distinct_columns(pre))
+        count = min(count, distinct_columns(_units(layer.hidden_pre), _bias(layer, "b_in")))
     return float(count)
+
+
+def _units(z):
+    return z.reshape(-1, z.shape[-1])
+
+
+def _bias(layer, name):
+    return getattr(layer, name) if name is not None and name in layer.param_names else None

@@ -21,17 +21,27 @@ import math
 import numpy as np
 
 from . import ops
+from .parallel import map_chunks
 from .token_layers import ParamLayer, as_dtype, check_width, token_rows
 
 
-def softmax(logits: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def softmax(logits: np.ndarray, out=None, *, row_max=None, row_sum=None) -> np.ndarray:
     """p = exp(s - max s) / sum exp(s - max s) over the last axis: subtracting the row maximum keeps
     every exponent <= 0, so nothing overflows; -inf entries (masked) get p = 0 exactly. *out* may be
-    *logits* itself (in place)."""
-    shifted = np.subtract(logits, logits.max(axis=-1, keepdims=True), out=out)
+    *logits* itself (in place); *row_max* and *row_sum* (shape (..., 1)), when given, receive max s and
+    the sum, with which exp(s - max s) / sum gives the same p again, bit for bit."""
+    m = np.max(logits, axis=-1, keepdims=True, out=row_max)
+    shifted = np.subtract(logits, m, out=out)
     np.exp(shifted, out=shifted)
-    shifted /= shifted.sum(axis=-1, keepdims=True)
+    total = np.sum(shifted, axis=-1, keepdims=True, out=row_sum)
+    shifted /= total
     return shifted
+
+
+# score entries per chunk of (batch * heads) matrices: each chunk's products, softmax and recomputed
+# weights stay in cache, and the chunks run on `parallel.map_chunks` (Python threads, one-thread BLAS:
+# many small products would make OpenBLAS's pool wake and wait for each other)
+SCORE_CHUNK = 1 << 18
 
 
 def causal_allowed(seq: int) -> np.ndarray:
@@ -50,7 +60,11 @@ class MultiHeadAttention(ParamLayer):
     (same shape) the attention weights, ``allowed`` the (seq, seq) bool mask (None when not causal),
     ``q``, ``k``, ``v`` (batch, heads, seq, head_dim) after the qk-norm, ``context`` (batch, seq,
     heads * head_dim) what W_o multiplies. ``keep_logits=False`` computes the softmax in place and
-    leaves ``logits`` None, halving the attention's (batch * heads * seq^2) memory.
+    leaves ``logits`` None, halving the attention's (batch * heads * seq^2) memory. `drop_outputs`
+    (once the statistics are taken) lets ``logits`` and ``probs`` go: the backward pass keeps only Q,
+    K, V, the context and each softmax row's max and sum, as FlashAttention (Dao et al. 2022) keeps
+    its row statistics, and recomputes P from them, bit for bit. The score products, softmax and
+    recomputation run in chunks of (batch * heads) matrices on `parallel.map_chunks`.
 
     Backward, with dP = dC V^T for dC = dz W_o^T split into heads: dV = P^T dC; the softmax's
     dS = P * (dP - rowsum(dC * C)) (rowsum(dP * P) = rowsum(dC * C), the FlashAttention identity, a
@@ -120,7 +134,7 @@ class MultiHeadAttention(ParamLayer):
     def _clear(self):
         self.logits = self.probs = self.allowed = None
         self.q = self.k = self.v = self.context = None
-        self._q_cache = self._k_cache = None
+        self._q_cache = self._k_cache = self._row_max = self._row_sum = None
 
     def _split_heads(self, rows, batch, seq, parts):
         """(batch*seq, parts*inner) -> (parts, batch, heads, seq, head_dim), contiguous."""
@@ -131,6 +145,18 @@ class MultiHeadAttention(ParamLayer):
         gamma, beta = getattr(self, f"{which}_norm_gamma"), getattr(self, f"{which}_norm_beta")
         normed, cache = ops.layernorm_forward(token_rows(heads), gamma, beta, self.qk_norm_eps)
         return normed.reshape(heads.shape), cache
+
+    def _parts(self, slabs: int, seq: int) -> list[slice]:
+        """Slices of the (batch * heads) score matrices, about `SCORE_CHUNK` entries each."""
+        step = max(1, SCORE_CHUNK // (seq * seq))
+        return [slice(start, min(start + step, slabs)) for start in range(0, slabs, step)]
+
+    def _scores(self, q, k, out):
+        """out = Q K^T / sqrt(head_dim), -inf where the mask forbids (q, k, out over the same slabs)."""
+        np.matmul(q, k.swapaxes(-1, -2), out=out)
+        out *= out.dtype.type(self.scale)
+        if self.allowed is not None:
+            np.copyto(out, out.dtype.type(-np.inf), where=~self.allowed)
 
     def transform(self, x):
         check_width(self, x, self.d)
@@ -146,18 +172,31 @@ class MultiHeadAttention(ParamLayer):
         if self.qk_norm:
             q, self._q_cache = self._normalize(q, "q")
             k, self._k_cache = self._normalize(k, "k")
-        logits = np.matmul(q, k.swapaxes(-1, -2))
-        logits *= dt.type(self.scale)
+        self.q, self.k, self.v = q, k, v
         self.allowed = causal_allowed(seq) if self.causal else None
-        if self.causal:
-            np.copyto(logits, dt.type(-np.inf), where=~self.allowed)
+        slabs, hd = batch * self.heads, self.head_dim
+        qs, ks, vs = (a.reshape(slabs, seq, hd) for a in (q, k, v))
+        parts = self._parts(slabs, seq)
+        logits = np.empty((batch, self.heads, seq, seq), dtype=dt)
+        scores = logits.reshape(slabs, seq, seq)
+        map_chunks(lambda part: self._scores(qs[part], ks[part], scores[part]), parts)
         if self.logits_hook is not None:
             self.logits_hook(logits, self.allowed)
-        self.probs = softmax(logits, out=None if self.keep_logits else logits)
         self.logits = logits if self.keep_logits else None
-        context = np.matmul(self.probs, v)  # (batch, heads, seq, head_dim)
-        merged = context.transpose(0, 2, 1, 3).reshape(batch * seq, self.inner)
-        self.q, self.k, self.v = q, k, v
+        self.probs = np.empty_like(logits) if self.keep_logits else logits
+        probs = self.probs.reshape(slabs, seq, seq)
+        self._row_max = np.empty((slabs, seq, 1), dtype=dt)
+        self._row_sum = np.empty((slabs, seq, 1), dtype=dt)
+        context = np.empty((slabs, seq, hd), dtype=dt)
+
+        def attend(part):
+            p = softmax(
+                scores[part], out=probs[part], row_max=self._row_max[part], row_sum=self._row_sum[part]
+            )
+            np.matmul(p, vs[part], out=context[part])
+
+        map_chunks(attend, parts)
+        merged = context.reshape(batch, self.heads, seq, hd).transpose(0, 2, 1, 3).reshape(batch * seq, -1)
         self.context = merged.reshape(batch, seq, self.inner)
         out = merged @ as_dtype(self.W_o, dt)
         if self.bias:
@@ -174,14 +213,29 @@ class MultiHeadAttention(ParamLayer):
             self.db_o = dz_rows.sum(axis=0)
         d_context = self._split_heads(dz_rows @ as_dtype(self.W_o, dt).T, batch, seq, 1)[0]
         context = self._split_heads(merged, batch, seq, 1)[0]
-        dv = np.matmul(self.probs.swapaxes(-1, -2), d_context)
-        d_scores = np.matmul(d_context, self.v.swapaxes(-1, -2))  # dL/dprobs, then dL/dlogits in place
-        d_scores -= np.sum(d_context * context, axis=-1, keepdims=True)
-        d_scores *= self.probs
-        d_scores *= dt.type(self.scale)
-        dq = np.matmul(d_scores, self.k)
-        dk = np.matmul(d_scores.swapaxes(-1, -2), self.q)
-        del d_scores
+        slabs, hd = batch * self.heads, self.head_dim
+        flat = [a.reshape(slabs, seq, hd) for a in (self.q, self.k, self.v, d_context, context)]
+        qs, ks, vs, dcs, cs = flat
+        dq, dk, dv = (np.empty((batch, self.heads, seq, hd), dtype=dt) for _ in range(3))
+        dqs, dks, dvs = (a.reshape(slabs, seq, hd) for a in (dq, dk, dv))
+
+        def back(part):
+            # the forward's attention weights, recomputed bit for bit from Q, K and the softmax's row
+            # maxima and sums (the seq x seq weights are not kept between the passes)
+            p = np.empty((qs[part].shape[0], seq, seq), dtype=dt)
+            self._scores(qs[part], ks[part], p)
+            p -= self._row_max[part]
+            np.exp(p, out=p)
+            p /= self._row_sum[part]
+            np.matmul(p.swapaxes(-1, -2), dcs[part], out=dvs[part])
+            d_scores = np.matmul(dcs[part], vs[part].swapaxes(-1, -2))  # dL/dP, then dL/dS in place
+            d_scores -= np.sum(dcs[part] * cs[part], axis=-1, keepdims=True)
+            d_scores *= p
+            d_scores *= dt.type(self.scale)
+            np.matmul(d_scores, ks[part], out=dqs[part])
+            np.matmul(d_scores.swapaxes(-1, -2), qs[part], out=dks[part])
+
+        map_chunks(back, self._parts(slabs, seq))
         if self.qk_norm:
             dq, self.dq_norm_gamma, self.dq_norm_beta = ops.layernorm_backward(token_rows(dq), self._q_cache)
             dk, self.dk_norm_gamma, self.dk_norm_beta = ops.layernorm_backward(token_rows(dk), self._k_cache)
@@ -195,6 +249,12 @@ class MultiHeadAttention(ParamLayer):
         if self.bias:
             self.db_qkv = d_qkv_rows.sum(axis=0)
         return (d_qkv_rows @ as_dtype(self.W_qkv, dt).T).reshape(self.x.shape)
+
+    def drop_outputs(self):
+        """The statistics are taken: the attention weights (and logits) go; the backward pass
+        recomputes them from Q, K and the softmax's row maxima and sums."""
+        super().drop_outputs()
+        self.logits = self.probs = None
 
     def free(self):
         super().free()

@@ -115,17 +115,18 @@ def _draw(rng, shape, dtype, distribution: str, std: float, mean: float = 0.0) -
     """
     out = np.empty(shape, dtype=dtype)
     flat = out.reshape(-1)
+    buffer = np.empty(min(DRAW_CHUNK, flat.size))  # one for every chunk: fresh pages cost page faults
     for start in range(0, flat.size, DRAW_CHUNK):
         size = min(DRAW_CHUNK, flat.size - start)
         if distribution == "normal":
-            block = rng.standard_normal(size)
+            block = rng.standard_normal(out=buffer[:size])
             block *= std
         elif distribution == "truncated_normal":
             block = _truncated_standard_normal(rng, size)
             block *= std / TRUNCATED_NORMAL_STD
         else:  # uniform on [-limit, limit)
             limit = math.sqrt(3.0) * std
-            block = rng.random(size)
+            block = rng.random(out=buffer[:size])
             block *= 2 * limit
             block -= limit
         if mean:

@@ -61,6 +61,13 @@ class Layer:
             dz = da * self.dact
         return self.transform_backward(dz)
 
+    def drop_outputs(self) -> None:
+        """The forward statistics are taken: drop what only they needed, keep what the backward pass
+        does. Here the output, unless the activation's derivative reads it (the next layer holds its
+        input itself)."""
+        if self.act.is_linear:
+            self.z = self.a = None
+
     def free(self) -> None:
         """Drop the caches once the layer's statistics are taken."""
         self.x = self.z = self.a = self.dact = None

@@ -9,7 +9,8 @@ import numpy as np
 
 from ..errors import InitdiagError
 from .activations import Activation, get_activation
-from .special import normal_cdf, normal_pdf
+from .parallel import map_chunks
+from .special import gelu_float32, normal_cdf, normal_pdf
 from .token_layers import ParamLayer, as_dtype, check_width, token_rows
 
 GATED = {"swiglu": "silu", "geglu": "gelu"}
@@ -39,19 +40,40 @@ def get_mlp_activation(text) -> Activation | Gated:
 
 
 # entries per piece of an elementwise function: its float64 temporaries stay in the cache (the normal
-# CDF of a (2048, 3072) float32 array takes a quarter of the time in pieces of 2^16 than whole)
+# CDF of a (2048, 3072) float32 array takes a quarter of the time in pieces of 2^16 than whole), and
+# the pieces run on `parallel.map_chunks` (numpy's loops let go of the GIL)
 _ELEMENTWISE_PIECE = 1 << 16
 
 
-def _elementwise(fn, *arrays: np.ndarray) -> np.ndarray:
+def _elementwise(fn, *arrays: np.ndarray, outputs: int = 1):
     """fn(*arrays) for an elementwise *fn*, evaluated piece by piece: the same numbers, less memory
-    traffic. The result has the first array's shape and dtype."""
+    traffic. Each result has the first array's shape and dtype; with *outputs* > 1, *fn* returns that
+    many arrays per piece and a tuple of results comes back."""
     flat = [a.reshape(-1) for a in arrays]
-    out = np.empty_like(flat[0])
-    for start in range(0, out.size, _ELEMENTWISE_PIECE):
-        piece = slice(start, start + _ELEMENTWISE_PIECE)
-        out[piece] = fn(*(a[piece] for a in flat))
-    return out.reshape(arrays[0].shape)
+    outs = [np.empty_like(flat[0]) for _ in range(outputs)]
+
+    def piece(part):
+        got = fn(*(a[part] for a in flat))
+        for out, value in zip(outs, got if outputs > 1 else (got,), strict=True):
+            out[part] = value
+
+    size = flat[0].size
+    map_chunks(
+        piece, [slice(start, start + _ELEMENTWISE_PIECE) for start in range(0, size, _ELEMENTWISE_PIECE)]
+    )
+    shaped = tuple(out.reshape(arrays[0].shape) for out in outs)
+    return shaped if outputs > 1 else shaped[0]
+
+
+def _cdf_and_gelu(pre):
+    cdf = normal_cdf(pre)
+    return cdf, pre * cdf
+
+
+def _gelu_slope_and_value(pre, cdf):
+    slope = pre * normal_pdf(pre)
+    slope += cdf
+    return slope, pre * cdf
 
 
 class MLP(ParamLayer):
@@ -122,16 +144,20 @@ class MLP(ParamLayer):
         formulas of `activations`, bit for bit, without computing the normal CDF twice (in float32 it
         costs as much as a third of the MLP's matrix products)."""
         if self.hidden_act.kind == "gelu":
-            self._cdf = _elementwise(normal_cdf, pre)
-            return pre * self._cdf
+            if pre.dtype == np.float32:
+                post, self._cdf = gelu_float32(pre, value=True, cdf=True)
+            else:
+                self._cdf, post = _elementwise(_cdf_and_gelu, pre, outputs=2)
+            return post
         return _elementwise(self.hidden_act, pre)
 
     def _derivative(self, pre, post):
+        """act'(pre), and act(pre) again when *post* is None (gelu's, from the CDF it kept)."""
         if self._cdf is None:
-            return _elementwise(self.hidden_act.derivative, pre, post)
-        dact = pre * normal_pdf(pre)
-        dact += self._cdf
-        return dact
+            return _elementwise(self.hidden_act.derivative, pre, post), post
+        if post is None:
+            return _elementwise(_gelu_slope_and_value, pre, self._cdf, outputs=2)
+        return _elementwise(lambda z, cdf: _gelu_slope_and_value(z, cdf)[0], pre, self._cdf), post
 
     def _affine(self, x_rows, W, b):
         out = x_rows @ as_dtype(W, x_rows.dtype)
@@ -162,9 +188,16 @@ class MLP(ParamLayer):
         dt = dz.dtype
         dz_rows = token_rows(dz)
         x_rows = token_rows(self.x)
-        hidden = token_rows(self.hidden)
-        pre, post = token_rows(self.hidden_pre), token_rows(self.hidden_post)
+        pre = token_rows(self.hidden_pre)
+        # the slope; and what `drop_outputs` let go, recomputed as the forward pass computed it
+        kept = None if self.hidden_post is None else token_rows(self.hidden_post)
+        dact, post = self._derivative(pre, kept)
+        if self.hidden is not None:
+            hidden = token_rows(self.hidden)
+        else:
+            hidden = post * token_rows(self.linear) if self.gated else post
         self.dW_out = hidden.T @ dz_rows
+        del hidden
         dh = dz_rows @ as_dtype(self.W_out, dt).T
         if self.bias:
             self.db_out = dz_rows.sum(axis=0)
@@ -174,7 +207,6 @@ class MLP(ParamLayer):
             self.dW_linear = x_rows.T @ dlinear
             if self.bias:
                 self.db_linear = dlinear.sum(axis=0)
-        dact = self._derivative(pre, post)
         self.hidden_dact = dact.reshape(self.hidden_pre.shape)
         dh *= dact
         self.dW_in = x_rows.T @ dh
@@ -184,6 +216,14 @@ class MLP(ParamLayer):
         if self.gated:
             dx += dlinear @ as_dtype(self.W_linear, dt).T
         return dx.reshape(self.x.shape)
+
+    def drop_outputs(self):
+        """The statistics are taken: ``hidden`` goes (and gelu's ``hidden_post``, which is
+        ``hidden_pre`` times the normal CDF it keeps); the backward pass recomputes them."""
+        super().drop_outputs()
+        self.hidden = None
+        if self._cdf is not None:
+            self.hidden_post = None
 
     def free(self):
         super().free()

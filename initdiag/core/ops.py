@@ -242,6 +242,19 @@ def global_avgpool_backward(dy: np.ndarray, x_shape: tuple[int, int, int, int]) 
     return np.broadcast_to((dy / (H * Wd))[:, None, None, :], x_shape).copy()
 
 
+def _centered(x, axes):
+    """x - mean(x) over *axes*, in float64 (the mean is taken in float64)."""
+    return x - x.mean(axis=axes, dtype=np.float64, keepdims=True)
+
+
+def normalized(x, inv_std, axes):
+    """xhat = (x - mean) * inv_std over *axes*, in x.dtype: `_normalize_forward`'s xhat again, bit for
+    bit, from x and its inv_std (for a layer that keeps its input rather than xhat)."""
+    centered = _centered(x, axes)
+    centered *= inv_std
+    return centered.astype(x.dtype, copy=False)
+
+
 def _normalize_forward(x, gamma, beta, axes, eps):
     """y = gamma * xhat + beta with xhat = (x - mean) / sqrt(var + eps) over *axes* (biased variance).
 
@@ -249,9 +262,7 @@ def _normalize_forward(x, gamma, beta, axes, eps):
     (xhat, gamma, inv_std), inv_std = 1 / sqrt(var + eps) in float64, shaped to broadcast against x.
     """
     dt = x.dtype
-    mean = x.mean(axis=axes, dtype=np.float64, keepdims=True)
-    centered = x - mean  # float64, since mean is
-    del mean
+    centered = _centered(x, axes)
     var = np.mean(np.square(centered), axis=axes, keepdims=True)
     inv_std = 1.0 / np.sqrt(var + eps)
     centered *= inv_std

@@ -110,8 +110,10 @@ def _shifted_sums(flat: np.ndarray, shift: np.float32) -> tuple[float, float, fl
     return float(sums[0]), float(sums[1]), float(sums[2])
 
 
-def distinct_columns(z: np.ndarray) -> int:
-    """How many distinct columns (units) a (batch, units) array has, compared exactly.
+def distinct_columns(z: np.ndarray, offset: np.ndarray | None = None) -> int:
+    """How many distinct columns (units) a (batch, units) array has, compared exactly; with *offset*
+    (units,), those of z - offset (rounded in z's dtype), without a copy of the whole of z when the
+    first rows already tell every unit apart.
 
     Units with equal columns compute the same function of the batch: they get equal gradients
     and stay equal, the symmetry that random initialization exists to break.
@@ -121,12 +123,14 @@ def distinct_columns(z: np.ndarray) -> int:
     # whole columns (a set of Python bytes objects took ~50 bytes per unit, 200 MB for 4M units)
     if z.shape[1] <= 1:
         return z.shape[1]
-    if z.shape[0] > 64 and _distinct(z[:64]) == z.shape[1]:
+    if z.shape[0] > 64 and _distinct(z[:64], offset) == z.shape[1]:
         return z.shape[1]  # the first 64 samples already tell every unit apart (the usual case)
-    return _distinct(z)
+    return _distinct(z, offset)
 
 
-def _distinct(z: np.ndarray) -> int:
+def _distinct(z: np.ndarray, offset: np.ndarray | None) -> int:
+    if offset is not None:
+        z = z - offset.astype(z.dtype, copy=False)
     rows = np.add(z.T, z.dtype.type(0.0), order="C")
     items = np.sort(rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel())
     # what np.unique counts, without its np.ma check (importing numpy.ma costs a probe 8 ms)

@@ -222,20 +222,23 @@ class TokenLayerNorm(ParamLayer):
         super().__init__(name, get_activation(act) if act is not None else None)
         self.d, self.eps = d, eps
         self._take_params({"gamma": ((d,), 1.0), "beta": ((d,), 0.0)}, params, dtype)
-        self._cache = None
+        self._inv_std = None
 
     def transform(self, x):
         check_width(self, x, self.d)
-        z, self._cache = ops.layernorm_forward(token_rows(x), self.gamma, self.beta, self.eps)
+        z, cache = ops.layernorm_forward(token_rows(x), self.gamma, self.beta, self.eps)
+        self._inv_std = cache[2]  # xhat is recomputed from x going back: the stream is kept anyway
         return z.reshape(x.shape)
 
     def transform_backward(self, dz):
-        dx, self.dgamma, self.dbeta = ops.layernorm_backward(token_rows(dz), self._cache)
+        xhat = ops.normalized(token_rows(self.x), self._inv_std, axes=(1,))
+        cache = (xhat, self.gamma, self._inv_std)
+        dx, self.dgamma, self.dbeta = ops.layernorm_backward(token_rows(dz), cache)
         return dx.reshape(dz.shape)
 
     def free(self):
         super().free()
-        self._cache = None
+        self._inv_std = None
 
 
 class RMSNorm(ParamLayer):
@@ -255,7 +258,10 @@ class RMSNorm(ParamLayer):
         super().__init__(name, get_activation(act) if act is not None else None)
         self.d, self.eps = d, eps
         self._take_params({"gamma": ((d,), 1.0)}, params, dtype)
-        self._xhat = self._inv_rms = None
+        self._inv_rms = None
+
+    def _normalized(self, rows, dt):
+        return (rows * self._inv_rms).astype(dt, copy=False)
 
     def transform(self, x):
         check_width(self, x, self.d)
@@ -264,22 +270,23 @@ class RMSNorm(ParamLayer):
         rows = token_rows(x)
         mean_square = np.mean(np.square(rows, dtype=np.float64), axis=1, keepdims=True)
         self._inv_rms = 1.0 / np.sqrt(mean_square + eps)
-        self._xhat = (rows * self._inv_rms).astype(dt, copy=False)
-        return (self._xhat * as_dtype(self.gamma, dt)).reshape(x.shape)
+        # xhat is recomputed from x going back (the stream is kept anyway), bit for bit
+        return (self._normalized(rows, dt) * as_dtype(self.gamma, dt)).reshape(x.shape)
 
     def transform_backward(self, dz):
         dt = dz.dtype
         dz_rows = token_rows(dz)
-        self.dgamma = np.sum(dz_rows * self._xhat, axis=0, dtype=np.float64).astype(dt)
+        xhat = self._normalized(token_rows(self.x), dt)
+        self.dgamma = np.sum(dz_rows * xhat, axis=0, dtype=np.float64).astype(dt)
         g = dz_rows * as_dtype(self.gamma, dt)
-        mean_gx = np.mean(g * self._xhat, axis=1, dtype=np.float64, keepdims=True).astype(dt)
-        g -= self._xhat * mean_gx
+        mean_gx = np.mean(g * xhat, axis=1, dtype=np.float64, keepdims=True).astype(dt)
+        g -= xhat * mean_gx
         g *= self._inv_rms.astype(dt)
         return g.reshape(dz.shape)
 
     def free(self):
         super().free()
-        self._xhat = self._inv_rms = None
+        self._inv_rms = None
 
 
 class TokenDense(ParamLayer):

@@ -123,6 +123,11 @@ class StreamAdd(ParamLayer):
     def backward_pair(self, da: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self._scaled(da, self.branch_scale), self._scaled(da, self.shortcut_scale)
 
+    def drop_outputs(self):
+        """The statistics are taken: the add's backward needs none of its arrays."""
+        super().drop_outputs()
+        self.x = self.branch = None
+
     def free(self):
         super().free()
         self.branch = self.grad_input = None

@@ -129,3 +129,25 @@ def test_a_probe_keeps_no_score_matrix_between_the_passes(monkeypatch):
     assert len(seen) == 2 and all(p is None and s is None for p, s in seen)
     shares = [row.attn_entropy for row in result.layers if row.attn_entropy is not None]
     assert len(shares) == 2 and all(0.5 < share <= 1.0 for share in shares)  # taken before the drop
+
+
+def test_layer_norm_parts_change_no_number(monkeypatch):
+    """A token-wise LayerNorm runs in parts of tokens: the same outputs and input gradient bit for bit
+    (each token is its own), the parameter gradients up to the order of a float64 sum."""
+    from initdiag.core import token_layers
+    from initdiag.core.transformer import TokenLayerNorm
+
+    rng = np.random.default_rng(4)
+    layer = TokenLayerNorm("ln", 12, dtype=np.float32)
+    layer.gamma[...] = 1 + 0.3 * rng.standard_normal(12)
+    layer.beta[...] = 0.3 * rng.standard_normal(12)
+    x = (3 + 2 * rng.standard_normal((4, 9, 12))).astype(np.float32)
+    G = rng.standard_normal((4, 9, 12)).astype(np.float32)
+    whole = [layer.forward(x).copy(), layer.backward(G).copy(), layer.dgamma.copy(), layer.dbeta.copy()]
+    monkeypatch.setattr(token_layers, "TOKEN_PART", 5 * 12)  # 5 tokens a part: 8 parts of 36 tokens
+    assert len(token_layers.token_parts(x.reshape(-1, 12))) == 8
+    parted = [layer.forward(x), layer.backward(G), layer.dgamma, layer.dbeta]
+    np.testing.assert_array_equal(parted[0], whole[0])
+    np.testing.assert_array_equal(parted[1], whole[1])
+    np.testing.assert_allclose(parted[2], whole[2], rtol=2**-23)
+    np.testing.assert_allclose(parted[3], whole[3], rtol=2**-23)

@@ -273,7 +273,7 @@ def _normalize_forward(x, gamma, beta, axes, eps):
     return y, (xhat, gamma, inv_std)
 
 
-def _normalize_backward(g, xhat, inv_std, axes):
+def normalize_backward(g, xhat, inv_std, axes):
     """dL/dx from g = dL/dxhat through the statistics of `_normalize_forward`:
     dx = inv_std * (g - mean(g) - xhat * mean(g * xhat)), means over *axes*.
     """
@@ -313,7 +313,7 @@ def batchnorm_backward(
     dgamma = np.sum(dy * xhat, axis=axes, dtype=np.float64)
     dbeta = dy.sum(axis=axes, dtype=np.float64)
     # gamma is constant over the normalized axes, so it factors out of the means
-    dx = _normalize_backward(dy, xhat, inv_std, axes)
+    dx = normalize_backward(dy, xhat, inv_std, axes)
     dx *= gamma.astype(dt, copy=False)
     return dx, dgamma.astype(dt), dbeta.astype(dt)
 
@@ -344,7 +344,7 @@ def layernorm_backward(
     dgamma = np.sum(dy * xhat, axis=0, dtype=np.float64)
     dbeta = dy.sum(axis=0, dtype=np.float64)
     # gamma varies within a sample here, so it has to go inside the means
-    dx = _normalize_backward(dy * gamma.astype(dt, copy=False), xhat, inv_std, axes)
+    dx = normalize_backward(dy * gamma.astype(dt, copy=False), xhat, inv_std, axes)
     return dx, dgamma.astype(dt), dbeta.astype(dt)
 
 

@@ -79,6 +79,20 @@ def map_chunks(fn, parts: list) -> list:
             _pool_size = threads
         api[0](1)
         try:
-            return list(_pool.map(fn, parts))
+            return list(_pool.map(_with_callers_errstate(fn), parts))
         finally:
             api[0](threads)
+
+
+def _with_callers_errstate(fn):
+    """*fn* under the calling thread's numpy error handling (``np.errstate`` is the thread's own: a
+    caller's ``all="ignore"`` would not reach the pool's threads, which would warn on an overflow)."""
+    import numpy as np
+
+    err = np.geterr()
+
+    def run(part):
+        with np.errstate(**err):
+            return fn(part)
+
+    return run

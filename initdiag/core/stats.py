@@ -11,6 +11,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .parallel import map_chunks
+
 
 class Moments(NamedTuple):
     mean: float
@@ -28,6 +30,7 @@ _CHUNK = 1 << 20  # entries converted to float64 at a time: bounded extra memory
 # float32 sums of rows of 256 are exact to a few float32 roundings and are added up in float64
 _BLOCK = 1 << 16
 _ROW = 256
+_PART_BLOCKS = 16  # blocks per part of a large array, the parts summed on threads
 
 
 def moments(x: np.ndarray) -> Moments:
@@ -93,21 +96,32 @@ def _moments32(flat: np.ndarray) -> Moments | None:
 
 
 def _shifted_sums(flat: np.ndarray, shift: np.float32) -> tuple[float, float, float]:
-    """(sum of x, of d, of d^2) in float64 over float32 blocks of *flat*, d = x - shift (float32)."""
-    sums = np.zeros(3)
-    buffer = np.empty(min(flat.size, _BLOCK), dtype=np.float32)
-    for start in range(0, flat.size, _BLOCK):
-        block = flat[start : start + _BLOCK]
-        d = np.subtract(block, shift, out=buffer[: len(block)])
-        whole = len(block) // _ROW * _ROW
-        rows, d_rows = block[:whole].reshape(-1, _ROW), d[:whole].reshape(-1, _ROW)
-        for i, row_sums in enumerate(
-            (rows.sum(axis=1), d_rows.sum(axis=1), np.einsum("ij,ij->i", d_rows, d_rows))
-        ):
-            sums[i] += np.add.reduce(row_sums, dtype=np.float64)
-        rest = d[whole:].astype(np.float64)
-        sums += (block[whole:].sum(dtype=np.float64), rest.sum(), np.einsum("i,i->", rest, rest))
-    return float(sums[0]), float(sums[1]), float(sums[2])
+    """(sum of x, of d, of d^2) in float64 over float32 blocks of *flat*, d = x - shift (float32); the
+    blocks in parts on `parallel.map_chunks`, whose sums are added in order."""
+
+    def part_sums(part):
+        first, stop = part
+        sums = np.zeros(3)
+        buffer = np.empty(min(stop - first, _BLOCK), dtype=np.float32)
+        for start in range(first, stop, _BLOCK):
+            block = flat[start : min(start + _BLOCK, stop)]
+            d = np.subtract(block, shift, out=buffer[: len(block)])
+            whole = len(block) // _ROW * _ROW
+            rows, d_rows = block[:whole].reshape(-1, _ROW), d[:whole].reshape(-1, _ROW)
+            for i, row_sums in enumerate(
+                (rows.sum(axis=1), d_rows.sum(axis=1), np.einsum("ij,ij->i", d_rows, d_rows))
+            ):
+                sums[i] += np.add.reduce(row_sums, dtype=np.float64)
+            rest = d[whole:].astype(np.float64)
+            sums += (block[whole:].sum(dtype=np.float64), rest.sum(), np.einsum("i,i->", rest, rest))
+        return sums
+
+    step = _PART_BLOCKS * _BLOCK
+    parts = [(start, min(start + step, flat.size)) for start in range(0, flat.size, step)]
+    total = np.zeros(3)
+    for sums in map_chunks(part_sums, parts):
+        total += sums
+    return float(total[0]), float(total[1]), float(total[2])
 
 
 def distinct_columns(z: np.ndarray, offset: np.ndarray | None = None) -> int:

@@ -24,6 +24,7 @@ import numpy as np
 from . import ops
 from .activations import get_activation
 from .layers import Layer
+from .parallel import map_chunks
 
 
 class ParamLayer(Layer):
@@ -93,6 +94,17 @@ def as_dtype(array: np.ndarray, dtype) -> np.ndarray:
 def token_rows(x: np.ndarray) -> np.ndarray:
     """(..., d) -> (tokens, d), a view when x is contiguous."""
     return x.reshape(-1, x.shape[-1])
+
+
+# entries per part of a token-wise computation (a norm's): its float64 temporaries stay in cache, and
+# the parts run on `parallel.map_chunks`
+TOKEN_PART = 1 << 16
+
+
+def token_parts(rows: np.ndarray) -> list[slice]:
+    """Slices of the tokens of a (tokens, d) array, about `TOKEN_PART` entries each."""
+    step = max(1, TOKEN_PART // max(rows.shape[1], 1))
+    return [slice(start, start + step) for start in range(0, len(rows), step)]
 
 
 def check_width(layer: Layer, x: np.ndarray, d: int) -> None:
@@ -226,14 +238,32 @@ class TokenLayerNorm(ParamLayer):
 
     def transform(self, x):
         check_width(self, x, self.d)
-        z, cache = ops.layernorm_forward(token_rows(x), self.gamma, self.beta, self.eps)
-        self._inv_std = cache[2]  # xhat is recomputed from x going back: the stream is kept anyway
+        rows = token_rows(x)
+        z = np.empty_like(rows)
+        self._inv_std = np.empty((len(rows), 1))  # xhat is recomputed from x going back: the stream is kept
+
+        def part(tokens):
+            z[tokens], (_, _, self._inv_std[tokens]) = ops.layernorm_forward(
+                rows[tokens], self.gamma, self.beta, self.eps
+            )
+
+        map_chunks(part, token_parts(rows))
         return z.reshape(x.shape)
 
     def transform_backward(self, dz):
-        xhat = ops.normalized(token_rows(self.x), self._inv_std, axes=(1,))
-        cache = (xhat, self.gamma, self._inv_std)
-        dx, self.dgamma, self.dbeta = ops.layernorm_backward(token_rows(dz), cache)
+        rows, dz_rows, gamma = token_rows(self.x), token_rows(dz), as_dtype(self.gamma, dz.dtype)
+        dx = np.empty_like(dz_rows)
+
+        def part(tokens):
+            inv_std = self._inv_std[tokens]
+            xhat = ops.normalized(rows[tokens], inv_std, axes=(1,))
+            dy = dz_rows[tokens]
+            dx[tokens] = ops.normalize_backward(dy * gamma, xhat, inv_std, (1,))
+            return np.sum(dy * xhat, axis=0, dtype=np.float64), dy.sum(axis=0, dtype=np.float64)
+
+        sums = map_chunks(part, token_parts(rows))
+        self.dgamma = np.sum([s[0] for s in sums], axis=0).astype(dz.dtype)
+        self.dbeta = np.sum([s[1] for s in sums], axis=0).astype(dz.dtype)
         return dx.reshape(dz.shape)
 
     def free(self):

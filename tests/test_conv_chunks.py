@@ -5,6 +5,7 @@ one of stride-1 convs, the scatter of the others) against finite differences whe
 from __future__ import annotations
 
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -64,27 +65,6 @@ def test_stride_one_backward_paths_finite_differences(kh, kw, stride, pads):
     assert_grad(db, central_differences(loss, b))
 
 
-class FakeBlas:
-    """A BLAS whose thread count is a number: `map_chunks` runs its threads whatever the test
-    process's BLAS (one thread under xdist)."""
-
-    def __init__(self, threads: int):
-        self.threads, self.during = threads, []
-
-    def set(self, n):
-        self.threads = n
-
-    def get(self):
-        return self.threads
-
-
-@pytest.fixture
-def two_threads(monkeypatch):
-    blas = FakeBlas(2)
-    monkeypatch.setattr(parallel, "_api", (blas.set, blas.get))
-    return blas
-
-
 def test_map_chunks_keeps_order_and_restores_blas_threads(two_threads):
     names = set()
 
@@ -99,6 +79,17 @@ def test_map_chunks_keeps_order_and_restores_blas_threads(two_threads):
     assert parallel.map_chunks(lambda i: threading.current_thread().name, [3]) == ["MainThread"]
     two_threads.threads = 1  # BLAS on one thread (a worker process): the chunks run in order here
     assert set(parallel.map_chunks(lambda i: threading.current_thread().name, [1, 2])) == {"MainThread"}
+
+
+def test_map_chunks_threads_follow_the_callers_error_handling(two_threads):
+    def overflow(i):
+        return np.float32(3e38) * np.float32(10)
+
+    with np.errstate(over="raise"), pytest.raises(FloatingPointError):
+        parallel.map_chunks(overflow, [1, 2, 3])
+    with np.errstate(over="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning from a pool thread would fail here
+        assert parallel.map_chunks(overflow, [1, 2, 3]) == [np.inf] * 3
 
 
 @pytest.mark.parametrize(("kh", "kw", "stride", "pads"), CONV_CASES)

@@ -69,7 +69,7 @@ def test_backward_after_dropping_is_the_same_bit_for_bit(options, dtype):
 
 @pytest.mark.parametrize("causal", [True, False])
 @pytest.mark.parametrize("qk_norm", [True, False])
-def test_attention_chunks_change_no_number(monkeypatch, causal, qk_norm):
+def test_attention_chunks_change_no_number(monkeypatch, two_threads, causal, qk_norm):
     rng = np.random.default_rng(1)
     layer = MultiHeadAttention("a", 24, 3, causal=causal, qk_norm=qk_norm, dtype=np.float32)
     for array in layer.params.values():
@@ -78,7 +78,7 @@ def test_attention_chunks_change_no_number(monkeypatch, causal, qk_norm):
     G = rng.standard_normal((5, 9, 24)).astype(np.float32)
     whole = [layer.forward(x).copy(), layer.logits.copy(), layer.probs.copy(), layer.backward(G).copy()]
     grads = {key: value.copy() for key, value in layer.grads.items()}
-    monkeypatch.setattr(attention, "SCORE_CHUNK", 2 * 81)  # 2 of the 15 score matrices a chunk
+    monkeypatch.setattr(attention, "SCORE_CHUNK", 2 * 81)  # 2 of the 15 score matrices a chunk, on threads
     assert len(layer._parts(15, 9)) == 8
     chunked = [layer.forward(x), layer.logits, layer.probs]
     layer.drop_outputs()
@@ -131,7 +131,7 @@ def test_a_probe_keeps_no_score_matrix_between_the_passes(monkeypatch):
     assert len(shares) == 2 and all(0.5 < share <= 1.0 for share in shares)  # taken before the drop
 
 
-def test_layer_norm_parts_change_no_number(monkeypatch):
+def test_layer_norm_parts_change_no_number(monkeypatch, two_threads):
     """A token-wise LayerNorm runs in parts of tokens: the same outputs and input gradient bit for bit
     (each token is its own), the parameter gradients up to the order of a float64 sum."""
     from initdiag.core import token_layers

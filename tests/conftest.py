@@ -12,7 +12,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
         os.environ.setdefault(key, "1")
 
 
-import pytest  # noqa: E402
+import pytest
 
 
 class FakeBlas:

@@ -71,3 +71,15 @@ def test_training_takes_the_slope_with_the_forward_pass_to_the_same_numbers(monk
     separate = train(["he", "normal:1"], settings)
     for a, b in zip(fused.results, separate.results, strict=True):
         assert np.array_equal(a.final_loss, b.final_loss) and np.array_equal(a.loss_curve, b.loss_curve)
+
+
+def test_parts_on_threads_change_no_number(monkeypatch, two_threads):
+    """float32 erfc and GELU run in parts on threads: the numbers of one part on one thread."""
+    with np.errstate(all="ignore"):
+        whole = [special.erfc(Z), *special.gelu_float32(Z, slope=True, cdf=True)]
+        monkeypatch.setattr(special, "_PART32", 1000)
+        monkeypatch.setattr(special, "_BLOCK32", 300)
+        parted = [special.erfc(Z), *special.gelu_float32(Z, slope=True, cdf=True)]
+    for got, want in zip(parted, whole, strict=True):
+        assert np.array_equal(got, want, equal_nan=True)
+    assert np.array_equal(whole[3], special.normal_cdf(Z), equal_nan=True)  # Phi, as normal_cdf's

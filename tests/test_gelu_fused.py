@@ -40,12 +40,6 @@ def test_blocks_change_no_number(monkeypatch):
         monkeypatch.setattr(special, "_BLOCK32", 7)
         for got, want in zip(special.gelu_float32(Z, slope=True), whole, strict=True):
             assert np.array_equal(got, want, equal_nan=True)
-        assert (
-            np.array_equal(
-                special.erfc(Z), special.erfc(Z.astype(np.float64)).astype(np.float32), equal_nan=True
-            )
-            or True
-        )
         square = Z[:40000].reshape(200, 200)
         assert special.gelu_float32(square).shape == (200, 200)
         assert special.gelu_float32(np.float32(1.0)).shape == ()

@@ -37,6 +37,7 @@ from ..core.layers import (
 )
 from ..core.losses import LOSSES, loss_and_grad, make_target
 from ..core.ops import dropout_mask
+from ..core.pages import small_pages
 from ..core.stats import moments
 from ..errors import InitdiagError, gain_limit, integer
 from ..network.graph import Block, rows
@@ -357,7 +358,7 @@ def run_probe(spec: StackSpec, settings: ProbeSettings, source: InputSource | No
         pool = ThreadPoolExecutor(max_workers=workers)
     raws, losses = [], []
     try:
-        with np.errstate(all="ignore"), warnings.catch_warnings():
+        with np.errstate(all="ignore"), warnings.catch_warnings(), small_pages():
             warnings.simplefilter("ignore", RuntimeWarning)
             for trial in range(settings.trials):
                 raw, loss = _run_trial(plan, settings, source, trial, pool)

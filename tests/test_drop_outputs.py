@@ -151,3 +151,32 @@ def test_layer_norm_parts_change_no_number(monkeypatch, two_threads):
     np.testing.assert_array_equal(parted[1], whole[1])
     np.testing.assert_allclose(parted[2], whole[2], rtol=2**-23)
     np.testing.assert_allclose(parted[3], whole[3], rtol=2**-23)
+
+
+def test_the_separately_drawn_projections_go_once_fused(monkeypatch):
+    """An attention's W_q, W_k, W_v are drawn each from its own stream and concatenated into W_qkv;
+    the drawn arrays must not outlive the build (a recursive closure's reference cycle kept them
+    until a garbage collection: a quarter of a transformer's weights twice)."""
+    import weakref
+
+    from initdiag.analysis import probe as module
+    from initdiag.analysis import token_build
+
+    drawn, alive = [], []
+    sample = token_build.sample
+
+    def spy_sample(*args):
+        arrays = sample(*args)
+        drawn.extend(weakref.ref(arrays[key]) for key in ("W_q", "W_k", "W_v") if key in arrays)
+        return arrays
+
+    run_forward = module.run_forward
+
+    def spy_forward(*args):
+        alive.append(sum(ref() is not None for ref in drawn))
+        return run_forward(*args)
+
+    monkeypatch.setattr(token_build, "sample", spy_sample)
+    monkeypatch.setattr(module, "run_forward", spy_forward)
+    initdiag.probe("transformer:d=32,heads=4,blocks=2,seq=8,vocab=50", batch=2)
+    assert len(drawn) == 6 and alive == [0]

@@ -154,7 +154,12 @@ def _build(plan: _Plan, sampled: dict, settings: ProbeSettings, trial: int) -> l
                 nodes.append(make(item))
         return nodes
 
-    return build(plan.graph.tree)
+    nodes = build(plan.graph.tree)
+    # `build` is recursive, a reference cycle (build -> its cell -> build) that lives until a garbage
+    # collection with every closure here: they must not keep the sampled arrays a layer copied (an
+    # attention's separate W_q, W_k, W_v, a quarter of a transformer's weights) alive
+    sampled = None
+    return nodes
 
 
 def _last(shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -198,6 +198,8 @@ class MLP(ParamLayer):
             hidden = post * token_rows(self.linear) if self.gated else post
         self.dW_out = hidden.T @ dz_rows
         del hidden
+        if not self.gated:
+            del post  # (hidden itself) no longer needed: a hidden-sized array less at the peak
         dh = dz_rows @ as_dtype(self.W_out, dt).T
         if self.bias:
             self.db_out = dz_rows.sum(axis=0)

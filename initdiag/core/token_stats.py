@@ -98,5 +98,6 @@ def frobenius(array: np.ndarray) -> float:
     total = 0.0
     for start in range(0, flat.size, _CHUNK):
         part = flat[start : start + _CHUNK].astype(np.float64)
-        total += float(np.dot(part, part))
+        # einsum, not BLAS's dot, which wakes its thread pool for every chunk (and spins)
+        total += float(np.einsum("i,i->", part, part))
     return math.sqrt(total)

@@ -137,6 +137,17 @@ def probe(spec: dict, seed: int) -> dict:
     return stats
 
 
+def mean_sd(values: list[float]) -> tuple[float, float]:
+    """The mean and the sample standard deviation (0 for one value)."""
+    mean = sum(values) / len(values)
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1))
+
+
+def summarize(runs: list[dict]) -> dict:
+    """{row: {key: (mean, sd)}} over the runs' {row: {key: value}}."""
+    return {row: {key: mean_sd([run[row][key] for run in runs]) for key in runs[0][row]} for row in runs[0]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("spec")
@@ -147,15 +158,7 @@ def main() -> None:
         spec = json.load(f)
     runs = [probe(spec, seed) for seed in range(args.seeds)]
     if args.json:
-        summary = {}
-        for name in runs[0]:
-            summary[name] = {}
-            for key in runs[0][name]:
-                values = [run[name][key] for run in runs]
-                mean = sum(values) / len(values)
-                sd = math.sqrt(sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1))
-                summary[name][key] = (mean, sd)
-        print(json.dumps(summary))
+        print(json.dumps(summarize(runs)))
 
 
 if __name__ == "__main__":

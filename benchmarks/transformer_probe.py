@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -108,6 +109,20 @@ def child(args) -> None:
     print(json.dumps({"seconds": seconds, "passes": passes, "peak": peak}))
 
 
+def timed(cmd: list[str]) -> tuple[float, float, dict | None]:
+    """(seconds from start to exit, peak resident bytes, the JSON the child printed if a side child)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) not in (0, 1):  # 1: a probe whose verdict fails
+        raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr.read().decode().strip()}")
+    proc.returncode = 0  # reaped by wait4
+    last = out.decode().strip().splitlines()[-1] if "--side" in cmd else None
+    return elapsed, usage.ru_maxrss * 1024, json.loads(last) if last else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for key, default in (("blocks", 12), ("d", 768), ("heads", 12), ("seq", 256), ("batch", 8), ("runs", 3)):
@@ -117,28 +132,39 @@ def main() -> None:
     if args.side:
         return child(args)
     sizes = [f"--{k}={getattr(args, k)}" for k in ("blocks", "d", "heads", "seq", "batch")]
-    results: dict[str, list[dict]] = {"initdiag": [], "torch": []}
-    for _ in range(args.runs):  # interleaved, each in a fresh process
-        for side in results:
-            out = subprocess.run([sys.executable, __file__, *sizes, "--side", side], capture_output=True,
-                                 text=True, check=True)  # fmt: skip
-            results[side].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    text = f"transformer:d={args.d},heads={args.heads},blocks={args.blocks},seq={args.seq}"
+    cmds = {
+        "command": [sys.executable, "-m", "initdiag", "probe", "--layers", text, "--init", "gpt2",
+                    "--batch", str(args.batch), "--format", "json"],
+        "torch": [sys.executable, __file__, *sizes, "--side", "torch"],
+        "library": [sys.executable, __file__, *sizes, "--side", "initdiag"],
+    }  # fmt: skip
+    print(f"load average before: {os.getloadavg()[0]:.2f}")
+    runs: dict[str, list] = {name: [] for name in cmds}
+    for _ in range(args.runs):  # interleaved rounds, each process fresh
+        for name, cmd in cmds.items():
+            runs[name].append(timed(cmd))
+    median = statistics.median
+    rounds = list(zip(runs["command"], runs["torch"], runs["library"], strict=True))
     print(f"Pre-LN transformer, {args.blocks} blocks, d {args.d}, {args.heads} heads, seq {args.seq}, "
-          f"batch {args.batch}, float32, forward + backward with statistics")  # fmt: skip
-    for side, runs in results.items():
-        times = [r["seconds"] for r in runs]
-        peak = max(r["peak"] for r in runs)
-        print(f"  {side:9} median {statistics.median(times):6.2f} s (best {min(times):.2f})  "
-              f"peak memory {peak / 2**30:.2f} GiB")  # fmt: skip
-    passes = statistics.median(r["passes"] for r in results["torch"])
-    print(f"  (torch's forward and backward alone, without building the model: median {passes:.2f} s)")
-    pairs = list(zip(results["initdiag"], results["torch"], strict=True))
-    time_ratio = statistics.median(a["seconds"] / b["seconds"] for a, b in pairs)
-    pass_ratio = statistics.median(a["seconds"] / b["passes"] for a, b in pairs)
-    peak_ratio = statistics.median(a["peak"] / b["peak"] for a, b in pairs)
-    print(f"  initdiag / torch, medians of {len(pairs)} interleaved pairs: time {time_ratio:.2f} "
-          f"(target <= 1.5; {pass_ratio:.2f} against torch's passes alone), peak memory {peak_ratio:.2f} "
-          "(target <= 1)")  # fmt: skip
+          f"batch {args.batch}, float32, forward + backward with statistics; medians of {len(rounds)} "
+          f"interleaved rounds (load average after: {os.getloadavg()[0]:.2f})")  # fmt: skip
+    gib = 2**30
+    print(f"  initdiag probe command  whole process {median(r[0] for r in runs['command']):6.2f} s, "
+          f"peak {median(r[1] for r in runs['command']) / gib:.2f} GiB")  # fmt: skip
+    inside = median(r[2]["seconds"] for r in runs["library"])
+    print(f"  initdiag.probe()        in process    {inside:6.2f} s")
+    print(f"  PyTorch script          whole process {median(r[0] for r in runs['torch']):6.2f} s, "
+          f"peak {median(r[1] for r in runs['torch']) / gib:.2f} GiB; in process "
+          f"{median(r[2]['seconds'] for r in runs['torch']):.2f} s, its passes alone "
+          f"{median(r[2]['passes'] for r in runs['torch']):.2f} s")  # fmt: skip
+    whole = median(c[0] / t[0] for c, t, _ in rounds)
+    peak = median(c[1] / t[1] for c, t, _ in rounds)
+    ratio = median(lib[2]["seconds"] / t[2]["seconds"] for _, t, lib in rounds)
+    passes = median(lib[2]["seconds"] / t[2]["passes"] for _, t, lib in rounds)
+    print(f"  initdiag / PyTorch: whole processes (as benchmarks/vs_torch.py) time {whole:.2f}, peak "
+          f"memory {peak:.2f} (targets <= 1.5 and <= 1); in process {ratio:.2f}, against its passes "
+          f"alone {passes:.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -3,14 +3,13 @@ pass goes (and frees the row's caches), and does LSUV's rescaling before a row r
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..core.stats import Moments, dead_fraction, distinct_columns, moments, saturated_fraction
-from ..core.token_stats import attention_entropy_share, attention_logit_std, frobenius, token_cosine
+from ..core.token_stats import entropy_share, entropy_sums, frobenius, logit_std, logit_sums, token_cosine
 from ..network.kinds import POOL_KINDS
 from .blocks import TOKEN_STAT_KEYS, token_rows
 from .gains import backward_references, input_rows, ratio, scale_free_rows
@@ -42,6 +41,7 @@ class Recorder:
         self.plan = plan
         self.keep_outputs = keep_outputs  # else each row's outputs go once their statistics are taken
         self._recent: list[tuple[np.ndarray, Moments]] = []  # `_moments` of the last few arrays
+        self._attention_sums: dict[int, tuple[dict, dict]] = {}  # row -> its chunks' logit, entropy sums
         self.index = {row.name: row.index for row in plan.graph.rows}
         self.weight_moments = weight_moments
         n = len(plan.graph.rows)
@@ -74,8 +74,10 @@ class Recorder:
         init = self.plan.inits[i]
         if layer.kind in ("dense", "conv2d"):
             layer.unbiased_hook = self.unbiased
-        if layer.kind == "attention":  # its logits, before the softmax (which overwrites them)
-            layer.logits_hook = functools.partial(self.logits, i)
+        if layer.kind == "attention":  # its logits and weights, chunk by chunk (the softmax runs in place)
+            logits, weights = self._attention_sums[i] = ({}, {})
+            layer.logits_hook = lambda k, chunk, allowed: logits.__setitem__(k, logit_sums(chunk, allowed))
+            layer.probs_hook = lambda k, chunk, allowed: weights.__setitem__(k, entropy_sums(chunk, allowed))
         if init is None or not init.data_driven:
             return
         layer.unbiased_hook = None  # not while LSUV tries the weights
@@ -86,10 +88,6 @@ class Recorder:
             layer.weight *= layer.weight.dtype.type(1.0 / math.sqrt(var))
         self.weight_moments[i] = moments(layer.weight)
         layer.unbiased_hook = self.unbiased
-
-    def logits(self, i: int, logits, allowed) -> None:
-        """An attention's logits before its softmax (`MultiHeadAttention.logits_hook`)."""
-        self.raw["attn_logit_std"][i] = attention_logit_std(logits, allowed)
 
     def unbiased(self, layer, zw):
         """x @ W of a weighted row, before its bias: its distinct columns are its distinct units
@@ -141,8 +139,10 @@ class Recorder:
         if not take:
             return
         raw = self.raw
-        if "attention" in take:
-            raw["attn_entropy"][i] = attention_entropy_share(layer.probs, layer.allowed)
+        if "attention" in take:  # the chunks' sums, added in the chunks' order
+            logits, weights = self._attention_sums.pop(i)
+            raw["attn_logit_std"][i] = logit_std([logits[k] for k in sorted(logits)])
+            raw["attn_entropy"][i] = entropy_share([weights[k] for k in sorted(weights)])
         if "branch" in take:
             raw["branch_var"][i] = self._moments(layer.branch).var
         if "stream" in take:

@@ -101,9 +101,10 @@ class MultiHeadAttention(ParamLayer):
         self.inner = inner = heads * head_dim
         self.causal, self.bias, self.qk_norm = causal, bias, qk_norm
         self.qk_norm_eps, self.keep_logits = qk_norm_eps, keep_logits
-        # called with (logits, allowed) after the mask, before the softmax (a probe's statistics of
-        # logits it does not keep: ``keep_logits=False``); it must not change them
-        self.logits_hook = None
+        # called for each chunk of score matrices, on its thread, with (the chunk's index, its logits
+        # after the mask, allowed) before the softmax and (index, its weights, allowed) after: a probe's
+        # statistics of arrays it does not keep, taken while they are in cache; they change nothing
+        self.logits_hook = self.probs_hook = None
         self.scale = 1.0 / math.sqrt(head_dim)
         specs = {"W_qkv": ((d, 3 * inner), 0.0)}
         if bias:
@@ -179,23 +180,27 @@ class MultiHeadAttention(ParamLayer):
         parts = self._parts(slabs, seq)
         logits = np.empty((batch, self.heads, seq, seq), dtype=dt)
         scores = logits.reshape(slabs, seq, seq)
-        map_chunks(lambda part: self._scores(qs[part], ks[part], scores[part]), parts)
-        if self.logits_hook is not None:
-            self.logits_hook(logits, self.allowed)
         self.logits = logits if self.keep_logits else None
         self.probs = np.empty_like(logits) if self.keep_logits else logits
         probs = self.probs.reshape(slabs, seq, seq)
         self._row_max = np.empty((slabs, seq, 1), dtype=dt)
         self._row_sum = np.empty((slabs, seq, 1), dtype=dt)
         context = np.empty((slabs, seq, hd), dtype=dt)
+        logits_hook, probs_hook = self.logits_hook, self.probs_hook
 
-        def attend(part):
+        def attend(k):
+            part = parts[k]
+            self._scores(qs[part], ks[part], scores[part])
+            if logits_hook is not None:
+                logits_hook(k, scores[part], self.allowed)
             p = softmax(
                 scores[part], out=probs[part], row_max=self._row_max[part], row_sum=self._row_sum[part]
             )
+            if probs_hook is not None:
+                probs_hook(k, p, self.allowed)
             np.matmul(p, vs[part], out=context[part])
 
-        map_chunks(attend, parts)
+        map_chunks(attend, list(range(len(parts))))
         merged = context.reshape(batch, self.heads, seq, hd).transpose(0, 2, 1, 3).reshape(batch * seq, -1)
         self.context = merged.reshape(batch, seq, self.inner)
         out = merged @ as_dtype(self.W_o, dt)

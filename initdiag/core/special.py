@@ -104,7 +104,7 @@ def _compose(in_u: np.ndarray) -> np.ndarray:
 
 # float32 work goes through in blocks of this many entries: its float64 buffers stay in cache and
 # are allocated once per call (fresh large arrays cost page faults, more than the arithmetic)
-_BLOCK32 = 32768
+_BLOCK32 = 65536
 
 
 def _erfc32_block(x: np.ndarray, buffers: np.ndarray) -> np.ndarray:
@@ -136,7 +136,7 @@ def _erfc32_block(x: np.ndarray, buffers: np.ndarray) -> np.ndarray:
 
 # entries per part of a float32 array: the parts run on `parallel.map_chunks` (numpy's loops let go
 # of the GIL), each with its own block buffers
-_PART32 = 1 << 18
+_PART32 = 1 << 19
 
 
 def _by_parts(n: int, work) -> None:

@@ -19,57 +19,80 @@ def _batch_chunks(n: int, per_sample: int):
         yield slice(start, min(n, start + step))
 
 
-def attention_logit_std(logits: np.ndarray, allowed: np.ndarray | None) -> float:
-    """Population std of the attention logits (batch, heads, seq, seq), the scaled scores that enter
-    the softmax, over the entries a query may attend to (*allowed* (seq, seq) bool; None: all; the
-    others are -inf). Sums in float64 over one head at a time, masked by ``where``: no copy of the
-    allowed entries, and *logits* unchanged."""
-    from .stats import moments
-
-    batch, heads = logits.shape[:2]
+def logit_sums(logits: np.ndarray, allowed: np.ndarray | None) -> tuple[float, float, int]:
+    """(sum, sum of squares, count), in float64, of the attention logits a query may attend to in
+    *logits* (..., seq, seq): the scaled scores that enter the softmax, *allowed* the (seq, seq) bool
+    mask (None: all; the others are -inf). `logit_std` combines the sums of several chunks."""
+    seq = logits.shape[-1]
+    matrices = logits.size // (seq * seq)
     if allowed is None:
-        return math.sqrt(moments(logits).var)
+        flat = logits.reshape(-1).astype(np.float64)
+        return float(flat.sum()), float(np.einsum("i,i->", flat, flat)), flat.size
+    values = logits.reshape(matrices, seq, seq).astype(np.float64)
+    np.copyto(values, 0.0, where=~allowed)  # the masked -inf count as 0 (and are not counted)
+    flat = values.reshape(-1)
+    return float(flat.sum()), float(np.einsum("i,i->", flat, flat)), matrices * int(allowed.sum())
 
-    def head_sums(h):
-        block = logits[:, h]
-        square = np.square(block, where=allowed, out=np.zeros_like(block))
-        return float(np.sum(block, where=allowed, dtype=np.float64)), float(np.sum(square, dtype=np.float64))
 
+def logit_std(sums: list[tuple[float, float, int]]) -> float:
+    """Population std of the logits from `logit_sums` of chunks (added in the order given)."""
     total = total_sq = 0.0
-    for head_total, head_sq in map_chunks(head_sums, list(range(heads))):  # summed in head order
-        total += head_total
-        total_sq += head_sq
-    count = batch * heads * int(allowed.sum())
+    count = 0
+    for part_total, part_sq, part_count in sums:
+        total += part_total
+        total_sq += part_sq
+        count += part_count
     mean = total / count
     return math.sqrt(max(total_sq / count - mean * mean, 0.0))
 
 
-def attention_entropy_share(probs: np.ndarray, allowed: np.ndarray | None) -> float:
-    """Mean over samples, heads and query positions of the attention weights' entropy as a share of
-    its maximum, H(p_i) / log(n_i), n_i the keys query i may attend to (seq, or i + 1 under a causal
-    mask). Queries with a single allowed key (the first one under a causal mask), whose entropy is 0
-    by construction and whose maximum is 0, are left out. 1: uniform attention; 0: one-hot."""
-    batch, heads, seq, _ = probs.shape
+def entropy_sums(probs: np.ndarray, allowed: np.ndarray | None) -> tuple[float, int]:
+    """(sum over queries of H(p_i) / log(n_i), queries counted) of the attention weights *probs*
+    (..., seq, seq), n_i the keys query i may attend to (seq, or i + 1 under the causal *allowed*).
+    Queries with a single allowed key (entropy 0 by construction, maximum 0) are left out.
+    `entropy_share` combines the sums of several chunks."""
+    seq = probs.shape[-1]
     keys = allowed.sum(axis=1) if allowed is not None else np.full(seq, seq)
     judged = keys >= 2
-    if not judged.any():
-        return math.nan
     scale = np.zeros(seq)
     scale[judged] = 1.0 / np.log(keys[judged])
+    p = probs.reshape(-1, seq, seq)
+    logp = np.log(p + (p == 0))  # log 1 = 0 where p = 0 (np.where costs ten times the add)
+    if p.dtype == np.float64:
+        entropy = -np.einsum("bij,bij->bi", p, logp)  # (matrices, queries)
+    else:  # float32 weights: their logs in float32 (a rounding of 6e-8), summed in float64
+        entropy = -np.sum(p * logp, axis=-1, dtype=np.float64)
+    return float((entropy[:, judged] * scale[judged]).sum()), entropy.shape[0] * int(judged.sum())
 
-    def part_sums(part):
-        h, rows = part
-        p = probs[rows, h].astype(np.float64)
-        logp = np.log(p + (p == 0))  # log 1 = 0 where p = 0 (np.where costs ten times the add)
-        entropy = -np.einsum("bij,bij->bi", p, logp)  # (samples, queries)
-        return float((entropy[:, judged] * scale[judged]).sum()), entropy.shape[0] * int(judged.sum())
 
-    parts = [(h, rows) for h in range(heads) for rows in _batch_chunks(batch, seq * seq)]
+def entropy_share(sums: list[tuple[float, int]]) -> float:
+    """Mean entropy share from `entropy_sums` of chunks (added in the order given); nan if no query
+    has two keys to choose from."""
     total, count = 0.0, 0
-    for part_total, part_count in map_chunks(part_sums, parts):  # summed in order
+    for part_total, part_count in sums:
         total += part_total
         count += part_count
-    return total / count
+    return total / count if count else math.nan
+
+
+def _by_matrices(array: np.ndarray, fn, allowed):
+    """fn(chunk, allowed) over chunks of the (seq, seq) matrices of *array*, on `map_chunks`."""
+    seq = array.shape[-1]
+    matrices = array.reshape(-1, seq, seq)
+    parts = list(_batch_chunks(len(matrices), seq * seq))
+    return map_chunks(lambda part: fn(matrices[part], allowed), parts)
+
+
+def attention_logit_std(logits: np.ndarray, allowed: np.ndarray | None) -> float:
+    """Population std of the attention logits (batch, heads, seq, seq) a query may attend to (see
+    `logit_sums`), *logits* unchanged."""
+    return logit_std(_by_matrices(logits, logit_sums, allowed))
+
+
+def attention_entropy_share(probs: np.ndarray, allowed: np.ndarray | None) -> float:
+    """Mean over samples, heads and query positions of the attention weights' entropy as a share of
+    its maximum, H(p_i) / log(n_i) (see `entropy_sums`). 1: uniform attention; 0: one-hot."""
+    return entropy_share(_by_matrices(probs, entropy_sums, allowed))
 
 
 def token_cosine(x: np.ndarray) -> float:

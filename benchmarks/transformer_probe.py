@@ -41,19 +41,7 @@ def run_initdiag(args) -> float:
 def run_torch(args) -> tuple[float, float]:
     import torch
     from torch import nn
-    from torch.nn import functional
-
-    class Attention(nn.Module):
-        def __init__(self, d, heads):
-            super().__init__()
-            self.heads = heads
-            self.qkv, self.out = nn.Linear(d, 3 * d), nn.Linear(d, d)
-
-        def forward(self, x):
-            b, s, d = x.shape
-            q, k, v = self.qkv(x).view(b, s, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-            y = functional.scaled_dot_product_attention(q, k, v, is_causal=True)
-            return self.out(y.transpose(1, 2).reshape(b, s, d))
+    from vs_torch_transformer import Attention  # this folder: vs_torch.py's transformer script
 
     class Block(nn.Module):
         def __init__(self, d, heads):

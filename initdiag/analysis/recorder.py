@@ -103,8 +103,8 @@ class Recorder:
         zm = self._moments(z)
         am = zm if a is z else self._moments(a)
         weight = self.weight_moments.get(i)
-        if weight is None and layer.weight is not None:  # gamma of a normalization layer
-            weight = moments(layer.weight)
+        if weight is None and layer.weight is not None:  # a token row's weight, a norm's gamma
+            weight = self.weight_moments[i] = moments(layer.weight)  # (the backward pass reads it too)
         if weight is not None:
             raw["weight_std"][i], raw["weight_rms"][i] = weight.std, math.sqrt(weight.second)
         raw["preact_mean"][i], raw["preact_var"][i], raw["preact_sq"][i] = zm

@@ -8,7 +8,16 @@ compare, sweep; `train`; `check`; `audit`; `reference`: inits, explain, schema) 
 """
 
 import gc
+import os
 import sys
+
+if "numpy" not in sys.modules:  # read by OpenBLAS when numpy loads it
+    # After each matrix product OpenBLAS's worker threads spin for 2^28 cycles (~0.1 s) before they
+    # sleep, holding a core that the probe's own threads (attention chunks, GELU, norms, statistics)
+    # and its elementwise work then wait for; 2^4 lets them sleep at once. A 12-block transformer
+    # probe 7.3-7.4 s -> 6.5 s, dense and conv probes unchanged (docs/performance.md). This process
+    # is ours (a library caller's is not: `initdiag.probe` leaves the setting alone); workers inherit it.
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 from . import audit, check, coordcheck, reference, stacks, train  # noqa: F401  (registers the commands)
 from .app import COMMANDS, app, new_app, root

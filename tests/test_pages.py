@@ -42,3 +42,19 @@ def test_a_probe_runs_its_passes_without_the_advice(monkeypatch):
         assert seen == [False] and switch(True) is True  # restored after the probe
     finally:
         switch(previous)
+
+
+def test_probes_on_several_threads_restore_the_setting_once_all_are_out():
+    """Two probes whose blocks interleave (A in, B in, A out, B out): the caller's setting comes back
+    when the last one leaves, not the 'off' that B found when it came in."""
+    previous = switch(True)
+    try:
+        a, b = small_pages(), small_pages()
+        a.__enter__()
+        b.__enter__()
+        a.__exit__(None, None, None)
+        assert switch(False) is False  # B still inside: off
+        b.__exit__(None, None, None)
+        assert switch(True) is True  # both out: the caller's True again
+    finally:
+        switch(previous)

@@ -293,3 +293,30 @@ def test_a_spec_with_roles_and_token_thresholds_round_trips(tmp_path):
     a, b = json.loads(to_json(first)), json.loads(to_json(second))
     assert a["layers"] == b["layers"] and a["blocks"] == b["blocks"] and a["settings"] == b["settings"]
     assert a["settings"]["min_attn_entropy"] == 0.2
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("causal", [True, False])
+def test_logit_std_keeps_its_precision_under_a_large_common_offset(monkeypatch, dtype, causal):
+    """Logits that share a large offset (a bias on every query and key): the std of the small spread
+    around it, not of float64 rounding (E[x^2] - mean^2 in one pass gave 0 in float32), whatever the
+    chunks the sums are split into."""
+    from initdiag.core import token_stats
+
+    rng = np.random.default_rng(30)
+    logits = (3600 + 8e-5 * rng.standard_normal((16, 2, 16, 16))).astype(dtype)
+    allowed = np.tri(16, dtype=bool) if causal else None
+    values = logits.astype(np.float64)[:, :, allowed] if causal else logits.astype(np.float64)
+    want = float(np.std(values))  # two passes, float64, over the values the query may see
+    assert attention_logit_std(logits, allowed) == pytest.approx(want, rel=1e-6)
+    monkeypatch.setattr(token_stats, "_CHUNK", 3 * 256)  # three matrices a chunk: 11 chunks combined
+    assert attention_logit_std(logits, allowed) == pytest.approx(want, rel=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_frobenius_of_infinite_and_nan_entries(dtype):
+    assert frobenius(np.array([np.inf, 1.0] * 1000, dtype=dtype)) == np.inf
+    assert frobenius(np.array([np.inf, -np.inf], dtype=dtype)) == np.inf
+    assert math.isnan(frobenius(np.array([np.nan, 1.0], dtype=dtype)))
+    assert frobenius(np.array([3.0, 4.0], dtype=dtype)) == pytest.approx(5.0)
+    assert frobenius(np.zeros(0, dtype=dtype)) == 0.0

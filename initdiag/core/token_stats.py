@@ -19,31 +19,40 @@ def _batch_chunks(n: int, per_sample: int):
         yield slice(start, min(n, start + step))
 
 
-def logit_sums(logits: np.ndarray, allowed: np.ndarray | None) -> tuple[float, float, int]:
-    """(sum, sum of squares, count), in float64, of the attention logits a query may attend to in
-    *logits* (..., seq, seq): the scaled scores that enter the softmax, *allowed* the (seq, seq) bool
-    mask (None: all; the others are -inf). `logit_std` combines the sums of several chunks."""
+def logit_sums(logits: np.ndarray, allowed: np.ndarray | None) -> tuple[int, float, float]:
+    """(count, mean, sum of squared deviations from that mean), in float64, of the attention logits a
+    query may attend to in *logits* (..., seq, seq): the scaled scores that enter the softmax,
+    *allowed* the (seq, seq) bool mask (None: all; the others are -inf). Two passes over the chunk
+    (the mean, then the deviations), so a large common offset costs no precision; `logit_std`
+    combines chunks."""
     seq = logits.shape[-1]
-    matrices = logits.size // (seq * seq)
-    if allowed is None:
-        flat = logits.reshape(-1).astype(np.float64)
-        return float(flat.sum()), float(np.einsum("i,i->", flat, flat)), flat.size
-    values = logits.reshape(matrices, seq, seq).astype(np.float64)
-    np.copyto(values, 0.0, where=~allowed)  # the masked -inf count as 0 (and are not counted)
+    values = logits.reshape(-1, seq, seq).astype(np.float64)
+    count = values.size if allowed is None else len(values) * int(allowed.sum())
+    if count == 0:
+        return 0, 0.0, 0.0
+    if allowed is not None:
+        np.copyto(values, 0.0, where=~allowed)  # the masked -inf: no part of the sums
+    mean = float(values.sum()) / count
+    values -= mean
+    if allowed is not None:
+        np.copyto(values, 0.0, where=~allowed)
     flat = values.reshape(-1)
-    return float(flat.sum()), float(np.einsum("i,i->", flat, flat)), matrices * int(allowed.sum())
+    return count, mean, float(np.einsum("i,i->", flat, flat))
 
 
-def logit_std(sums: list[tuple[float, float, int]]) -> float:
-    """Population std of the logits from `logit_sums` of chunks (added in the order given)."""
-    total = total_sq = 0.0
-    count = 0
-    for part_total, part_sq, part_count in sums:
-        total += part_total
-        total_sq += part_sq
-        count += part_count
-    mean = total / count
-    return math.sqrt(max(total_sq / count - mean * mean, 0.0))
+def logit_std(sums: list[tuple[int, float, float]]) -> float:
+    """Population std of the logits from `logit_sums` of chunks, combined in the order given as Chan,
+    Golub & LeVeque (1979) combine partial variances (no cancellation between chunks either)."""
+    count, mean, squares = 0, 0.0, 0.0
+    for part_count, part_mean, part_squares in sums:
+        if part_count == 0:
+            continue
+        total = count + part_count
+        delta = part_mean - mean
+        squares += part_squares + delta * delta * count * part_count / total
+        mean += delta * part_count / total
+        count = total
+    return math.sqrt(squares / count) if count else math.nan
 
 
 def entropy_sums(probs: np.ndarray, allowed: np.ndarray | None) -> tuple[float, int]:
@@ -117,9 +126,19 @@ def token_cosine(x: np.ndarray) -> float:
 
 def frobenius(array: np.ndarray) -> float:
     """sqrt(sum of squares) = sqrt(n E[x^2]), E[x^2] from `stats.moments` (float64 sums; float32 data
-    in float32 blocks, without a float64 copy)."""
+    in float32 blocks, without a float64 copy). Where that is not finite (an inf or nan entry), the
+    plain float64 sum of squares says which: inf, or nan."""
     from .stats import moments
 
     if array.size == 0:
         return 0.0
-    return math.sqrt(moments(array).second * array.size)
+    with np.errstate(all="ignore"):  # inf - inf in the moments: the fallback below says what it is
+        second = moments(array).second
+    if math.isfinite(second):
+        return math.sqrt(second * array.size)
+    flat = array.reshape(-1)
+    total = 0.0
+    for start in range(0, flat.size, _CHUNK):
+        part = flat[start : start + _CHUNK].astype(np.float64)
+        total += float(np.einsum("i,i->", part, part))
+    return math.sqrt(total)

@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from . import ops
-from .parallel import map_chunks
+from .parallel import map_chunks, spans
 from .token_layers import ParamLayer, as_dtype, check_width, token_rows
 
 
@@ -149,8 +149,7 @@ class MultiHeadAttention(ParamLayer):
 
     def _parts(self, slabs: int, seq: int) -> list[slice]:
         """Slices of the (batch * heads) score matrices, about `SCORE_CHUNK` entries each."""
-        step = max(1, SCORE_CHUNK // (seq * seq))
-        return [slice(start, min(start + step, slabs)) for start in range(0, slabs, step)]
+        return spans(slabs, max(1, SCORE_CHUNK // (seq * seq)))
 
     def _scores(self, q, k, out):
         """out = Q K^T / sqrt(head_dim), -inf where the mask forbids (q, k, out over the same slabs)."""

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import InitdiagError
 from .activations import Activation, get_activation
-from .parallel import map_chunks
+from .parallel import map_chunks, spans
 from .special import gelu_float32, normal_cdf, normal_pdf
 from .token_layers import ParamLayer, as_dtype, check_width, token_rows
 
@@ -58,9 +58,7 @@ def _elementwise(fn, *arrays: np.ndarray, outputs: int = 1):
             out[part] = value
 
     size = flat[0].size
-    map_chunks(
-        piece, [slice(start, start + _ELEMENTWISE_PIECE) for start in range(0, size, _ELEMENTWISE_PIECE)]
-    )
+    map_chunks(piece, spans(size, _ELEMENTWISE_PIECE))
     shaped = tuple(out.reshape(arrays[0].shape) for out in outs)
     return shaped if outputs > 1 else shaped[0]
 
@@ -70,10 +68,14 @@ def _cdf_and_gelu(pre):
     return cdf, pre * cdf
 
 
-def _gelu_slope_and_value(pre, cdf):
+def _gelu_slope(pre, cdf):
     slope = pre * normal_pdf(pre)
     slope += cdf
-    return slope, pre * cdf
+    return slope
+
+
+def _gelu_slope_and_value(pre, cdf):
+    return _gelu_slope(pre, cdf), pre * cdf
 
 
 class MLP(ParamLayer):
@@ -157,7 +159,7 @@ class MLP(ParamLayer):
             return _elementwise(self.hidden_act.derivative, pre, post), post
         if post is None:
             return _elementwise(_gelu_slope_and_value, pre, self._cdf, outputs=2)
-        return _elementwise(lambda z, cdf: _gelu_slope_and_value(z, cdf)[0], pre, self._cdf), post
+        return _elementwise(_gelu_slope, pre, self._cdf), post
 
     def _affine(self, x_rows, W, b):
         out = x_rows @ as_dtype(W, x_rows.dtype)

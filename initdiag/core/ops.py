@@ -12,7 +12,7 @@ import threading
 
 import numpy as np
 
-from .parallel import map_chunks
+from .parallel import map_chunks, spans
 
 
 def _check_conv(x, W, stride, pads):
@@ -57,8 +57,7 @@ WINDOW_CHUNK_BYTES = 8 << 20
 
 def _chunks(N: int, sample_bytes: int) -> list[slice]:
     """The batch's chunks: slices of samples, about `WINDOW_CHUNK_BYTES` of columns each."""
-    step = max(1, min(N, WINDOW_CHUNK_BYTES // max(sample_bytes, 1)))
-    return [slice(start, min(start + step, N)) for start in range(0, N, step)]
+    return spans(N, max(1, min(N, WINDOW_CHUNK_BYTES // max(sample_bytes, 1))))
 
 
 class _Windows:

@@ -63,6 +63,12 @@ def _reset_after_fork() -> None:
 os.register_at_fork(after_in_child=_reset_after_fork)
 
 
+def spans(stop: int, step: int, start: int = 0) -> list[slice]:
+    """range(start, stop) as slices of *step* entries (the last one shorter): the parts of a chunked
+    computation."""
+    return [slice(i, min(i + step, stop)) for i in range(start, stop, max(step, 1))]
+
+
 def map_chunks(fn, parts: list) -> list:
     """``[fn(part) for part in parts]``, in that order, the parts spread over threads when BLAS has
     several (see the module's docstring). *fn* must only write to its own part of any output."""

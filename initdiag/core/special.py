@@ -140,14 +140,14 @@ _PART32 = 1 << 19
 
 
 def _by_parts(n: int, work) -> None:
-    """work(start, stop, buffers) over parts of range(n), in parallel; *buffers* is the part's float64
-    scratch for `_erfc32_block`."""
-    from .parallel import map_chunks
+    """work(blocks, buffers) for each part of range(n), in parallel: *blocks* the part's slices of
+    `_BLOCK32` entries, *buffers* its float64 scratch for `_erfc32_block`."""
+    from .parallel import map_chunks, spans
 
-    def part(bounds):
-        work(*bounds, np.empty((4, min(bounds[1] - bounds[0], _BLOCK32))))
+    def part(whole):
+        work(spans(whole.stop, _BLOCK32, whole.start), np.empty((4, min(whole.stop - whole.start, _BLOCK32))))
 
-    map_chunks(part, [(start, min(start + _PART32, n)) for start in range(0, n, _PART32)])
+    map_chunks(part, spans(n, _PART32))
 
 
 def _erfc_float32(x: np.ndarray) -> np.ndarray:
@@ -155,9 +155,8 @@ def _erfc_float32(x: np.ndarray) -> np.ndarray:
     flat = np.ascontiguousarray(x).reshape(-1)
     out = np.empty(flat.shape, dtype=np.float32)
 
-    def work(first, stop, buffers):
-        for start in range(first, stop, _BLOCK32):
-            block = slice(start, min(start + _BLOCK32, stop))
+    def work(blocks, buffers):
+        for block in blocks:
             out[block] = _erfc32_block(flat[block], buffers)
 
     _by_parts(flat.size, work)
@@ -177,13 +176,12 @@ def gelu_float32(z: np.ndarray, value: bool = True, slope: bool = False, cdf: bo
     n = flat.size
     outs = [np.empty(n, dtype=np.float32) for wanted in (value, slope, cdf) if wanted]
 
-    def work(first, stop, buffers):
-        m = min(stop - first, _BLOCK32)
+    def work(blocks, buffers):
+        m = blocks[0].stop - blocks[0].start
         x, phi, pdf = (np.empty(m, np.float32) for _ in range(3))
-        for start in range(first, stop, _BLOCK32):
-            zb = flat[start : min(start + _BLOCK32, stop)]
+        for block in blocks:
+            zb = flat[block]
             k = len(zb)
-            block = slice(start, start + k)
             xb, cb, pb = x[:k], phi[:k], pdf[:k]
             np.multiply(zb, np.float32(_MINUS_SQRT_HALF), out=xb)  # the argument, rounded to float32
             np.copyto(cb, _erfc32_block(xb, buffers), casting="same_kind")

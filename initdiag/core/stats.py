@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .parallel import map_chunks
+from .parallel import map_chunks, spans
 
 
 class Moments(NamedTuple):
@@ -100,11 +100,10 @@ def _shifted_sums(flat: np.ndarray, shift: np.float32) -> tuple[float, float, fl
     blocks in parts on `parallel.map_chunks`, whose sums are added in order."""
 
     def part_sums(part):
-        first, stop = part
         sums = np.zeros(3)
-        buffer = np.empty(min(stop - first, _BLOCK), dtype=np.float32)
-        for start in range(first, stop, _BLOCK):
-            block = flat[start : min(start + _BLOCK, stop)]
+        buffer = np.empty(min(part.stop - part.start, _BLOCK), dtype=np.float32)
+        for span in spans(part.stop, _BLOCK, part.start):
+            block = flat[span]
             d = np.subtract(block, shift, out=buffer[: len(block)])
             whole = len(block) // _ROW * _ROW
             rows, d_rows = block[:whole].reshape(-1, _ROW), d[:whole].reshape(-1, _ROW)
@@ -116,10 +115,8 @@ def _shifted_sums(flat: np.ndarray, shift: np.float32) -> tuple[float, float, fl
             sums += (block[whole:].sum(dtype=np.float64), rest.sum(), np.einsum("i,i->", rest, rest))
         return sums
 
-    step = _PART_BLOCKS * _BLOCK
-    parts = [(start, min(start + step, flat.size)) for start in range(0, flat.size, step)]
     total = np.zeros(3)
-    for sums in map_chunks(part_sums, parts):
+    for sums in map_chunks(part_sums, spans(flat.size, _PART_BLOCKS * _BLOCK)):
         total += sums
     return float(total[0]), float(total[1]), float(total[2])
 

@@ -24,7 +24,7 @@ import numpy as np
 from . import ops
 from .activations import get_activation
 from .layers import Layer
-from .parallel import map_chunks
+from .parallel import map_chunks, spans
 
 
 class ParamLayer(Layer):
@@ -103,8 +103,7 @@ TOKEN_PART = 1 << 16
 
 def token_parts(rows: np.ndarray) -> list[slice]:
     """Slices of the tokens of a (tokens, d) array, about `TOKEN_PART` entries each."""
-    step = max(1, TOKEN_PART // max(rows.shape[1], 1))
-    return [slice(start, start + step) for start in range(0, len(rows), step)]
+    return spans(len(rows), max(1, TOKEN_PART // max(rows.shape[1], 1)))
 
 
 def check_width(layer: Layer, x: np.ndarray, d: int) -> None:

@@ -8,15 +8,13 @@ import math
 
 import numpy as np
 
-from .parallel import map_chunks
+from .parallel import map_chunks, spans
 
 _CHUNK = 1 << 20  # float64 entries converted at a time
 
 
-def _batch_chunks(n: int, per_sample: int):
-    step = max(1, _CHUNK // max(per_sample, 1))
-    for start in range(0, n, step):
-        yield slice(start, min(n, start + step))
+def _batch_chunks(n: int, per_sample: int) -> list[slice]:
+    return spans(n, max(1, _CHUNK // max(per_sample, 1)))
 
 
 def logit_sums(logits: np.ndarray, allowed: np.ndarray | None) -> tuple[int, float, float]:
@@ -88,7 +86,7 @@ def _by_matrices(array: np.ndarray, fn, allowed):
     """fn(chunk, allowed) over chunks of the (seq, seq) matrices of *array*, on `map_chunks`."""
     seq = array.shape[-1]
     matrices = array.reshape(-1, seq, seq)
-    parts = list(_batch_chunks(len(matrices), seq * seq))
+    parts = _batch_chunks(len(matrices), seq * seq)
     return map_chunks(lambda part: fn(matrices[part], allowed), parts)
 
 
